@@ -1,0 +1,113 @@
+//! Layer 1: the extent stores.
+//!
+//! An *extent* is the stored form of one evicted chunk: the bytes the [`crate::codec`] produced
+//! (lz4 or raw), sized to their actual length rounded up to a 4 KiB page, never to lz4's
+//! worst case. The frame metadata (codec, lengths, crc32c) stays in memory with the chunk, so
+//! an extent on the device is nothing but payload; a misdirected or torn read is caught by the
+//! checksum when the pool decodes it.
+//!
+//! # Invariants every store keeps
+//! - `write` either stores all of `frame` and returns an address, or returns an error and
+//!   stores nothing that a later `read` could return. It never panics on I/O failure.
+//! - An address returned by `write` stays valid, and its bytes unchanged, until `free`.
+//! - `read` returns exactly the bytes written (or an error naming the address); the caller
+//!   verifies the checksum, the store does not.
+//! - Stores are `Send + Sync`; concurrent calls on distinct addresses are allowed.
+//!
+//! Backends: [`file::FileStore`] (the default: `O_TMPFILE` files per extent class, `O_DIRECT`
+//! where accepted), [`swap::SwapStore`] (an anonymous arena pushed out with `MADV_PAGEOUT`),
+//! and [`memory::MemoryStore`] (compressed bytes kept in RAM).
+
+use std::fmt;
+use std::io;
+
+use crate::aligned::AlignedBuf;
+
+pub mod alloc;
+pub mod file;
+pub mod memory;
+pub mod swap;
+
+/// Granularity of extent sizes and I/O: one page. Frames handed to `write` are padded to it.
+pub const EXTENT_ALIGN: usize = 4096;
+
+/// Where an extent lives: the store's size class and the slot within it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExtentAddr {
+    /// Extent size class (see [`alloc::extent_class_of`]).
+    pub class: u16,
+    /// Slot index within that class.
+    pub slot: u32,
+}
+
+impl fmt::Display for ExtentAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "class {} ({} KiB) slot {}",
+            self.class,
+            alloc::extent_class_size(self.class) / 1024,
+            self.slot
+        )
+    }
+}
+
+/// Why a store could not write or read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The device (or the store's configured capacity) is full. The pool keeps the chunk
+    /// resident and retries later; nothing is lost.
+    #[error("extent store is full")]
+    NoSpace,
+    /// Any other I/O failure, with the operation and address it happened on.
+    #[error("{op} of extent {addr} failed: {source}")]
+    Io {
+        op: &'static str,
+        addr: ExtentAddr,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A backend that stores frames as extents.
+pub trait ExtentStore: Send + Sync + 'static {
+    /// Short backend name for logs and metrics (`file`, `swap`, `memory`).
+    fn name(&self) -> &'static str;
+
+    /// Stores `frame` and returns its address. `frame` is page-aligned in memory, and its
+    /// length is a multiple of [`EXTENT_ALIGN`] (the codec pads it).
+    fn write(&self, frame: &[u8]) -> Result<ExtentAddr, StoreError>;
+
+    /// Reads the `len` bytes (a multiple of [`EXTENT_ALIGN`], as written) of the extent at
+    /// `addr` into `buf`, replacing its contents.
+    fn read(&self, addr: ExtentAddr, len: usize, buf: &mut AlignedBuf) -> Result<(), StoreError>;
+
+    /// Releases the extent at `addr` (of padded length `len`). The address may be reused.
+    fn free(&self, addr: ExtentAddr, len: usize);
+
+    /// Bytes currently held by live extents (padded lengths).
+    fn live_bytes(&self) -> u64;
+
+    /// Store-specific counters (zeros where a store has none).
+    fn counters(&self) -> StoreCounters {
+        StoreCounters::default()
+    }
+}
+
+/// Store-specific counters, merged into [`crate::PoolStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreCounters {
+    /// Free extent ranges returned to the filesystem with `FALLOC_FL_PUNCH_HOLE`.
+    pub holes_punched: u64,
+    /// `MADV_PAGEOUT` calls repeated because pages were still resident afterwards.
+    pub pageout_retries: u64,
+    /// Extents whose pages stayed resident after the last pageout retry.
+    pub pageout_declined: u64,
+}
+
+impl dyn ExtentStore {
+    /// Convenience for tests and tools.
+    pub fn describe(&self) -> String {
+        format!("{} store, {} live bytes", self.name(), self.live_bytes())
+    }
+}

@@ -1,0 +1,53 @@
+//! # spillway-pool: a byte-budgeted buffer pool over compressed extents
+//!
+//! Layers 1 and 2 of spillway. A [`Pool`] keeps immutable chunk bodies (sealed sorted runs,
+//! in spillway's case) in size-class slots of reserved address space, under a byte budget
+//! that can change at run time. When the budget is exceeded, cold chunks are lz4-compressed
+//! and checksummed into *extents* on an [`extent::ExtentStore`] by spill threads, and read
+//! back (verified) when pinned again. This crate knows nothing of differential dataflow.
+//!
+//! ```
+//! use spillway_pool::{ChunkHints, Pool, PoolConfig};
+//!
+//! let pool = Pool::new(PoolConfig::default().budget("64MiB")?)?;
+//! let chunk = pool.insert_with(1 << 20, ChunkHints::depth(0), |body| body.fill(7));
+//! let view = chunk.pin()?; // zero-copy; faults the chunk back in if it was evicted
+//! assert!(view.iter().all(|&b| b == 7));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Invariants (each has a test)
+//! - A read returns the bytes inserted, or an error naming the extent; never other bytes.
+//! - `resident_bytes ≤ budget + write_behind` except while pins alone exceed it; the pool's
+//!   total is bounded by the budget identity in [`pool`]'s docs.
+//! - A chunk freed before it was written costs no compression and no I/O; evicting an
+//!   already-backed chunk costs no I/O.
+//! - No view into pool memory outlives the pin that protects it ([`PinGuard`]).
+//! - Codec scratch belongs to its writer, is cleared on every use, and is bounded
+//!   ([`codec::SCRATCH_BOUND`]).
+//! - Bad configuration is refused by [`Pool::new`] with a [`ConfigError`]; write failures keep
+//!   data resident and are counted, never lost.
+//!
+//! ## Unsafe code
+//! Confined to [`aligned`] (page-aligned buffers), `region` (slot mappings), the
+//! `swap` extent store (its arena), `machine` (`sysconf`) and the slot views in [`pool`]; each
+//! block names its invariant in a `// SAFETY:` comment. With the `heap-regions` feature the
+//! mappings are replaced by heap blocks so Miri can check the pool logic.
+
+pub mod aligned;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod extent;
+pub mod machine;
+pub mod pool;
+mod region;
+pub mod slot;
+mod spill;
+pub mod stats;
+
+pub use codec::Compression;
+pub use config::{format_size, parse_size, ExtentBackend, PoolConfig};
+pub use error::{ConfigError, PoolError};
+pub use pool::{Backing, ChunkHandle, ChunkHints, ChunkState, PinGuard, Pool};
+pub use stats::PoolStats;

@@ -1,0 +1,190 @@
+//! Pool statistics: a [`PoolStats`] snapshot and its Prometheus export.
+//!
+//! Every statistic is declared once, in the `pool_stats!` table below, with its kind
+//! (monotonic counter or gauge) and help text; the struct, [`PoolStats::fields`] and the
+//! `spillway_pool_*` Prometheus metrics all come from that table, so they cannot drift apart.
+//!
+//! # Balances that hold when the pool is quiescent (tests check them)
+//! - `inserts == frees + live_chunks`
+//! - `writes_elided + extents written ... ` : every chunk freed before it was ever written
+//!   counts once in `writes_elided`; `spill_cancelled` counts the subset whose write was
+//!   queued when it was freed.
+//! - `resident_bytes` is the sum of the slot sizes of chunks holding a slot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Weak;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::{IntCounter, IntGauge, Opts, Registry};
+
+/// Whether a statistic only grows (a counter) or goes up and down (a gauge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatKind {
+    Counter,
+    Gauge,
+}
+
+macro_rules! pool_stats {
+    ($( $kind:ident $name:ident : $help:literal ),* $(,)?) => {
+        /// A snapshot of the pool's counters and gauges. See the module docs for the balances.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct PoolStats {
+            $( #[doc = $help] pub $name: u64, )*
+        }
+
+        impl PoolStats {
+            /// Every statistic as `(name, kind, help, value)`, in declaration order.
+            pub fn fields(&self) -> Vec<(&'static str, StatKind, &'static str, u64)> {
+                vec![ $( (stringify!($name), StatKind::$kind, $help, self.$name), )* ]
+            }
+        }
+    };
+}
+
+pool_stats! {
+    Counter inserts: "Chunks inserted.",
+    Counter frees: "Chunks freed (handle dropped or taken).",
+    Gauge live_chunks: "Chunks currently alive, in any state.",
+    Counter writes_elided: "Chunks freed before they were ever written to an extent: no compression, no I/O.",
+    Counter evictions_compress: "Evictions that compressed and wrote the chunk first.",
+    Counter evictions_cheap: "Evictions of already-backed chunks: a page release, no I/O.",
+    Counter eager_writes: "Chunks backed early by idle spill threads (stayed resident).",
+    Counter fault_ins: "Evicted chunks read back into a slot (pin or prefetch).",
+    Counter copy_out_reads: "Evicted chunks read into a caller buffer without taking a slot.",
+    Counter prefetches: "Prefetches requested for evicted chunks.",
+    Counter prefetches_dropped: "Prefetches skipped (queue full, no room in the budget, or chunk gone).",
+    Gauge resident_bytes: "Slot bytes held by resident chunks (the budgeted quantity).",
+    Gauge peak_resident_bytes: "Highest resident_bytes seen.",
+    Gauge pinned_bytes: "Slot bytes of chunks pinned right now.",
+    Gauge warm_bytes: "Free slot bytes kept with their pages on the warm list.",
+    Gauge oversize_bytes: "Bytes of oversize chunks on the heap (outside the budget).",
+    Gauge budget_bytes: "The current byte budget.",
+    Counter budget_overshoots: "Times a slot was granted over budget + write-behind because nothing was evictable.",
+    Counter extent_bytes_written: "Bytes written to the extent store (padded frame lengths).",
+    Counter extent_bytes_read: "Bytes read from the extent store.",
+    Gauge extent_bytes_live: "Bytes of live extents in the store.",
+    Counter bytes_compressed_in: "Uncompressed chunk bytes handed to the codec for writing.",
+    Counter spill_scheduled: "Write jobs queued for spill threads.",
+    Counter spill_cancelled: "Queued write jobs cancelled because the chunk was freed first.",
+    Gauge spill_in_flight: "Write jobs queued or running.",
+    Counter inline_writes: "Evictions written inline because the spill queue was full (or no spill threads).",
+    Counter write_nospace: "Writes refused because the extent store was full; the chunk stayed resident.",
+    Counter io_errors: "I/O errors from the extent store (writes and reads).",
+    Counter checksum_failures: "Extent reads whose checksum did not match.",
+    Gauge writes_disabled: "1 when writes are disabled after an I/O error; data then stays resident.",
+    Counter holes_punched: "Free extent ranges returned to the filesystem.",
+    Counter pageout_retries: "MADV_PAGEOUT retries (swap backend).",
+    Counter pageout_declined: "Extents left resident after the last pageout retry (swap backend).",
+}
+
+/// The pool's monotonic counters, updated with relaxed atomics off the state lock.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub inserts: AtomicU64,
+    pub frees: AtomicU64,
+    pub writes_elided: AtomicU64,
+    pub evictions_compress: AtomicU64,
+    pub evictions_cheap: AtomicU64,
+    pub eager_writes: AtomicU64,
+    pub fault_ins: AtomicU64,
+    pub copy_out_reads: AtomicU64,
+    pub prefetches: AtomicU64,
+    pub prefetches_dropped: AtomicU64,
+    pub budget_overshoots: AtomicU64,
+    pub extent_bytes_written: AtomicU64,
+    pub extent_bytes_read: AtomicU64,
+    pub bytes_compressed_in: AtomicU64,
+    pub spill_scheduled: AtomicU64,
+    pub spill_cancelled: AtomicU64,
+    pub inline_writes: AtomicU64,
+    pub write_nospace: AtomicU64,
+    pub io_errors: AtomicU64,
+    pub checksum_failures: AtomicU64,
+}
+
+/// Increments a counter by `n`.
+pub(crate) fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Reads a counter.
+pub(crate) fn read(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// Something whose stats can be exported: implemented by the pool's shared state.
+pub(crate) trait StatsSource: Send + Sync {
+    fn snapshot(&self) -> PoolStats;
+}
+
+/// A Prometheus collector that snapshots a pool on every scrape.
+struct PoolCollector {
+    source: Weak<dyn StatsSource>,
+    counters: Vec<IntCounter>,
+    gauges: Vec<IntGauge>,
+    descs: Vec<Desc>,
+}
+
+impl Collector for PoolCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let stats = self.source.upgrade().map(|s| s.snapshot()).unwrap_or_default();
+        let (mut ci, mut gi) = (0, 0);
+        let mut out = Vec::new();
+        for (_, kind, _, value) in stats.fields() {
+            match kind {
+                StatKind::Counter => {
+                    let c = &self.counters[ci];
+                    ci += 1;
+                    // Counters only grow; a fresh pool behind the same registry is not expected.
+                    c.inc_by(value.saturating_sub(c.get()));
+                    out.extend(c.collect());
+                }
+                StatKind::Gauge => {
+                    let g = &self.gauges[gi];
+                    gi += 1;
+                    g.set(value as i64);
+                    out.extend(g.collect());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Registers the `spillway_pool_*` metrics of `source` in `registry`. Counters get a
+/// `_total` suffix; `labels` (for example `{"process": "0"}`) are attached to every metric.
+pub(crate) fn register(
+    source: Weak<dyn StatsSource>,
+    registry: &Registry,
+    labels: &[(&str, &str)],
+) -> prometheus::Result<()> {
+    let mut counters = Vec::new();
+    let mut gauges = Vec::new();
+    let mut descs = Vec::new();
+    for (name, kind, help, _) in PoolStats::default().fields() {
+        let mut opts = match kind {
+            StatKind::Counter => Opts::new(format!("spillway_pool_{name}_total"), help),
+            StatKind::Gauge => Opts::new(format!("spillway_pool_{name}"), help),
+        };
+        for (k, v) in labels {
+            opts = opts.const_label(*k, *v);
+        }
+        match kind {
+            StatKind::Counter => {
+                let c = IntCounter::with_opts(opts)?;
+                descs.extend(c.desc().into_iter().cloned());
+                counters.push(c);
+            }
+            StatKind::Gauge => {
+                let g = IntGauge::with_opts(opts)?;
+                descs.extend(g.desc().into_iter().cloned());
+                gauges.push(g);
+            }
+        }
+    }
+    registry.register(Box::new(PoolCollector { source, counters, gauges, descs }))
+}

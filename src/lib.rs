@@ -1,0 +1,1 @@
+pub use spillway_pool as pool;
