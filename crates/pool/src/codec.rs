@@ -94,6 +94,11 @@ impl ExtentEncoder {
         self.scratch.capacity()
     }
 
+    /// The frame produced by the last successful `encode` (empty after a failed one).
+    pub fn frame(&self) -> &[u8] {
+        self.scratch.as_slice()
+    }
+
     /// Encodes `body` into a page-padded frame in this encoder's scratch.
     pub fn encode(
         &mut self,
@@ -155,7 +160,10 @@ pub fn decode_into(meta: &FrameMeta, stored: &[u8], out: &mut [u8]) -> Result<()
     let stored = &stored[..stored_len];
     let actual = crc32c::crc32c(stored);
     if actual != meta.crc {
-        return Err(DecodeError::Checksum { expected: meta.crc, actual });
+        return Err(DecodeError::Checksum {
+            expected: meta.crc,
+            actual,
+        });
     }
     match meta.codec {
         FrameCodec::Raw => {

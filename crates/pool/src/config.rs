@@ -30,7 +30,11 @@ pub enum ExtentBackend {
 
 impl Default for ExtentBackend {
     fn default() -> Self {
-        ExtentBackend::File { dir: None, direct_io: true, capacity: None }
+        ExtentBackend::File {
+            dir: None,
+            direct_io: true,
+            capacity: None,
+        }
     }
 }
 
@@ -64,9 +68,13 @@ pub struct PoolConfig {
     pub budget: u64,
     /// Where evicted chunks go.
     pub extents: ExtentBackend,
-    /// Threads that compress and write evicted chunks (and prefetch) off the worker.
-    /// 0 means every eviction is written inline by the thread that needs the room.
+    /// Threads that compress evicted chunks off the worker threads. 0 means every eviction
+    /// is compressed and written inline by the thread that needs the room (and there is no
+    /// prefetch or eager backing).
     pub spill_threads: usize,
+    /// Threads that write compressed frames and run prefetch reads, so device I/O overlaps
+    /// compression and several reads are in flight. Used when `spill_threads > 0`; at least 1.
+    pub io_threads: usize,
     /// Most write jobs queued for spill threads; beyond it evictions are written inline.
     pub spill_queue_depth: usize,
     /// Write-behind allowance: resident bytes may exceed the budget by this much while
@@ -92,6 +100,7 @@ impl Default for PoolConfig {
             budget: machine::default_budget_bytes(),
             extents: ExtentBackend::default(),
             spill_threads: 1,
+            io_threads: 2,
             spill_queue_depth: 64,
             write_behind: None,
             warm_cap: None,
@@ -148,10 +157,20 @@ impl PoolConfig {
     pub fn extent_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         let dir = Some(dir.into());
         self.extents = match self.extents {
-            ExtentBackend::File { direct_io, capacity, .. } => {
-                ExtentBackend::File { dir, direct_io, capacity }
-            }
-            _ => ExtentBackend::File { dir, direct_io: true, capacity: None },
+            ExtentBackend::File {
+                direct_io,
+                capacity,
+                ..
+            } => ExtentBackend::File {
+                dir,
+                direct_io,
+                capacity,
+            },
+            _ => ExtentBackend::File {
+                dir,
+                direct_io: true,
+                capacity: None,
+            },
         };
         self
     }
@@ -164,7 +183,8 @@ impl PoolConfig {
 
     /// The write-behind allowance in effect for `budget`.
     pub fn write_behind_for(&self, budget: u64) -> u64 {
-        self.write_behind.unwrap_or_else(|| (budget / 4).clamp(64 << 10, 512 << 20))
+        self.write_behind
+            .unwrap_or_else(|| (budget / 4).clamp(64 << 10, 512 << 20))
     }
 
     /// The warm-list cap in effect for `budget`.
@@ -176,7 +196,15 @@ impl PoolConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_budget(self.budget)?;
         if self.spill_queue_depth == 0 {
-            return Err(ConfigError::Invalid("spill_queue_depth must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "spill_queue_depth must be at least 1".into(),
+            ));
+        }
+        if self.spill_threads > 0 && !(1..=64).contains(&self.io_threads) {
+            return Err(ConfigError::Invalid(format!(
+                "io_threads = {} (1 to 64 when spill threads are on)",
+                self.io_threads
+            )));
         }
         if self.spill_threads > 64 {
             return Err(ConfigError::Invalid(format!(
@@ -210,9 +238,14 @@ pub fn validate_budget(budget: u64) -> Result<(), ConfigError> {
 /// `M`, `MiB`, `G`, `GiB`, `T`, `TiB` are binary (1024-based); `KB`, `MB`, `GB`, `TB` are
 /// decimal; `B` is bytes. Fractions are allowed with a unit (`1.5GiB`).
 pub fn parse_size(input: &str) -> Result<u64, ConfigError> {
-    let err = |reason| ConfigError::InvalidSize { input: input.to_string(), reason };
+    let err = |reason| ConfigError::InvalidSize {
+        input: input.to_string(),
+        reason,
+    };
     let s: String = input.trim().chars().filter(|c| *c != '_').collect();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     if num.is_empty() {
         return Err(err("no number"));
@@ -272,7 +305,14 @@ mod tests {
         assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
         assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
         assert_eq!(parse_size(" 64 KiB ").unwrap(), 64 << 10);
-        for bad in ["", "MiB", "12XB", "1.2.3G", "99999999999999999999", "20000000T"] {
+        for bad in [
+            "",
+            "MiB",
+            "12XB",
+            "1.2.3G",
+            "99999999999999999999",
+            "20000000T",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad:?} should not parse");
         }
         assert_eq!(format_size(256 << 20), "256.0 MiB");
@@ -283,7 +323,10 @@ mod tests {
     fn budgets_are_validated() {
         assert!(matches!(validate_budget(0), Err(ConfigError::ZeroBudget)));
         assert!(validate_budget(1000).is_err());
-        assert!(matches!(validate_budget(1 << 60), Err(ConfigError::BudgetTooLarge { .. })));
+        assert!(matches!(
+            validate_budget(1 << 60),
+            Err(ConfigError::BudgetTooLarge { .. })
+        ));
         assert!(validate_budget(64 << 20).is_ok());
         assert!(PoolConfig::default().budget("0").is_ok()); // parsing is not validation
         assert!(PoolConfig::default().budget("lots").is_err());

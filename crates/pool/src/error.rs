@@ -56,8 +56,5 @@ pub enum PoolError {
         actual: u32,
     },
     #[error("corrupt extent {extent}: {reason}")]
-    Corrupt {
-        extent: ExtentAddr,
-        reason: String,
-    },
+    Corrupt { extent: ExtentAddr, reason: String },
 }

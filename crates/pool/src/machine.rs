@@ -11,7 +11,12 @@ use std::path::Path;
 /// Physical RAM in bytes (`sysconf(_SC_PHYS_PAGES) * _SC_PAGESIZE`).
 pub fn physical_memory_bytes() -> u64 {
     // SAFETY: sysconf has no preconditions; it returns -1 on error, which we map to 0.
-    let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
     if pages <= 0 || page <= 0 {
         0
     } else {
@@ -86,7 +91,9 @@ pub fn usable_memory_bytes() -> u64 {
 
 /// Total active swap in bytes, from `/proc/swaps` (0 when none, or unreadable).
 pub fn swap_total_bytes() -> u64 {
-    fs::read_to_string("/proc/swaps").map(|s| parse_swaps(&s)).unwrap_or(0)
+    fs::read_to_string("/proc/swaps")
+        .map(|s| parse_swaps(&s))
+        .unwrap_or(0)
 }
 
 fn parse_swaps(text: &str) -> u64 {
@@ -118,9 +125,16 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
         fs::create_dir_all(r.join("memory/job")).unwrap();
-        fs::write(r.join("memory/memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
+        fs::write(
+            r.join("memory/memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        )
+        .unwrap();
         fs::write(r.join("memory/job/memory.limit_in_bytes"), "805306368\n").unwrap();
-        assert_eq!(cgroup_limit_from("4:memory:/job\n3:cpu:/x\n", r), Some(805306368));
+        assert_eq!(
+            cgroup_limit_from("4:memory:/job\n3:cpu:/x\n", r),
+            Some(805306368)
+        );
 
         fs::create_dir_all(r.join("a/b")).unwrap();
         fs::write(r.join("a/memory.max"), "1073741824\n").unwrap();

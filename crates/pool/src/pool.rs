@@ -53,7 +53,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use crate::aligned::{AlignedBuf, PAGE};
-use crate::codec::{self, Compression, DecodeError, FrameMeta};
+use crate::codec::{self, Compression, DecodeError, ExtentEncoder, FrameMeta};
 use crate::config::{validate_budget, ExtentBackend, PoolConfig};
 use crate::error::{ConfigError, PoolError};
 use crate::extent::file::{FileStore, FileStoreOptions};
@@ -62,7 +62,7 @@ use crate::extent::swap::{SwapStore, SwapStoreOptions};
 use crate::extent::{ExtentAddr, ExtentStore, StoreError};
 use crate::region::SlotRegion;
 use crate::slot::{slot_class_of, slot_size, SLOT_CLASSES};
-use crate::spill::{self, ChunkRef, SpillQueue, Worker};
+use crate::spill::{self, ChunkRef, SpillQueue};
 use crate::stats::{bump, read, Counters, PoolStats, StatsSource};
 
 /// Number of depth bands; deeper hints share the last band.
@@ -96,17 +96,26 @@ pub struct ChunkHints {
 impl ChunkHints {
     /// Hints with the given depth, lazy backing and lz4.
     pub fn depth(depth: u8) -> Self {
-        ChunkHints { depth, ..Self::default() }
+        ChunkHints {
+            depth,
+            ..Self::default()
+        }
     }
 
     /// The same hints with eager backing.
     pub fn eager(self) -> Self {
-        ChunkHints { backing: Backing::Eager, ..self }
+        ChunkHints {
+            backing: Backing::Eager,
+            ..self
+        }
     }
 
     /// The same hints, stored uncompressed.
     pub fn raw(self) -> Self {
-        ChunkHints { compression: Compression::Raw, ..self }
+        ChunkHints {
+            compression: Compression::Raw,
+            ..self
+        }
     }
 }
 
@@ -130,13 +139,27 @@ struct Stored {
 
 enum Body {
     Vacant,
-    Resident { slot: u32, extent: Option<Stored> },
+    Resident {
+        slot: u32,
+        extent: Option<Stored>,
+    },
     /// A write is queued (`running == false`) or under way. `evict`: release the slot when
     /// the write lands.
-    Writing { slot: u32, evict: bool, running: bool },
-    Loading { slot: u32, extent: Stored },
-    Evicted { extent: Stored },
-    Oversize { buf: AlignedBuf },
+    Writing {
+        slot: u32,
+        evict: bool,
+        running: bool,
+    },
+    Loading {
+        slot: u32,
+        extent: Stored,
+    },
+    Evicted {
+        extent: Stored,
+    },
+    Oversize {
+        buf: AlignedBuf,
+    },
 }
 
 struct Entry {
@@ -215,8 +238,8 @@ pub(crate) struct Shared {
     changed: Condvar,
     counters: Counters,
     queue: Arc<SpillQueue>,
-    /// The inline writer: single-flight for evictions written on a worker thread.
-    inline: Mutex<Worker>,
+    /// The inline writer's encoder: single-flight for evictions written on a worker thread.
+    inline: Mutex<ExtentEncoder>,
     /// Read buffers for fault-ins and copy-outs on caller threads.
     read_bufs: Mutex<Vec<AlignedBuf>>,
     writes_disabled: AtomicBool,
@@ -250,9 +273,16 @@ impl Pool {
     pub fn new(config: PoolConfig) -> Result<Pool, ConfigError> {
         config.validate()?;
         let store: Arc<dyn ExtentStore> = match &config.extents {
-            ExtentBackend::File { dir, direct_io, capacity } => {
+            ExtentBackend::File {
+                dir,
+                direct_io,
+                capacity,
+            } => {
                 let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
-                let opts = FileStoreOptions { direct_io: *direct_io, capacity: *capacity };
+                let opts = FileStoreOptions {
+                    direct_io: *direct_io,
+                    capacity: *capacity,
+                };
                 Arc::new(FileStore::open(&dir, opts)?)
             }
             ExtentBackend::Swap { rss_target } => Arc::new(SwapStore::new(SwapStoreOptions {
@@ -266,7 +296,10 @@ impl Pool {
 
     /// Builds a pool over a given extent store (for example a file store with a fault-injecting
     /// I/O seam). `config.extents` is ignored.
-    pub fn with_store(config: PoolConfig, store: Arc<dyn ExtentStore>) -> Result<Pool, ConfigError> {
+    pub fn with_store(
+        config: PoolConfig,
+        store: Arc<dyn ExtentStore>,
+    ) -> Result<Pool, ConfigError> {
         config.validate()?;
         let per_class = config.region_bytes_per_class.unwrap_or_else(|| {
             let usable = crate::machine::usable_memory_bytes();
@@ -278,7 +311,10 @@ impl Pool {
             let capacity = (per_class / size as u64).clamp(4, u32::MAX as u64) as u32;
             regions.push(SlotRegion::reserve(size, capacity, config.huge_pages)?);
         }
-        let queue = Arc::new(SpillQueue::new(config.spill_threads, config.spill_queue_depth));
+        let queue = Arc::new(SpillQueue::new(
+            config.spill_threads,
+            config.spill_queue_depth,
+        ));
         let shared = Arc::new(Shared {
             budget: AtomicU64::new(config.budget),
             regions,
@@ -293,8 +329,18 @@ impl Pool {
             store_full: AtomicBool::new(false),
             config,
         });
-        spill::start(shared.config.spill_threads, &queue, Arc::downgrade(&shared))
-            .map_err(|e| ConfigError::Invalid(format!("cannot start spill threads: {e}")))?;
+        let io_threads = if shared.config.spill_threads == 0 {
+            0
+        } else {
+            shared.config.io_threads
+        };
+        spill::start(
+            shared.config.spill_threads,
+            io_threads,
+            &queue,
+            Arc::downgrade(&shared),
+        )
+        .map_err(|e| ConfigError::Invalid(format!("cannot start spill threads: {e}")))?;
         Ok(Pool { shared })
     }
 
@@ -338,7 +384,12 @@ impl Pool {
                 }
             }
         }
-        let mut guard = SlotGuard { sh, class, slot, armed: true };
+        let mut guard = SlotGuard {
+            sh,
+            class,
+            slot,
+            armed: true,
+        };
         let ptr = sh.regions[class].slot_ptr(slot);
         // SAFETY: the slot was just taken from the free lists, so no chunk, view or job refers
         // to it; it is `slot_size(class) >= len` bytes inside the region, which outlives this
@@ -348,13 +399,24 @@ impl Pool {
         guard.armed = false;
 
         let mut st = lock(&sh.state);
-        let id = sh.new_entry(&mut st, len, class as u8, hints, Body::Resident { slot, extent: None });
+        let id = sh.new_entry(
+            &mut st,
+            len,
+            class as u8,
+            hints,
+            Body::Resident { slot, extent: None },
+        );
         bump(&sh.counters.inserts, 1);
         drop(st);
         if hints.backing == Backing::Eager {
             sh.queue.try_eager(id);
         }
-        ChunkHandle { shared: Arc::clone(&self.shared), id: id.0, gen: id.1, len }
+        ChunkHandle {
+            shared: Arc::clone(&self.shared),
+            id: id.0,
+            gen: id.1,
+            len,
+        }
     }
 
     /// Inserts a copy of `bytes`.
@@ -376,7 +438,12 @@ impl Pool {
         st.oversize_bytes += len as u64;
         let id = sh.new_entry(&mut st, len, OVERSIZE, hints, Body::Oversize { buf });
         bump(&sh.counters.inserts, 1);
-        ChunkHandle { shared: Arc::clone(&self.shared), id: id.0, gen: id.1, len }
+        ChunkHandle {
+            shared: Arc::clone(&self.shared),
+            id: id.0,
+            gen: id.1,
+            len,
+        }
     }
 
     /// The current byte budget.
@@ -413,7 +480,11 @@ impl Pool {
             if st.resident_bytes <= target || st.pending_evict_bytes == 0 {
                 break;
             }
-            st = sh.changed.wait_timeout(st, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
+            st = sh
+                .changed
+                .wait_timeout(st, Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
@@ -548,7 +619,9 @@ impl Shared {
         while st.warm_bytes > cap && class > 0 {
             class -= 1;
             while st.warm_bytes > cap {
-                let Some(slot) = st.classes[class].warm.pop() else { break };
+                let Some(slot) = st.classes[class].warm.pop() else {
+                    break;
+                };
                 st.warm_bytes -= slot_size(class) as u64;
                 self.regions[class].release(slot);
                 st.classes[class].cold.push(slot);
@@ -599,13 +672,15 @@ impl Shared {
     /// spill threads, or returned to be written inline when the queue is full.
     fn evict_pass(&self, st: &mut State, target: u64) -> Vec<ChunkRef> {
         let mut inline = Vec::new();
-        let can_write =
-            !self.writes_disabled.load(Ordering::Relaxed) && !self.store_full.load(Ordering::Relaxed);
+        let can_write = !self.writes_disabled.load(Ordering::Relaxed)
+            && !self.store_full.load(Ordering::Relaxed);
         for band in (0..DEPTH_BANDS).rev() {
             let mut budget_examined = st.bands[band].len() * 2;
             while st.resident_bytes - st.pending_evict_bytes > target && budget_examined > 0 {
                 budget_examined -= 1;
-                let Some((id, gen)) = st.bands[band].pop_front() else { break };
+                let Some((id, gen)) = st.bands[band].pop_front() else {
+                    break;
+                };
                 let e = &mut st.entries[id as usize];
                 if e.gen != gen {
                     continue;
@@ -619,7 +694,10 @@ impl Shared {
                         e.referenced = false;
                         keep = true;
                     }
-                    Body::Resident { slot, extent: Some(extent) } => {
+                    Body::Resident {
+                        slot,
+                        extent: Some(extent),
+                    } => {
                         let (slot, extent) = (*slot, *extent);
                         e.body = Body::Evicted { extent };
                         e.queued = false;
@@ -634,7 +712,11 @@ impl Shared {
                             keep = true;
                         } else {
                             let running = !self.queue.try_write((id, gen));
-                            e.body = Body::Writing { slot: *slot, evict: true, running };
+                            e.body = Body::Writing {
+                                slot: *slot,
+                                evict: true,
+                                running,
+                            };
                             e.queued = false;
                             st.pending_evict_bytes += size;
                             st.writes_in_flight += 1;
@@ -669,10 +751,11 @@ impl Shared {
 
     /// Writes chunks the spill queue could not take, on this thread, one writer at a time.
     fn write_inline(&self, chunks: Vec<ChunkRef>) {
-        let mut worker = lock(&self.inline);
+        let mut encoder = lock(&self.inline);
         for c in chunks {
             bump(&self.counters.inline_writes, 1);
-            self.write_chunk(c, &mut worker);
+            let meta = self.encode_chunk(c, &mut encoder);
+            self.store_and_land(c, meta, &encoder);
         }
     }
 
@@ -682,68 +765,104 @@ impl Shared {
         self.changed.notify_all();
     }
 
-    /// Spill-thread entry point for a queued eviction write.
-    pub(crate) fn run_write(&self, c: ChunkRef, worker: &mut Worker) {
-        {
-            let mut st = lock(&self.state);
-            let e = &mut st.entries[c.0 as usize];
-            // A newer generation means the chunk was freed while queued: nothing to do (the
-            // free counted the cancellation).
-            if e.gen != c.1 {
-                return;
-            }
-            match &mut e.body {
-                Body::Writing { running, .. } if !*running => *running = true,
-                _ => return,
-            }
+    /// Claims a queued eviction write for a compressor (`Writing { running: true }`). False if
+    /// the chunk was freed while queued: a newer generation means nothing to do (the free
+    /// counted the cancellation).
+    pub(crate) fn claim_write(&self, c: ChunkRef) -> bool {
+        let mut st = lock(&self.state);
+        let e = &mut st.entries[c.0 as usize];
+        if e.gen != c.1 {
+            return false;
         }
-        self.write_chunk(c, worker);
+        match &mut e.body {
+            Body::Writing { running, .. } if !*running => {
+                *running = true;
+                true
+            }
+            _ => false,
+        }
     }
 
-    /// Spill-thread entry point for eager backing of a resident chunk.
-    pub(crate) fn run_eager(&self, c: ChunkRef, worker: &mut Worker) {
+    /// Claims a resident, unbacked chunk for eager backing. False if it is gone, already
+    /// backed or being written, or writes are off.
+    pub(crate) fn claim_eager(&self, c: ChunkRef) -> bool {
         if self.writes_disabled.load(Ordering::Relaxed) || self.store_full.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
-        {
-            let mut st = lock(&self.state);
-            let e = &mut st.entries[c.0 as usize];
-            if e.gen != c.1 || e.freed {
-                return;
-            }
-            let Body::Resident { slot, extent: None } = e.body else { return };
-            e.body = Body::Writing { slot, evict: false, running: true };
-            st.writes_in_flight += 1;
+        let mut st = lock(&self.state);
+        let e = &mut st.entries[c.0 as usize];
+        if e.gen != c.1 || e.freed {
+            return false;
         }
-        self.write_chunk(c, worker);
+        let Body::Resident { slot, extent: None } = e.body else {
+            return false;
+        };
+        e.body = Body::Writing {
+            slot,
+            evict: false,
+            running: true,
+        };
+        st.writes_in_flight += 1;
+        true
     }
 
-    /// Compresses and writes a chunk in state `Writing { running: true }`, then lands it.
-    fn write_chunk(&self, c: ChunkRef, worker: &mut Worker) {
+    /// Encodes a claimed chunk (`Writing { running: true }`) into `encoder`'s scratch.
+    pub(crate) fn encode_chunk(&self, c: ChunkRef, encoder: &mut ExtentEncoder) -> FrameMeta {
         let (ptr, len, compression) = {
             let st = lock(&self.state);
             let e = &st.entries[c.0 as usize];
             debug_assert_eq!(e.gen, c.1);
-            let Body::Writing { slot, running: true, .. } = e.body else {
-                unreachable!("write_chunk on a chunk that is not being written")
+            let Body::Writing {
+                slot,
+                running: true,
+                ..
+            } = e.body
+            else {
+                unreachable!("encode_chunk on a chunk that is not being written")
             };
-            (self.regions[e.class as usize].slot_ptr(slot), e.len, e.hints.compression)
+            (
+                self.regions[e.class as usize].slot_ptr(slot),
+                e.len,
+                e.hints.compression,
+            )
         };
         // SAFETY: the chunk is `Writing { running: true }`: its slot is neither released nor
-        // rewritten until `land_write` below (free defers reclaim of running writes, eviction
-        // waits for the write), and its first `len` bytes were initialized by `fill`.
+        // rewritten until `land_write` (free defers reclaim of running writes, eviction waits
+        // for the write), and its first `len` bytes were initialized by `fill`.
         let body = unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) };
         bump(&self.counters.bytes_compressed_in, len as u64);
-        let result = match worker.encoder.encode(body, compression) {
-            Ok((meta, frame)) => match self.store.write(frame) {
-                Ok(addr) => {
-                    bump(&self.counters.extent_bytes_written, frame.len() as u64);
-                    Ok(Stored { addr, meta })
-                }
-                Err(e) => Err(e),
-            },
+        match encoder.encode(body, compression) {
+            Ok((meta, _)) => meta,
             Err(e) => unreachable!("slot bodies fit the codec: {e}"),
-        };
+        }
+    }
+
+    /// Writes the frame `encoder` holds for chunk `c` and lands the write. A chunk freed since
+    /// it was encoded is not written at all.
+    pub(crate) fn store_and_land(&self, c: ChunkRef, meta: FrameMeta, encoder: &ExtentEncoder) {
+        {
+            let mut st = lock(&self.state);
+            let e = &mut st.entries[c.0 as usize];
+            if e.freed {
+                let Body::Writing { slot, evict, .. } = e.body else {
+                    unreachable!()
+                };
+                // Reclaim treats a write that is not running as cancelled (and counts it).
+                e.body = Body::Writing {
+                    slot,
+                    evict,
+                    running: false,
+                };
+                self.try_reclaim(&mut st, c.0);
+                self.changed.notify_all();
+                return;
+            }
+        }
+        let frame = encoder.frame();
+        let result = self.store.write(frame).map(|addr| {
+            bump(&self.counters.extent_bytes_written, frame.len() as u64);
+            Stored { addr, meta }
+        });
         self.land_write(c, result);
     }
 
@@ -752,7 +871,9 @@ impl Shared {
         st.writes_in_flight -= 1;
         let st = &mut *st;
         let e = &mut st.entries[c.0 as usize];
-        let Body::Writing { slot, evict, .. } = e.body else { unreachable!() };
+        let Body::Writing { slot, evict, .. } = e.body else {
+            unreachable!()
+        };
         let size = e.slot_bytes();
         let class = e.class as usize;
         if evict {
@@ -766,7 +887,10 @@ impl Shared {
                     self.release_slot(st, class, slot);
                     bump(&self.counters.evictions_compress, 1);
                 } else {
-                    e.body = Body::Resident { slot, extent: Some(extent) };
+                    e.body = Body::Resident {
+                        slot,
+                        extent: Some(extent),
+                    };
                     if !evict {
                         bump(&self.counters.eager_writes, 1);
                     }
@@ -786,7 +910,9 @@ impl Shared {
                     StoreError::Io { .. } => {
                         bump(&self.counters.io_errors, 1);
                         self.writes_disabled.store(true, Ordering::Relaxed);
-                        tracing::error!("extent write failed, disabling writes (data stays resident): {err}");
+                        tracing::error!(
+                            "extent write failed, disabling writes (data stays resident): {err}"
+                        );
                     }
                 }
                 let e = &mut st.entries[c.0 as usize];
@@ -801,7 +927,7 @@ impl Shared {
 
     /// Spill-thread entry point for a prefetch: fault the chunk in if there is room without
     /// waiting.
-    pub(crate) fn run_prefetch(&self, c: ChunkRef, worker: &mut Worker) {
+    pub(crate) fn run_prefetch(&self, c: ChunkRef, read_buf: &mut AlignedBuf) {
         let st = lock(&self.state);
         let e = &st.entries[c.0 as usize];
         if e.gen != c.1 || e.freed || !matches!(e.body, Body::Evicted { .. }) {
@@ -826,7 +952,7 @@ impl Shared {
         self.add_resident(&mut st, size);
         st.entries[c.0 as usize].body = Body::Loading { slot, extent };
         drop(st);
-        let result = self.load(extent, class, slot, len, &mut worker.read_buf);
+        let result = self.load(extent, class, slot, len, read_buf);
         let mut st = lock(&self.state);
         self.land_load(&mut st, c.0, result.is_ok());
         self.changed.notify_all();
@@ -849,7 +975,12 @@ impl Shared {
     }
 
     /// Reads and decodes `extent` into `dst`, counting bytes and failures.
-    fn read_extent(&self, extent: Stored, buf: &mut AlignedBuf, dst: &mut [u8]) -> Result<(), PoolError> {
+    fn read_extent(
+        &self,
+        extent: Stored,
+        buf: &mut AlignedBuf,
+        dst: &mut [u8],
+    ) -> Result<(), PoolError> {
         let padded = extent.meta.padded_len();
         self.store.read(extent.addr, padded, buf).map_err(|e| {
             bump(&self.counters.io_errors, 1);
@@ -857,17 +988,27 @@ impl Shared {
                 StoreError::Io { source, .. } => source,
                 StoreError::NoSpace => std::io::Error::other("store reported no space on read"),
             };
-            PoolError::ReadIo { extent: extent.addr, source }
+            PoolError::ReadIo {
+                extent: extent.addr,
+                source,
+            }
         })?;
         bump(&self.counters.extent_bytes_read, padded as u64);
         codec::decode_into(&extent.meta, buf.as_slice(), dst).map_err(|e| match e {
             DecodeError::Checksum { expected, actual } => {
                 bump(&self.counters.checksum_failures, 1);
-                PoolError::Checksum { extent: extent.addr, expected, actual }
+                PoolError::Checksum {
+                    extent: extent.addr,
+                    expected,
+                    actual,
+                }
             }
             DecodeError::Corrupt(reason) => {
                 bump(&self.counters.checksum_failures, 1);
-                PoolError::Corrupt { extent: extent.addr, reason }
+                PoolError::Corrupt {
+                    extent: extent.addr,
+                    reason,
+                }
             }
         })
     }
@@ -875,10 +1016,15 @@ impl Shared {
     /// Lands a fault-in: `Loading` becomes `BackedResident` (or back to `Evicted` on failure).
     fn land_load(&self, st: &mut State, id: u32, ok: bool) {
         let e = &mut st.entries[id as usize];
-        let Body::Loading { slot, extent } = e.body else { unreachable!() };
+        let Body::Loading { slot, extent } = e.body else {
+            unreachable!()
+        };
         let class = e.class as usize;
         if ok {
-            e.body = Body::Resident { slot, extent: Some(extent) };
+            e.body = Body::Resident {
+                slot,
+                extent: Some(extent),
+            };
             e.referenced = true;
             bump(&self.counters.fault_ins, 1);
             if !e.queued && !e.freed {
@@ -920,7 +1066,11 @@ impl Shared {
                 e.body = body;
                 return;
             }
-            Body::Writing { slot, evict, running: false } => {
+            Body::Writing {
+                slot,
+                evict,
+                running: false,
+            } => {
                 // The queued job will find a newer generation and do nothing.
                 st.writes_in_flight -= 1;
                 if evict {
@@ -988,8 +1138,9 @@ impl Shared {
             Body::Resident { slot, .. } | Body::Writing { slot, .. } => {
                 self.regions[e.class as usize].slot_ptr(*slot)
             }
-            Body::Oversize { buf } => NonNull::new(buf.as_slice().as_ptr().cast_mut())
-                .unwrap_or(NonNull::dangling()),
+            Body::Oversize { buf } => {
+                NonNull::new(buf.as_slice().as_ptr().cast_mut()).unwrap_or(NonNull::dangling())
+            }
             _ => return None,
         };
         e.pins += 1;
@@ -998,7 +1149,12 @@ impl Shared {
         if e.pins == 1 {
             st.pinned_bytes += e.pinned_bytes();
         }
-        Some(PinGuard { shared: Arc::clone(self), id: c.0, ptr, len })
+        Some(PinGuard {
+            shared: Arc::clone(self),
+            id: c.0,
+            ptr,
+            len,
+        })
     }
 }
 
@@ -1096,7 +1252,9 @@ impl ChunkHandle {
         let st = lock(&self.shared.state);
         match &st.entries[self.id as usize].body {
             Body::Resident { extent: None, .. } => ChunkState::UnbackedResident,
-            Body::Resident { extent: Some(_), .. } => ChunkState::BackedResident,
+            Body::Resident {
+                extent: Some(_), ..
+            } => ChunkState::BackedResident,
             Body::Writing { .. } => ChunkState::WriteInFlight,
             Body::Loading { .. } => ChunkState::Loading,
             Body::Evicted { .. } => ChunkState::Evicted,
@@ -1125,7 +1283,9 @@ impl ChunkHandle {
             let (s, _) = sh.reserve_room(st, size, true);
             st = s;
             // The state may have changed while we waited for room.
-            let Body::Evicted { extent } = st.entries[self.id as usize].body else { continue };
+            let Body::Evicted { extent } = st.entries[self.id as usize].body else {
+                continue;
+            };
             let Some(slot) = sh.take_slot(&mut st, class) else {
                 // Address space for this class is exhausted (a budget far beyond the region
                 // reservation): serve a copy on the heap instead.
@@ -1189,7 +1349,10 @@ impl ChunkHandle {
     /// room without waiting.
     pub fn prefetch(&self) {
         let sh = &self.shared;
-        let evicted = matches!(lock(&sh.state).entries[self.id as usize].body, Body::Evicted { .. });
+        let evicted = matches!(
+            lock(&sh.state).entries[self.id as usize].body,
+            Body::Evicted { .. }
+        );
         if evicted {
             bump(&sh.counters.prefetches, 1);
             if !sh.queue.try_prefetch(self.chunk()) {
@@ -1243,8 +1406,17 @@ impl PinGuard {
     /// The body as `u64` words. Panics if the length is not a multiple of 8. Slots are
     /// page-aligned, so the cast never fails on alignment.
     pub fn as_u64s(&self) -> &[u64] {
-        assert_eq!(self.len % 8, 0, "chunk length {} is not a multiple of 8", self.len);
-        assert_eq!(self.ptr.as_ptr() as usize % 8, 0, "chunk body is not 8-byte aligned");
+        assert_eq!(
+            self.len % 8,
+            0,
+            "chunk length {} is not a multiple of 8",
+            self.len
+        );
+        assert_eq!(
+            self.ptr.as_ptr() as usize % 8,
+            0,
+            "chunk body is not 8-byte aligned"
+        );
         // SAFETY: the bytes are valid and immutable while the pin is held (see `deref`);
         // alignment and length were checked, and every bit pattern is a valid u64.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<u64>(), self.len / 8) }
@@ -1275,7 +1447,12 @@ impl Clone for PinGuard {
         }
         let mut st = lock(&self.shared.state);
         st.entries[self.id as usize].pins += 1;
-        PinGuard { shared: Arc::clone(&self.shared), id: self.id, ptr: self.ptr, len: self.len }
+        PinGuard {
+            shared: Arc::clone(&self.shared),
+            id: self.id,
+            ptr: self.ptr,
+            len: self.len,
+        }
     }
 }
 
@@ -1283,7 +1460,12 @@ impl Drop for PinGuard {
     fn drop(&mut self) {
         if self.id == DETACHED {
             // SAFETY: `detached` leaked exactly this boxed slice; we reclaim it once.
-            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len)) });
+            drop(unsafe {
+                Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.ptr.as_ptr(),
+                    self.len,
+                ))
+            });
             return;
         }
         self.shared.unpin(self.id);

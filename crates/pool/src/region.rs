@@ -40,7 +40,9 @@ enum Backing {
         base: NonNull<u8>,
     },
     #[cfg(feature = "heap-regions")]
-    Heap { slots: Box<[std::sync::OnceLock<crate::aligned::AlignedBuf>]> },
+    Heap {
+        slots: Box<[std::sync::OnceLock<crate::aligned::AlignedBuf>]>,
+    },
 }
 
 // SAFETY: the region only hands out raw pointers; the mapping (or heap blocks) is owned by
@@ -58,7 +60,11 @@ impl SlotRegion {
         huge_pages: bool,
     ) -> Result<Self, ConfigError> {
         let backing = Self::reserve_backing(slot_size, capacity, huge_pages)?;
-        Ok(SlotRegion { slot_size, capacity, backing })
+        Ok(SlotRegion {
+            slot_size,
+            capacity,
+            backing,
+        })
     }
 
     #[cfg(not(feature = "heap-regions"))]
@@ -69,9 +75,17 @@ impl SlotRegion {
     ) -> Result<Backing, ConfigError> {
         let bytes = slot_size * capacity as usize;
         let huge = huge_pages && slot_size >= HUGE_PAGE;
-        let align = if huge { HUGE_PAGE } else { crate::aligned::PAGE };
+        let align = if huge {
+            HUGE_PAGE
+        } else {
+            crate::aligned::PAGE
+        };
         let map_len = bytes + align;
-        let err = |source| ConfigError::RegionReserve { class_size: slot_size, bytes, source };
+        let err = |source| ConfigError::RegionReserve {
+            class_size: slot_size,
+            bytes,
+            source,
+        };
         // SAFETY: an anonymous private mapping with a null hint has no preconditions; the
         // result is checked for MAP_FAILED.
         let map = unsafe {
@@ -87,11 +101,16 @@ impl SlotRegion {
         if map == libc::MAP_FAILED {
             return Err(err(io::Error::last_os_error()));
         }
-        let map = NonNull::new(map.cast::<u8>()).ok_or_else(|| err(io::Error::other("null map")))?;
+        let map =
+            NonNull::new(map.cast::<u8>()).ok_or_else(|| err(io::Error::other("null map")))?;
         let offset = (map.as_ptr() as usize).next_multiple_of(align) - map.as_ptr() as usize;
         // SAFETY: offset < align <= map_len - bytes, so base..base+bytes lies in the mapping.
         let base = unsafe { NonNull::new_unchecked(map.as_ptr().add(offset)) };
-        let advice = if huge { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
+        let advice = if huge {
+            libc::MADV_HUGEPAGE
+        } else {
+            libc::MADV_NOHUGEPAGE
+        };
         // SAFETY: the range lies inside our mapping. Advice is a hint; failure (e.g. THP
         // compiled out) is harmless and ignored.
         unsafe {
@@ -147,8 +166,14 @@ impl SlotRegion {
             let ptr = self.slot_ptr(slot);
             // SAFETY: the range is one slot inside our mapping, owned by the caller, so no
             // live reference observes the pages being zeroed.
-            let rc = unsafe { libc::madvise(ptr.as_ptr().cast(), self.slot_size, libc::MADV_DONTNEED) };
-            debug_assert_eq!(rc, 0, "madvise(DONTNEED) failed: {}", io::Error::last_os_error());
+            let rc =
+                unsafe { libc::madvise(ptr.as_ptr().cast(), self.slot_size, libc::MADV_DONTNEED) };
+            debug_assert_eq!(
+                rc,
+                0,
+                "madvise(DONTNEED) failed: {}",
+                io::Error::last_os_error()
+            );
         }
         #[cfg(feature = "heap-regions")]
         {

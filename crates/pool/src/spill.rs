@@ -1,79 +1,114 @@
-//! Spill threads: compression, extent writes and prefetch reads off the worker threads.
+//! Spill threads: compression, extent I/O and prefetch off the worker threads.
 //!
-//! The queue holds three kinds of work, served in this order:
-//! 1. **writes** of chunks chosen for eviction (bounded by `spill_queue_depth`; when full,
-//!    the evicting thread writes inline instead, so the queue never grows without bound),
-//! 2. **prefetches** of evicted chunks a reader will want soon (bounded likewise; dropped
-//!    when full),
-//! 3. **eager backing** of chunks hinted [`crate::Backing::Eager`], done only when nothing
-//!    else waits: the chunk stays resident and its later eviction is a page release.
+//! Two lanes, so that compression (CPU) overlaps device I/O (waiting):
+//! - **Compressor threads** (`spill_threads`, default 1) take eviction *writes* and, when
+//!   idle, *eager backing* of chunks hinted [`crate::Backing::Eager`]. Each encodes the chunk
+//!   into one of its two encoders and hands the frame to the I/O lane, then encodes the next
+//!   chunk into the other encoder while the first frame is written (double buffering). A
+//!   compressor blocks only when both of its encoders are out.
+//! - **I/O threads** (`io_threads`, default 2) write handed-over frames and land them, and run
+//!   *prefetches*: read an evicted chunk's extent and decode it into a slot. Several I/O
+//!   threads give the device more than one request at a time and decode in parallel.
+//!
+//! The write queue is bounded by `spill_queue_depth` (when full, the evicting thread writes
+//! inline instead, so nothing grows without bound); prefetches are bounded likewise and
+//! dropped when full; eager backing is served only when no write waits.
 //!
 //! Jobs name chunks by `(id, generation)`, never by pointer: a job whose chunk was freed
 //! while queued finds a newer generation (or a vacant entry) and does nothing, so a chunk
 //! freed before its write ran costs no compression and no I/O.
 //!
-//! Each thread owns its codec scratch and read buffer. Threads hold only a weak reference to
-//! the pool and exit when the pool is gone (`shutdown` is set by the pool's drop).
+//! # Scratch ownership
+//! Each compressor owns its two encoders; an encoder lent to the I/O lane with a frame comes
+//! back to its owner through the owner's channel, cleared by its next `encode`. I/O threads
+//! own their read buffers. Threads hold only a weak reference to the pool and exit when the
+//! pool is gone (`shutdown` is set by the pool's drop).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 
 use crate::aligned::AlignedBuf;
-use crate::codec::ExtentEncoder;
+use crate::codec::{ExtentEncoder, FrameMeta};
 use crate::pool::Shared;
 
 /// A chunk named by slab index and generation.
 pub(crate) type ChunkRef = (u32, u32);
 
-#[derive(Debug)]
-pub(crate) enum Job {
-    Write(ChunkRef),
-    Prefetch(ChunkRef),
-    Eager(ChunkRef),
+/// Encoders per compressor thread: one being filled while the other's frame is written.
+const ENCODERS_PER_COMPRESSOR: usize = 2;
+
+/// A frame encoded by a compressor, waiting for an I/O thread to write it.
+pub(crate) struct EncodedWrite {
+    pub(crate) chunk: ChunkRef,
+    pub(crate) meta: FrameMeta,
+    /// Holds the frame; goes back to `owner` once written.
+    pub(crate) encoder: ExtentEncoder,
+    owner: Sender<ExtentEncoder>,
 }
 
 #[derive(Default)]
 struct Queues {
     writes: VecDeque<ChunkRef>,
-    prefetches: VecDeque<ChunkRef>,
     eager: VecDeque<ChunkRef>,
+    prefetches: VecDeque<ChunkRef>,
+    encoded: VecDeque<EncodedWrite>,
     /// Jobs taken by a thread and not finished yet.
     running: usize,
     shutdown: bool,
 }
 
-/// The job queue shared by the pool and its spill threads.
+enum CompressJob {
+    Write(ChunkRef),
+    Eager(ChunkRef),
+}
+
+enum IoJob {
+    Store(EncodedWrite),
+    Prefetch(ChunkRef),
+}
+
+/// The job queues shared by the pool and its spill threads.
 pub(crate) struct SpillQueue {
     queues: Mutex<Queues>,
-    ready: Condvar,
+    /// Signalled when compressor work arrives.
+    compress_ready: Condvar,
+    /// Signalled when I/O work arrives.
+    io_ready: Condvar,
     depth: usize,
-    threads: usize,
+    compressors: usize,
 }
 
 impl SpillQueue {
-    pub(crate) fn new(threads: usize, depth: usize) -> Self {
-        SpillQueue { queues: Mutex::default(), ready: Condvar::new(), depth, threads }
+    pub(crate) fn new(compressors: usize, depth: usize) -> Self {
+        SpillQueue {
+            queues: Mutex::default(),
+            compress_ready: Condvar::new(),
+            io_ready: Condvar::new(),
+            depth,
+            compressors,
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+    fn lock(&self) -> MutexGuard<'_, Queues> {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues an eviction write; false when there are no threads or the queue is full.
+    /// Queues an eviction write; false when there are no spill threads or the queue is full.
     pub(crate) fn try_write(&self, chunk: ChunkRef) -> bool {
-        self.try_push(chunk, |q| &mut q.writes, self.depth)
+        self.try_push(chunk, |q| &mut q.writes, self.depth, &self.compress_ready)
     }
 
-    /// Queues a prefetch; false when there are no threads or the queue is full.
+    /// Queues a prefetch; false when there are no spill threads or the queue is full.
     pub(crate) fn try_prefetch(&self, chunk: ChunkRef) -> bool {
-        self.try_push(chunk, |q| &mut q.prefetches, self.depth)
+        self.try_push(chunk, |q| &mut q.prefetches, self.depth, &self.io_ready)
     }
 
-    /// Queues eager backing; false when there are no threads. Unbounded in count (one entry
-    /// per live eager chunk at most), served only when idle.
+    /// Queues eager backing; false when there are no spill threads. At most one entry per
+    /// live eager chunk; served only when no write waits.
     pub(crate) fn try_eager(&self, chunk: ChunkRef) -> bool {
-        self.try_push(chunk, |q| &mut q.eager, usize::MAX)
+        self.try_push(chunk, |q| &mut q.eager, usize::MAX, &self.compress_ready)
     }
 
     fn try_push(
@@ -81,8 +116,9 @@ impl SpillQueue {
         chunk: ChunkRef,
         which: impl FnOnce(&mut Queues) -> &mut VecDeque<ChunkRef>,
         bound: usize,
+        ready: &Condvar,
     ) -> bool {
-        if self.threads == 0 {
+        if self.compressors == 0 {
             return false;
         }
         let mut q = self.lock();
@@ -92,35 +128,59 @@ impl SpillQueue {
         }
         list.push_back(chunk);
         drop(q);
-        self.ready.notify_one();
+        ready.notify_one();
         true
     }
 
-    /// Jobs waiting or running.
+    /// Jobs waiting or running, in both lanes.
     pub(crate) fn pending(&self) -> usize {
         let q = self.lock();
-        q.writes.len() + q.prefetches.len() + q.eager.len() + q.running
+        q.writes.len() + q.prefetches.len() + q.eager.len() + q.encoded.len() + q.running
+    }
+
+    fn hand_to_io(&self, write: EncodedWrite) {
+        self.lock().encoded.push_back(write);
+        self.io_ready.notify_one();
     }
 
     fn finished(&self) {
         self.lock().running -= 1;
     }
 
-    /// Blocks until a job is available or shutdown; `None` means exit.
-    fn next(&self) -> Option<Job> {
+    fn next_compress(&self) -> Option<CompressJob> {
         let mut q = self.lock();
         loop {
             if q.shutdown {
                 return None;
             }
             let job = if let Some(c) = q.writes.pop_front() {
-                Job::Write(c)
-            } else if let Some(c) = q.prefetches.pop_front() {
-                Job::Prefetch(c)
+                CompressJob::Write(c)
             } else if let Some(c) = q.eager.pop_front() {
-                Job::Eager(c)
+                CompressJob::Eager(c)
             } else {
-                q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                q = self
+                    .compress_ready
+                    .wait(q)
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
+            q.running += 1;
+            return Some(job);
+        }
+    }
+
+    fn next_io(&self) -> Option<IoJob> {
+        let mut q = self.lock();
+        loop {
+            // Encoded frames are written even during shutdown: their chunks wait for them.
+            let job = if let Some(w) = q.encoded.pop_front() {
+                IoJob::Store(w)
+            } else if q.shutdown {
+                return None;
+            } else if let Some(c) = q.prefetches.pop_front() {
+                IoJob::Prefetch(c)
+            } else {
+                q = self.io_ready.wait(q).unwrap_or_else(|p| p.into_inner());
                 continue;
             };
             q.running += 1;
@@ -131,45 +191,86 @@ impl SpillQueue {
     /// Tells every thread to exit once its current job is done.
     pub(crate) fn shutdown(&self) {
         self.lock().shutdown = true;
-        self.ready.notify_all();
+        self.compress_ready.notify_all();
+        self.io_ready.notify_all();
     }
 }
 
-/// What a writer owns: its codec scratch and its read buffer.
-#[derive(Default)]
-pub(crate) struct Worker {
-    pub(crate) encoder: ExtentEncoder,
-    pub(crate) read_buf: AlignedBuf,
-}
-
-/// Starts `n` spill threads serving `queue` for `pool`.
+/// Starts `compressors` compressor threads and `io` I/O threads serving `queue` for `pool`.
 pub(crate) fn start(
-    n: usize,
+    compressors: usize,
+    io: usize,
     queue: &Arc<SpillQueue>,
     pool: Weak<Shared>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
-    (0..n)
-        .map(|i| {
-            let queue = Arc::clone(queue);
-            let pool = pool.clone();
+    let mut threads = Vec::new();
+    for i in 0..compressors {
+        let (queue, pool) = (Arc::clone(queue), pool.clone());
+        threads.push(
             std::thread::Builder::new()
-                .name(format!("spillway-spill-{i}"))
-                .spawn(move || run(&queue, &pool))
-        })
-        .collect()
+                .name(format!("spillway-compress-{i}"))
+                .spawn(move || run_compressor(&queue, &pool))?,
+        );
+    }
+    for i in 0..io {
+        let (queue, pool) = (Arc::clone(queue), pool.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("spillway-io-{i}"))
+                .spawn(move || run_io(&queue, &pool))?,
+        );
+    }
+    Ok(threads)
 }
 
-fn run(queue: &SpillQueue, pool: &Weak<Shared>) {
-    let mut worker = Worker::default();
-    while let Some(job) = queue.next() {
+fn run_compressor(queue: &SpillQueue, pool: &Weak<Shared>) {
+    let (owner, returned): (Sender<ExtentEncoder>, Receiver<ExtentEncoder>) = channel();
+    let mut free: Vec<ExtentEncoder> = (0..ENCODERS_PER_COMPRESSOR)
+        .map(|_| ExtentEncoder::new())
+        .collect();
+    while let Some(job) = queue.next_compress() {
         let Some(shared) = pool.upgrade() else { return };
-        match job {
-            Job::Write(c) => shared.run_write(c, &mut worker),
-            Job::Prefetch(c) => shared.run_prefetch(c, &mut worker),
-            Job::Eager(c) => shared.run_eager(c, &mut worker),
+        if free.is_empty() {
+            // Both encoders are out with frames being written; wait for one.
+            match returned.recv() {
+                Ok(e) => free.push(e),
+                Err(_) => return,
+            }
+        }
+        free.extend(returned.try_iter());
+        let mut encoder = free.pop().expect("an encoder is free");
+        let chunk = match job {
+            CompressJob::Write(c) => shared.claim_write(c).then_some(c),
+            CompressJob::Eager(c) => shared.claim_eager(c).then_some(c),
+        };
+        match chunk.map(|c| (c, shared.encode_chunk(c, &mut encoder))) {
+            Some((chunk, meta)) => queue.hand_to_io(EncodedWrite {
+                chunk,
+                meta,
+                encoder,
+                owner: owner.clone(),
+            }),
+            None => free.push(encoder),
         }
         queue.finished();
         shared.job_finished();
-        worker.read_buf.shrink_to_bound(crate::codec::SCRATCH_BOUND);
+    }
+}
+
+fn run_io(queue: &SpillQueue, pool: &Weak<Shared>) {
+    let mut read_buf = AlignedBuf::new();
+    while let Some(job) = queue.next_io() {
+        let Some(shared) = pool.upgrade() else { return };
+        match job {
+            IoJob::Store(w) => {
+                shared.store_and_land(w.chunk, w.meta, &w.encoder);
+                // The owner may have exited; then the encoder is simply dropped.
+                let _ = w.owner.send(w.encoder);
+            }
+            IoJob::Prefetch(c) => shared.run_prefetch(c, &mut read_buf),
+        }
+        read_buf.shrink_to_bound(crate::codec::SCRATCH_BOUND);
+        queue.finished();
+        shared.job_finished();
     }
 }

@@ -131,7 +131,11 @@ impl Collector for PoolCollector {
     }
 
     fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
-        let stats = self.source.upgrade().map(|s| s.snapshot()).unwrap_or_default();
+        let stats = self
+            .source
+            .upgrade()
+            .map(|s| s.snapshot())
+            .unwrap_or_default();
         let (mut ci, mut gi) = (0, 0);
         let mut out = Vec::new();
         for (_, kind, _, value) in stats.fields() {
@@ -186,5 +190,10 @@ pub(crate) fn register(
             }
         }
     }
-    registry.register(Box::new(PoolCollector { source, counters, gauges, descs }))
+    registry.register(Box::new(PoolCollector {
+        source,
+        counters,
+        gauges,
+        descs,
+    }))
 }

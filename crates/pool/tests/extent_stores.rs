@@ -19,6 +19,19 @@ use spillway_pool::extent::{ExtentAddr, ExtentStore, StoreError, EXTENT_ALIGN};
 
 const SKIP_NO_SWAP: &str = "skipping: no swap device is active (see README: swap backend)";
 
+/// Whether the swap store can run here; prints why not when it cannot.
+fn swap_store_usable() -> bool {
+    if cfg!(feature = "heap-regions") {
+        eprintln!("skipping: the swap store needs mmap; this build uses heap-regions");
+        false
+    } else if !swap_available() {
+        eprintln!("{SKIP_NO_SWAP}");
+        false
+    } else {
+        true
+    }
+}
+
 /// Deterministic bodies: sorted u64 keys (compressible) or xorshift noise (stored raw).
 fn body(len: usize, seed: u64, compressible: bool) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -274,8 +287,7 @@ fn memory_store_round_trips() {
 
 #[test]
 fn swap_store_round_trips() {
-    if !swap_available() {
-        eprintln!("{SKIP_NO_SWAP}");
+    if !swap_store_usable() {
         return;
     }
     let options = SwapStoreOptions {
@@ -300,14 +312,12 @@ fn stores_serve_concurrent_writers() {
         FileStore::open(dir.path(), FileStoreOptions::default()).unwrap(),
     ));
     exercise_concurrency(Arc::new(MemoryStore::new(None)));
-    if swap_available() {
+    if swap_store_usable() {
         let options = SwapStoreOptions {
             arena_bytes: 1 << 30,
             ..Default::default()
         };
         exercise_concurrency(Arc::new(SwapStore::new(options).unwrap()));
-    } else {
-        eprintln!("{SKIP_NO_SWAP}");
     }
 }
 
@@ -689,17 +699,18 @@ fn flipped_byte_on_read_fails_the_checksum() {
 
 #[test]
 fn swap_store_needs_swap() {
-    if swap_available() {
-        let store = SwapStore::new(SwapStoreOptions {
-            arena_bytes: 1 << 30,
-            ..Default::default()
-        });
-        assert!(store.is_ok(), "{:?}", store.err());
+    let result = SwapStore::new(SwapStoreOptions {
+        arena_bytes: 1 << 30,
+        ..Default::default()
+    });
+    if cfg!(feature = "heap-regions") {
+        let error = result.expect_err("heap-regions builds have no swap store");
+        assert!(matches!(error, ConfigError::Invalid(_)), "{error}");
+    } else if swap_available() {
+        assert!(result.is_ok(), "{:?}", result.err());
     } else {
         eprintln!("{SKIP_NO_SWAP}");
-        let error = SwapStore::new(SwapStoreOptions::default())
-            .err()
-            .expect("no swap");
+        let error = result.expect_err("no swap");
         assert!(matches!(error, ConfigError::NoSwap), "{error}");
         assert!(error.to_string().contains("swap"));
     }
@@ -707,8 +718,7 @@ fn swap_store_needs_swap() {
 
 #[test]
 fn swap_store_pages_extents_out_and_back_in() {
-    if !swap_available() {
-        eprintln!("{SKIP_NO_SWAP}");
+    if !swap_store_usable() {
         return;
     }
     let options = SwapStoreOptions {
@@ -751,8 +761,7 @@ fn swap_store_pages_extents_out_and_back_in() {
 
 #[test]
 fn swap_store_arena_fills_up_with_no_space() {
-    if !swap_available() {
-        eprintln!("{SKIP_NO_SWAP}");
+    if !swap_store_usable() {
         return;
     }
     // One 32 MiB segment: the first class written claims it; other classes find no room.

@@ -604,7 +604,14 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore)]
+    #[cfg(feature = "heap-regions")]
+    fn heap_regions_builds_have_no_swap_store() {
+        let error = SwapStore::new(SwapStoreOptions::default()).expect_err("heap-regions");
+        assert!(matches!(error, ConfigError::Invalid(_)), "{error}");
+    }
+
+    #[test]
+    #[cfg_attr(any(miri, feature = "heap-regions"), ignore = "needs mmap")]
     fn new_refuses_without_swap_or_with_a_tiny_arena() {
         if !swap_available() {
             assert!(matches!(
@@ -620,7 +627,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore)]
+    #[cfg_attr(any(miri, feature = "heap-regions"), ignore = "needs mmap")]
     fn write_read_free_reuse_in_the_arena() {
         let store = arena_store(2, 0);
         let a = frame(3, 1);
@@ -651,7 +658,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore)]
+    #[cfg_attr(any(miri, feature = "heap-regions"), ignore = "needs mmap")]
     fn classes_claim_segments_until_the_arena_is_full() {
         let store = arena_store(2, 0);
         let small = frame(1, 3);
@@ -684,7 +691,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore)]
+    #[cfg_attr(any(miri, feature = "heap-regions"), ignore = "needs mmap")]
     fn rss_target_keeps_recent_extents_queued() {
         let store = arena_store(1, 4 * EXTENT_ALIGN as u64);
         let f = frame(2, 6);
@@ -705,7 +712,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore)]
+    #[cfg_attr(any(miri, feature = "heap-regions"), ignore = "needs mmap")]
     fn pageout_outcome_is_observed() {
         let store = arena_store(1, 0);
         let f = frame(4, 7);
@@ -731,7 +738,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore)]
+    #[cfg_attr(any(miri, feature = "heap-regions"), ignore = "needs mmap")]
     fn bad_addresses_are_errors() {
         let store = arena_store(1, 0);
         let mut out = AlignedBuf::new();
