@@ -18,8 +18,10 @@
 //!
 //! ## Invariants (each has a test)
 //! - A read returns the bytes inserted, or an error naming the extent; never other bytes.
-//! - `resident_bytes ≤ budget + write_behind` except while pins alone exceed it; the pool's
-//!   total is bounded by the budget identity in [`pool`]'s docs.
+//! - `resident_bytes ≤ budget + write_behind`, except when nothing is evictable (pins hold
+//!   the rest, or writes are disabled or the store is full): then a slot is granted over
+//!   budget and counted in `budget_overshoots`. The pool's total is bounded by the budget
+//!   identity in [`pool`]'s docs.
 //! - A chunk freed before it was written costs no compression and no I/O; evicting an
 //!   already-backed chunk costs no I/O.
 //! - No view into pool memory outlives the pin that protects it ([`PinGuard`]).

@@ -8,8 +8,12 @@
 use std::fs;
 use std::path::Path;
 
-/// Physical RAM in bytes (`sysconf(_SC_PHYS_PAGES) * _SC_PAGESIZE`).
+/// Physical RAM in bytes (`sysconf(_SC_PHYS_PAGES) * _SC_PAGESIZE`); 0 when unknown (and
+/// under Miri, which cannot ask).
 pub fn physical_memory_bytes() -> u64 {
+    if cfg!(miri) {
+        return 0;
+    }
     // SAFETY: sysconf has no preconditions; it returns -1 on error, which we map to 0.
     let (pages, page) = unsafe {
         (
@@ -27,6 +31,9 @@ pub fn physical_memory_bytes() -> u64 {
 /// The memory limit of this process's cgroup, if one is set (v2 `memory.max`, v1
 /// `memory.limit_in_bytes`; "max" and v1's near-`i64::MAX` sentinel mean no limit).
 pub fn cgroup_memory_limit() -> Option<u64> {
+    if cfg!(miri) {
+        return None;
+    }
     let membership = fs::read_to_string("/proc/self/cgroup").ok()?;
     cgroup_limit_from(&membership, Path::new("/sys/fs/cgroup"))
 }
@@ -91,6 +98,9 @@ pub fn usable_memory_bytes() -> u64 {
 
 /// Total active swap in bytes, from `/proc/swaps` (0 when none, or unreadable).
 pub fn swap_total_bytes() -> u64 {
+    if cfg!(miri) {
+        return 0;
+    }
     fs::read_to_string("/proc/swaps")
         .map(|s| parse_swaps(&s))
         .unwrap_or(0)

@@ -43,7 +43,8 @@
 //!
 //! # Lock order
 //! `inline writer` → `state` → `spill queue`. Extent-store calls and codec work happen with
-//! no pool lock held, except `madvise` of a released slot (under `state`).
+//! no pool lock held (extents of reclaimed chunks are collected under `state` and released
+//! after it is dropped), except `madvise` of a released slot (under `state`).
 
 use std::collections::VecDeque;
 use std::ops::Deref;
@@ -224,6 +225,10 @@ struct State {
     pending_evict_bytes: u64,
     /// Write jobs queued or running.
     writes_in_flight: u64,
+    /// Band-queue entries of chunks reclaimed while queued, per band (compaction trigger).
+    stale: [usize; DEPTH_BANDS],
+    /// Extents of reclaimed chunks, released in the store once the state lock is dropped.
+    to_free: Vec<Stored>,
 }
 
 /// Everything the pool's handles and spill threads share.
@@ -460,6 +465,8 @@ impl Pool {
         let st = lock(&sh.state);
         let (mut st, _) = sh.reserve_room(st, 0, false);
         sh.trim_warm(&mut st);
+        // Waiters for room re-check against the new budget.
+        sh.changed.notify_all();
         Ok(())
     }
 
@@ -470,7 +477,7 @@ impl Pool {
         let sh = &self.shared;
         let mut st = lock(&sh.state);
         loop {
-            let inline = sh.evict_pass(&mut st, target);
+            let inline = sh.evict_pass(&mut st, target, true);
             if !inline.is_empty() {
                 drop(st);
                 sh.write_inline(inline);
@@ -646,7 +653,7 @@ impl Shared {
             if st.resident_bytes + needed <= budget {
                 return (st, true);
             }
-            let inline = self.evict_pass(&mut st, budget.saturating_sub(needed));
+            let inline = self.evict_pass(&mut st, budget.saturating_sub(needed), true);
             if !inline.is_empty() {
                 drop(st);
                 self.write_inline(inline);
@@ -669,10 +676,12 @@ impl Shared {
 
     /// One eviction pass towards `resident - pending ≤ target`, deepest band first, second
     /// chance within a band. Backed chunks are released at once; unbacked ones are queued for
-    /// spill threads, or returned to be written inline when the queue is full.
-    fn evict_pass(&self, st: &mut State, target: u64) -> Vec<ChunkRef> {
+    /// spill threads, or returned to be written inline when the queue is full. Without
+    /// `allow_writes` only backed chunks are evicted (no compression, no I/O).
+    fn evict_pass(&self, st: &mut State, target: u64, allow_writes: bool) -> Vec<ChunkRef> {
         let mut inline = Vec::new();
-        let can_write = !self.writes_disabled.load(Ordering::Relaxed)
+        let can_write = allow_writes
+            && !self.writes_disabled.load(Ordering::Relaxed)
             && !self.store_full.load(Ordering::Relaxed);
         for band in (0..DEPTH_BANDS).rev() {
             let mut budget_examined = st.bands[band].len() * 2;
@@ -728,6 +737,7 @@ impl Shared {
                             continue;
                         }
                     }
+                    Body::Writing { evict: false, .. } if !allow_writes => keep = true,
                     Body::Writing { evict, .. } => {
                         if !*evict {
                             *evict = true;
@@ -753,9 +763,10 @@ impl Shared {
     fn write_inline(&self, chunks: Vec<ChunkRef>) {
         let mut encoder = lock(&self.inline);
         for c in chunks {
-            bump(&self.counters.inline_writes, 1);
-            let meta = self.encode_chunk(c, &mut encoder);
-            self.store_and_land(c, meta, &encoder);
+            if let Some(meta) = self.encode_chunk(c, &mut encoder) {
+                bump(&self.counters.inline_writes, 1);
+                self.store_and_land(c, meta, &encoder);
+            }
         }
     }
 
@@ -776,11 +787,49 @@ impl Shared {
         }
         match &mut e.body {
             Body::Writing { running, .. } if !*running => {
+                if e.freed {
+                    // Freed while pinned: nothing to write; the last unpin reclaims it.
+                    self.cancel_write(&mut st, c.0);
+                    self.unlock(st);
+                    return false;
+                }
                 *running = true;
                 true
             }
             _ => false,
         }
+    }
+
+    /// Abandons the write of a freed chunk (queued, claimed or already encoded): the chunk
+    /// goes back to unbacked-resident and is reclaimed as soon as no pin holds it.
+    fn cancel_write(&self, st: &mut State, id: u32) {
+        let e = &mut st.entries[id as usize];
+        let Body::Writing { slot, evict, .. } = e.body else {
+            unreachable!("cancel_write on a chunk that is not being written")
+        };
+        let size = e.slot_bytes();
+        e.body = Body::Resident { slot, extent: None };
+        st.writes_in_flight -= 1;
+        if evict {
+            st.pending_evict_bytes -= size;
+        }
+        bump(&self.counters.spill_cancelled, 1);
+        self.try_reclaim(st, id);
+        self.changed.notify_all();
+    }
+
+    /// Drops the state lock, then releases in the store the extents reclaimed under it (store
+    /// calls may block: a hole punch, a swap-in on a neighbouring slot).
+    fn unlock(&self, mut st: MutexGuard<'_, State>) {
+        if st.to_free.is_empty() {
+            return;
+        }
+        let frees = std::mem::take(&mut st.to_free);
+        drop(st);
+        for x in frees {
+            self.store.free(x.addr, x.meta.padded_len());
+        }
+        self.store_full.store(false, Ordering::Relaxed);
     }
 
     /// Claims a resident, unbacked chunk for eager backing. False if it is gone, already
@@ -806,10 +855,15 @@ impl Shared {
         true
     }
 
-    /// Encodes a claimed chunk (`Writing { running: true }`) into `encoder`'s scratch.
-    pub(crate) fn encode_chunk(&self, c: ChunkRef, encoder: &mut ExtentEncoder) -> FrameMeta {
+    /// Encodes a claimed chunk (`Writing { running: true }`) into `encoder`'s scratch; `None`
+    /// (and the write cancelled) if the chunk was freed since it was claimed.
+    pub(crate) fn encode_chunk(
+        &self,
+        c: ChunkRef,
+        encoder: &mut ExtentEncoder,
+    ) -> Option<FrameMeta> {
         let (ptr, len, compression) = {
-            let st = lock(&self.state);
+            let mut st = lock(&self.state);
             let e = &st.entries[c.0 as usize];
             debug_assert_eq!(e.gen, c.1);
             let Body::Writing {
@@ -820,6 +874,11 @@ impl Shared {
             else {
                 unreachable!("encode_chunk on a chunk that is not being written")
             };
+            if e.freed {
+                self.cancel_write(&mut st, c.0);
+                self.unlock(st);
+                return None;
+            }
             (
                 self.regions[e.class as usize].slot_ptr(slot),
                 e.len,
@@ -832,7 +891,7 @@ impl Shared {
         let body = unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) };
         bump(&self.counters.bytes_compressed_in, len as u64);
         match encoder.encode(body, compression) {
-            Ok((meta, _)) => meta,
+            Ok((meta, _)) => Some(meta),
             Err(e) => unreachable!("slot bodies fit the codec: {e}"),
         }
     }
@@ -844,17 +903,8 @@ impl Shared {
             let mut st = lock(&self.state);
             let e = &mut st.entries[c.0 as usize];
             if e.freed {
-                let Body::Writing { slot, evict, .. } = e.body else {
-                    unreachable!()
-                };
-                // Reclaim treats a write that is not running as cancelled (and counts it).
-                e.body = Body::Writing {
-                    slot,
-                    evict,
-                    running: false,
-                };
-                self.try_reclaim(&mut st, c.0);
-                self.changed.notify_all();
+                self.cancel_write(&mut st, c.0);
+                self.unlock(st);
                 return;
             }
         }
@@ -867,9 +917,9 @@ impl Shared {
     }
 
     fn land_write(&self, c: ChunkRef, result: Result<Stored, StoreError>) {
-        let mut st = lock(&self.state);
-        st.writes_in_flight -= 1;
-        let st = &mut *st;
+        let mut guard = lock(&self.state);
+        guard.writes_in_flight -= 1;
+        let st = &mut *guard;
         let e = &mut st.entries[c.0 as usize];
         let Body::Writing { slot, evict, .. } = e.body else {
             unreachable!()
@@ -881,7 +931,7 @@ impl Shared {
         }
         match result {
             Ok(extent) => {
-                if evict && e.pins == 0 && !e.freed {
+                if evict && e.pins == 0 && !e.freed && !e.referenced {
                     e.body = Body::Evicted { extent };
                     st.resident_bytes -= size;
                     self.release_slot(st, class, slot);
@@ -891,6 +941,9 @@ impl Shared {
                         slot,
                         extent: Some(extent),
                     };
+                    // Kept: pinned, freed (reclaimed below), or touched while being written
+                    // (its second chance, used up now).
+                    e.referenced = false;
                     if !evict {
                         bump(&self.counters.eager_writes, 1);
                     }
@@ -923,6 +976,7 @@ impl Shared {
         }
         self.try_reclaim(st, c.0);
         self.changed.notify_all();
+        self.unlock(guard);
     }
 
     /// Spill-thread entry point for a prefetch: fault the chunk in if there is room without
@@ -934,8 +988,15 @@ impl Shared {
             bump(&self.counters.prefetches_dropped, 1);
             return;
         }
+        // Admit only into free room, or room made by releasing backed chunks: a prefetch is
+        // a hint, and never worth a compression or a write of another chunk.
         let size = e.slot_bytes();
-        let (mut st, room) = self.reserve_room(st, size, false);
+        let mut st = st;
+        let budget = self.budget();
+        if st.resident_bytes + size > budget {
+            self.evict_pass(&mut st, budget.saturating_sub(size), false);
+        }
+        let room = st.resident_bytes + size <= budget;
         let e = &st.entries[c.0 as usize];
         let extent = match e.body {
             Body::Evicted { extent } if room && e.gen == c.1 => extent,
@@ -956,6 +1017,7 @@ impl Shared {
         let mut st = lock(&self.state);
         self.land_load(&mut st, c.0, result.is_ok());
         self.changed.notify_all();
+        self.unlock(st);
     }
 
     /// Reads and decodes `extent` into `slot`. The caller holds the chunk in `Loading`.
@@ -1058,29 +1120,21 @@ impl Shared {
         if !e.freed || e.pins > 0 {
             return;
         }
+        match e.body {
+            // The running write or load reclaims the chunk when it lands.
+            Body::Writing { running: true, .. } | Body::Loading { .. } => return,
+            // A queued job will find a newer generation and do nothing; cancel_write comes
+            // back here with the chunk unbacked-resident.
+            Body::Writing { running: false, .. } => return self.cancel_write(st, id),
+            _ => {}
+        }
         let size = e.slot_bytes();
         let class = e.class as usize;
+        let band = e.band();
+        let was_queued = e.queued;
         let mut extent = None;
         match std::mem::replace(&mut e.body, Body::Vacant) {
-            body @ (Body::Writing { running: true, .. } | Body::Loading { .. }) => {
-                e.body = body;
-                return;
-            }
-            Body::Writing {
-                slot,
-                evict,
-                running: false,
-            } => {
-                // The queued job will find a newer generation and do nothing.
-                st.writes_in_flight -= 1;
-                if evict {
-                    st.pending_evict_bytes -= size;
-                }
-                st.resident_bytes -= size;
-                self.release_slot(st, class, slot);
-                bump(&self.counters.spill_cancelled, 1);
-                bump(&self.counters.writes_elided, 1);
-            }
+            Body::Writing { .. } | Body::Loading { .. } => unreachable!("handled above"),
             Body::Resident { slot, extent: x } => {
                 st.resident_bytes -= size;
                 self.release_slot(st, class, slot);
@@ -1099,11 +1153,10 @@ impl Shared {
         e.queued = false;
         st.vacant.push(id);
         st.live_chunks -= 1;
-        if let Some(x) = extent {
-            // A store free is an allocator push (and maybe a hole punch): cheap enough to do
-            // under the state lock rather than carry the address out of every caller.
-            self.store.free(x.addr, x.meta.padded_len());
-            self.store_full.store(false, Ordering::Relaxed);
+        st.to_free.extend(extent);
+        if was_queued {
+            st.stale[band] += 1;
+            compact_band(st, band);
         }
     }
 
@@ -1116,6 +1169,7 @@ impl Shared {
         bump(&self.counters.frees, 1);
         self.try_reclaim(&mut st, c.0);
         self.changed.notify_all();
+        self.unlock(st);
     }
 
     fn unpin(&self, id: u32) {
@@ -1128,6 +1182,7 @@ impl Shared {
                 self.try_reclaim(&mut st, id);
             }
             self.changed.notify_all();
+            self.unlock(st);
         }
     }
 
@@ -1161,8 +1216,10 @@ impl Shared {
 impl StatsSource for Shared {
     fn snapshot(&self) -> PoolStats {
         let c = &self.counters;
-        let st = lock(&self.state);
+        // Store calls stay outside the state lock (they may block on the store's own locks).
         let store = self.store.counters();
+        let extent_bytes_live = self.store.live_bytes();
+        let st = lock(&self.state);
         PoolStats {
             inserts: read(&c.inserts),
             frees: read(&c.frees),
@@ -1184,7 +1241,7 @@ impl StatsSource for Shared {
             budget_overshoots: read(&c.budget_overshoots),
             extent_bytes_written: read(&c.extent_bytes_written),
             extent_bytes_read: read(&c.extent_bytes_read),
-            extent_bytes_live: self.store.live_bytes(),
+            extent_bytes_live,
             bytes_compressed_in: read(&c.bytes_compressed_in),
             spill_scheduled: read(&c.spill_scheduled),
             spill_cancelled: read(&c.spill_cancelled),
@@ -1205,6 +1262,26 @@ impl Drop for Shared {
     fn drop(&mut self) {
         self.queue.shutdown();
     }
+}
+
+/// Drops the entries of reclaimed chunks from band `band` once they make up half of it, so
+/// a pool that stays under budget (and never runs an eviction pass) keeps its queues bounded
+/// by its live chunks. Amortized O(1) per reclaim.
+fn compact_band(st: &mut State, band: usize) {
+    let State {
+        entries,
+        bands,
+        stale,
+        ..
+    } = st;
+    if stale[band] < 64 || stale[band] * 2 < bands[band].len() {
+        return;
+    }
+    bands[band].retain(|&(id, gen)| {
+        let e = &entries[id as usize];
+        e.gen == gen && e.queued
+    });
+    stale[band] = 0;
 }
 
 fn enqueue(st: &mut State, id: u32) {

@@ -41,9 +41,46 @@ enum Backing {
     },
     #[cfg(feature = "heap-regions")]
     Heap {
-        slots: Box<[std::sync::OnceLock<crate::aligned::AlignedBuf>]>,
+        slots: Box<[std::sync::OnceLock<HeapBlock>]>,
     },
 }
+
+/// One slot's heap block (feature `heap-regions`): a raw, page-aligned, zeroed allocation.
+/// Held as a raw pointer, never as a Rust reference, so writes through `slot_ptr` keep the
+/// allocation's own provenance (Miri checks exactly this).
+#[cfg(feature = "heap-regions")]
+struct HeapBlock {
+    ptr: NonNull<u8>,
+    layout: std::alloc::Layout,
+}
+
+#[cfg(feature = "heap-regions")]
+impl HeapBlock {
+    fn new(size: usize) -> Self {
+        let layout =
+            std::alloc::Layout::from_size_align(size, crate::aligned::PAGE).expect("slot layout");
+        // SAFETY: slot sizes are non-zero.
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        HeapBlock { ptr, layout }
+    }
+}
+
+#[cfg(feature = "heap-regions")]
+impl Drop for HeapBlock {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout, freed once.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+// SAFETY: a HeapBlock is an owned allocation reached only through raw pointers whose use the
+// pool's state machine coordinates, like the mmap region.
+#[cfg(feature = "heap-regions")]
+unsafe impl Send for HeapBlock {}
+// SAFETY: as above.
+#[cfg(feature = "heap-regions")]
+unsafe impl Sync for HeapBlock {}
 
 // SAFETY: the region only hands out raw pointers; the mapping (or heap blocks) is owned by
 // the region and shared access to it is coordinated by the pool's state machine.
@@ -146,14 +183,9 @@ impl SlotRegion {
             }
             #[cfg(feature = "heap-regions")]
             Backing::Heap { slots } => {
-                let block = slots[slot as usize].get_or_init(|| {
-                    let mut b = crate::aligned::AlignedBuf::with_capacity(self.slot_size);
-                    b.resize(self.slot_size);
-                    b
-                });
-                // The block is never mutated through `&AlignedBuf`; writers go through this
-                // pointer under the pool's ownership rules.
-                NonNull::new(block.as_slice().as_ptr().cast_mut()).expect("non-empty block")
+                slots[slot as usize]
+                    .get_or_init(|| HeapBlock::new(self.slot_size))
+                    .ptr
             }
         }
     }

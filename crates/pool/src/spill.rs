@@ -39,6 +39,9 @@ pub(crate) type ChunkRef = (u32, u32);
 /// Encoders per compressor thread: one being filled while the other's frame is written.
 const ENCODERS_PER_COMPRESSOR: usize = 2;
 
+/// Most chunks waiting for eager backing.
+pub(crate) const EAGER_QUEUE_BOUND: usize = 4096;
+
 /// A frame encoded by a compressor, waiting for an I/O thread to write it.
 pub(crate) struct EncodedWrite {
     pub(crate) chunk: ChunkRef,
@@ -105,10 +108,16 @@ impl SpillQueue {
         self.try_push(chunk, |q| &mut q.prefetches, self.depth, &self.io_ready)
     }
 
-    /// Queues eager backing; false when there are no spill threads. At most one entry per
-    /// live eager chunk; served only when no write waits.
+    /// Queues eager backing; false when there are no spill threads or [`EAGER_QUEUE_BOUND`]
+    /// chunks already wait (the chunk then stays lazy). Served only when no write waits;
+    /// entries of chunks freed meanwhile are skipped when served.
     pub(crate) fn try_eager(&self, chunk: ChunkRef) -> bool {
-        self.try_push(chunk, |q| &mut q.eager, usize::MAX, &self.compress_ready)
+        self.try_push(
+            chunk,
+            |q| &mut q.eager,
+            EAGER_QUEUE_BOUND,
+            &self.compress_ready,
+        )
     }
 
     fn try_push(
@@ -172,7 +181,7 @@ impl SpillQueue {
     fn next_io(&self) -> Option<IoJob> {
         let mut q = self.lock();
         loop {
-            // Encoded frames are written even during shutdown: their chunks wait for them.
+            // Encoded frames go first; at shutdown (the pool is gone) nothing waits for them.
             let job = if let Some(w) = q.encoded.pop_front() {
                 IoJob::Store(w)
             } else if q.shutdown {
@@ -228,22 +237,26 @@ fn run_compressor(queue: &SpillQueue, pool: &Weak<Shared>) {
     let mut free: Vec<ExtentEncoder> = (0..ENCODERS_PER_COMPRESSOR)
         .map(|_| ExtentEncoder::new())
         .collect();
-    while let Some(job) = queue.next_compress() {
-        let Some(shared) = pool.upgrade() else { return };
+    loop {
+        // Have an encoder in hand before taking a job, so a job never waits behind this
+        // thread's I/O while another compressor could run it.
         if free.is_empty() {
-            // Both encoders are out with frames being written; wait for one.
             match returned.recv() {
                 Ok(e) => free.push(e),
                 Err(_) => return,
             }
         }
         free.extend(returned.try_iter());
+        let Some(job) = queue.next_compress() else {
+            return;
+        };
+        let Some(shared) = pool.upgrade() else { return };
         let mut encoder = free.pop().expect("an encoder is free");
         let chunk = match job {
             CompressJob::Write(c) => shared.claim_write(c).then_some(c),
             CompressJob::Eager(c) => shared.claim_eager(c).then_some(c),
         };
-        match chunk.map(|c| (c, shared.encode_chunk(c, &mut encoder))) {
+        match chunk.and_then(|c| Some((c, shared.encode_chunk(c, &mut encoder)?))) {
             Some((chunk, meta)) => queue.hand_to_io(EncodedWrite {
                 chunk,
                 meta,

@@ -6,9 +6,9 @@
 //!
 //! # Balances that hold when the pool is quiescent (tests check them)
 //! - `inserts == frees + live_chunks`
-//! - `writes_elided + extents written ... ` : every chunk freed before it was ever written
-//!   counts once in `writes_elided`; `spill_cancelled` counts the subset whose write was
-//!   queued when it was freed.
+//! - Every chunk freed before it was ever written counts once in `writes_elided`;
+//!   `spill_cancelled` counts writes abandoned because their chunk was freed first (most of
+//!   them before compression).
 //! - `resident_bytes` is the sum of the slot sizes of chunks holding a slot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +45,7 @@ pool_stats! {
     Counter inserts: "Chunks inserted.",
     Counter frees: "Chunks freed (handle dropped or taken).",
     Gauge live_chunks: "Chunks currently alive, in any state.",
-    Counter writes_elided: "Chunks freed before they were ever written to an extent: no compression, no I/O.",
+        Counter writes_elided: "Chunks freed before they were ever written to an extent (no I/O; no compression unless a write had started).",
     Counter evictions_compress: "Evictions that compressed and wrote the chunk first.",
     Counter evictions_cheap: "Evictions of already-backed chunks: a page release, no I/O.",
     Counter eager_writes: "Chunks backed early by idle spill threads (stayed resident).",
@@ -65,7 +65,7 @@ pool_stats! {
     Gauge extent_bytes_live: "Bytes of live extents in the store.",
     Counter bytes_compressed_in: "Uncompressed chunk bytes handed to the codec for writing.",
     Counter spill_scheduled: "Write jobs queued for spill threads.",
-    Counter spill_cancelled: "Queued write jobs cancelled because the chunk was freed first.",
+        Counter spill_cancelled: "Writes (queued, eager or inline) abandoned because the chunk was freed before its frame was written.",
     Gauge spill_in_flight: "Write jobs queued or running.",
     Counter inline_writes: "Evictions written inline because the spill queue was full (or no spill threads).",
     Counter write_nospace: "Writes refused because the extent store was full; the chunk stayed resident.",
