@@ -35,6 +35,12 @@ pub enum ConfigError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot reserve {bytes} bytes of address space for the swap extent arena")]
+    ArenaReserve {
+        bytes: usize,
+        #[source]
+        source: io::Error,
+    },
     #[error("invalid pool setting: {0}")]
     Invalid(String),
 }

@@ -64,7 +64,7 @@ use crate::extent::{ExtentAddr, ExtentStore, StoreError};
 use crate::region::SlotRegion;
 use crate::slot::{slot_class_of, slot_size, SLOT_CLASSES};
 use crate::spill::{self, ChunkRef, SpillQueue};
-use crate::stats::{bump, read, Counters, PoolStats, StatsSource};
+use crate::stats::{bump, Counters, PoolStats, StatsSource};
 
 /// Number of depth bands; deeper hints share the last band.
 pub const DEPTH_BANDS: usize = 16;
@@ -1215,45 +1215,25 @@ impl Shared {
 
 impl StatsSource for Shared {
     fn snapshot(&self) -> PoolStats {
-        let c = &self.counters;
         // Store calls stay outside the state lock (they may block on the store's own locks).
         let store = self.store.counters();
         let extent_bytes_live = self.store.live_bytes();
         let st = lock(&self.state);
         PoolStats {
-            inserts: read(&c.inserts),
-            frees: read(&c.frees),
             live_chunks: st.live_chunks,
-            writes_elided: read(&c.writes_elided),
-            evictions_compress: read(&c.evictions_compress),
-            evictions_cheap: read(&c.evictions_cheap),
-            eager_writes: read(&c.eager_writes),
-            fault_ins: read(&c.fault_ins),
-            copy_out_reads: read(&c.copy_out_reads),
-            prefetches: read(&c.prefetches),
-            prefetches_dropped: read(&c.prefetches_dropped),
             resident_bytes: st.resident_bytes,
             peak_resident_bytes: st.peak_resident_bytes,
             pinned_bytes: st.pinned_bytes,
             warm_bytes: st.warm_bytes,
             oversize_bytes: st.oversize_bytes,
             budget_bytes: self.budget(),
-            budget_overshoots: read(&c.budget_overshoots),
-            extent_bytes_written: read(&c.extent_bytes_written),
-            extent_bytes_read: read(&c.extent_bytes_read),
             extent_bytes_live,
-            bytes_compressed_in: read(&c.bytes_compressed_in),
-            spill_scheduled: read(&c.spill_scheduled),
-            spill_cancelled: read(&c.spill_cancelled),
             spill_in_flight: st.writes_in_flight,
-            inline_writes: read(&c.inline_writes),
-            write_nospace: read(&c.write_nospace),
-            io_errors: read(&c.io_errors),
-            checksum_failures: read(&c.checksum_failures),
             writes_disabled: self.writes_disabled.load(Ordering::Relaxed) as u64,
             holes_punched: store.holes_punched,
             pageout_retries: store.pageout_retries,
             pageout_declined: store.pageout_declined,
+            ..self.counters.load()
         }
     }
 }

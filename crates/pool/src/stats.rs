@@ -38,6 +38,20 @@ macro_rules! pool_stats {
                 vec![ $( (stringify!($name), StatKind::$kind, $help, self.$name), )* ]
             }
         }
+
+        /// The pool's counters, bumped with relaxed atomics off the state lock. One atomic per
+        /// statistic; the pool overwrites gauges and store counters at snapshot time.
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters {
+            $( pub $name: AtomicU64, )*
+        }
+
+        impl Counters {
+            /// Every counter's current value.
+            pub(crate) fn load(&self) -> PoolStats {
+                PoolStats { $( $name: read(&self.$name), )* }
+            }
+        }
     };
 }
 
@@ -75,31 +89,6 @@ pool_stats! {
     Counter holes_punched: "Free extent ranges returned to the filesystem.",
     Counter pageout_retries: "MADV_PAGEOUT retries (swap backend).",
     Counter pageout_declined: "Extents left resident after the last pageout retry (swap backend).",
-}
-
-/// The pool's monotonic counters, updated with relaxed atomics off the state lock.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub inserts: AtomicU64,
-    pub frees: AtomicU64,
-    pub writes_elided: AtomicU64,
-    pub evictions_compress: AtomicU64,
-    pub evictions_cheap: AtomicU64,
-    pub eager_writes: AtomicU64,
-    pub fault_ins: AtomicU64,
-    pub copy_out_reads: AtomicU64,
-    pub prefetches: AtomicU64,
-    pub prefetches_dropped: AtomicU64,
-    pub budget_overshoots: AtomicU64,
-    pub extent_bytes_written: AtomicU64,
-    pub extent_bytes_read: AtomicU64,
-    pub bytes_compressed_in: AtomicU64,
-    pub spill_scheduled: AtomicU64,
-    pub spill_cancelled: AtomicU64,
-    pub inline_writes: AtomicU64,
-    pub write_nospace: AtomicU64,
-    pub io_errors: AtomicU64,
-    pub checksum_failures: AtomicU64,
 }
 
 /// Increments a counter by `n`.

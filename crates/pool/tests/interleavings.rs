@@ -13,6 +13,8 @@
 //! A test that would hang on a bug runs the blocking call on a helper thread and gives up
 //! after a timeout, then unblocks it.
 
+mod common;
+use common::{assert_drained, body, check, insert, SLOT};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,9 +26,7 @@ use spillway_pool::aligned::AlignedBuf;
 use spillway_pool::extent::memory::MemoryStore;
 use spillway_pool::extent::{ExtentAddr, ExtentStore, StoreError};
 use spillway_pool::slot::MIN_SLOT;
-use spillway_pool::{ChunkHandle, ChunkHints, ChunkState, Pool, PoolConfig, PoolStats};
-
-const SLOT: u64 = MIN_SLOT as u64;
+use spillway_pool::{ChunkHandle, ChunkHints, ChunkState, Pool, PoolConfig};
 
 // ---------------------------------------------------------------------------------------------
 // Per-thread net allocation counter (for the band-queue growth test).
@@ -75,35 +75,6 @@ fn net_alloc() -> i64 {
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-fn body(seed: u64, len: usize) -> Vec<u8> {
-    (0..len.div_ceil(8) as u64)
-        .flat_map(|i| ((seed << 32) | i).to_le_bytes())
-        .take(len)
-        .collect()
-}
-
-fn insert(pool: &Pool, seed: u64) -> ChunkHandle {
-    pool.insert(&body(seed, MIN_SLOT), ChunkHints::depth(0))
-}
-
-fn check(chunk: &ChunkHandle, seed: u64) {
-    assert_eq!(
-        &*chunk.pin().unwrap(),
-        &body(seed, chunk.len())[..],
-        "chunk {seed} corrupted"
-    );
-}
-
-fn assert_drained(s: &PoolStats) {
-    assert_eq!(s.live_chunks, 0, "{s:?}");
-    assert_eq!(s.inserts, s.frees, "{s:?}");
-    assert_eq!(s.resident_bytes, 0, "{s:?}");
-    assert_eq!(s.pinned_bytes, 0, "{s:?}");
-    assert_eq!(s.oversize_bytes, 0, "{s:?}");
-    assert_eq!(s.spill_in_flight, 0, "{s:?}");
-    assert_eq!(s.extent_bytes_live, 0, "{s:?}");
-}
-
 fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
@@ -128,7 +99,6 @@ fn spawn_signal<F: FnOnce() + Send + 'static>(
     });
     (rx, h)
 }
-
 
 struct Gate {
     open: Mutex<bool>,
@@ -227,8 +197,8 @@ fn gated_pool(store: &Arc<GatedStore>, budget_slots: u64, write_behind_slots: u6
 fn frozen_queued_write() -> (Pool, Arc<GatedStore>, Vec<ChunkHandle>) {
     let store = GatedStore::new(false, true);
     let pool = gated_pool(&store, 2, 16);
-    let mut xs = vec![insert(&pool, 0), insert(&pool, 1)];
-    xs.push(insert(&pool, 2)); // evicts x0
+    let mut xs = vec![insert(&pool, 0, 0), insert(&pool, 1, 0)];
+    xs.push(insert(&pool, 2, 0)); // evicts x0
     assert!(
         wait_until(Duration::from_secs(10), || store
             .writes_entered
@@ -236,14 +206,14 @@ fn frozen_queued_write() -> (Pool, Arc<GatedStore>, Vec<ChunkHandle>) {
             == 1),
         "x0's write never reached the store"
     );
-    xs.push(insert(&pool, 3)); // evicts x1
+    xs.push(insert(&pool, 3, 0)); // evicts x1
     assert!(
         wait_until(Duration::from_secs(10), || pool.stats().bytes_compressed_in
             == 2 * SLOT),
         "x1 never encoded: {:?}",
         pool.stats()
     );
-    xs.push(insert(&pool, 4)); // evicts x2: queued, unclaimable while the gate is shut
+    xs.push(insert(&pool, 4, 0)); // evicts x2: queued, unclaimable while the gate is shut
     let s = pool.stats();
     assert_eq!(s.spill_in_flight, 3, "{s:?}");
     assert_eq!(s.spill_scheduled, 3, "{s:?}");
@@ -335,7 +305,7 @@ fn bug1_insert_deadlocks_on_own_pin_of_freed_chunk() {
         // Fill past budget (2) + write-behind (16) with pinned chunks: nothing evictable.
         let mut keep = Vec::new();
         for i in 0..24 {
-            let c = insert(&p, 100 + i);
+            let c = insert(&p, 100 + i, 0);
             let v = c.pin().unwrap();
             keep.push((c, v));
         }
@@ -351,7 +321,7 @@ fn bug1_insert_deadlocks_on_own_pin_of_freed_chunk() {
     if !finished {
         // Unblock the helper: more budget, then any notify of the state condvar.
         pool.set_budget(256 * SLOT).unwrap();
-        drop(insert(&pool, 999));
+        drop(insert(&pool, 999, 0));
     }
     h.join().unwrap();
     assert!(
@@ -401,12 +371,12 @@ fn bug2_band_queues_grow_with_every_chunk_freed_under_budget() {
 fn bug3_raising_the_budget_does_not_wake_blocked_inserts() {
     let store = GatedStore::new(false, true);
     let pool = gated_pool(&store, 2, 0);
-    let a = insert(&pool, 1);
-    let b = insert(&pool, 2);
+    let a = insert(&pool, 1, 0);
+    let b = insert(&pool, 2, 0);
     let p = pool.clone();
     let (tx, rx) = mpsc::channel();
     let h = std::thread::spawn(move || {
-        let c = insert(&p, 3); // evicts a, then waits for its (gated) write
+        let c = insert(&p, 3, 0); // evicts a, then waits for its (gated) write
         tx.send(()).unwrap();
         drop(c);
     });
@@ -444,11 +414,11 @@ fn bug4_dropped_prefetch_still_evicts_a_resident_chunk() {
         Arc::new(MemoryStore::new(None)),
     )
     .unwrap();
-    let a = insert(&pool, 1);
+    let a = insert(&pool, 1, 0);
     pool.evict_to(0);
     assert_eq!(a.state(), ChunkState::Evicted);
-    let b = insert(&pool, 2);
-    let c = insert(&pool, 3);
+    let b = insert(&pool, 2, 0);
+    let c = insert(&pool, 3, 0);
     a.prefetch();
     pool.quiesce();
     let s = pool.stats();
@@ -479,8 +449,8 @@ fn bug5_cancel_and_elision_counters_count_compressed_unqueued_writes() {
         store.clone(),
     )
     .unwrap();
-    let a = insert(&pool, 1);
-    let b = insert(&pool, 2);
+    let a = insert(&pool, 1, 0);
+    let b = insert(&pool, 2, 0);
     let p = pool.clone();
     // One pass marks both for inline writing; the writer blocks in a's store write.
     let h = std::thread::spawn(move || p.evict_to(0));
@@ -595,11 +565,15 @@ fn free_during_running_write_reclaims_after_landing() {
 fn prefetch_of_a_chunk_freed_while_queued_is_dropped() {
     let store = GatedStore::new(true, true);
     let pool = gated_pool(&store, 2, 16);
-    let p = insert(&pool, 7);
+    let p = insert(&pool, 7, 0);
     pool.evict_to(0);
     assert_eq!(p.state(), ChunkState::Evicted);
     store.write_gate.set(false);
-    let xs = vec![insert(&pool, 0), insert(&pool, 1), insert(&pool, 2)]; // x0's write blocks
+    let xs = vec![
+        insert(&pool, 0, 0),
+        insert(&pool, 1, 0),
+        insert(&pool, 2, 0),
+    ]; // x0's write blocks
     assert!(wait_until(Duration::from_secs(10), || store
         .writes_entered
         .load(Ordering::SeqCst)
@@ -626,7 +600,7 @@ fn prefetch_of_a_chunk_freed_while_queued_is_dropped() {
 fn pin_waits_for_a_prefetch_in_flight_and_loads_once() {
     let store = GatedStore::new(true, false);
     let pool = gated_pool(&store, 4, 16);
-    let a = insert(&pool, 5);
+    let a = insert(&pool, 5, 0);
     pool.evict_to(0);
     a.prefetch();
     assert!(wait_until(Duration::from_secs(10), || store
@@ -685,10 +659,10 @@ fn exhausted_region_serves_detached_copies() {
         Arc::new(MemoryStore::new(None)),
     )
     .unwrap();
-    let mut xs: Vec<_> = (0..4).map(|i| insert(&pool, i)).collect();
+    let mut xs: Vec<_> = (0..4).map(|i| insert(&pool, i, 0)).collect();
     pool.evict_to(3 * SLOT); // x0 out
     assert_eq!(xs[0].state(), ChunkState::Evicted);
-    xs.push(insert(&pool, 4)); // takes x0's slot
+    xs.push(insert(&pool, 4, 0)); // takes x0's slot
     let before = pool.stats();
     let v = xs[0].pin().unwrap();
     assert_eq!(&*v, &body(0, MIN_SLOT)[..]);
@@ -704,7 +678,7 @@ fn exhausted_region_serves_detached_copies() {
     assert_eq!(pool.stats().pinned_bytes, 0);
     assert_eq!(pool.stats().resident_bytes, before.resident_bytes);
     drop(v2);
-    xs.push(insert(&pool, 5));
+    xs.push(insert(&pool, 5, 0));
     assert_eq!(
         xs[5].state(),
         ChunkState::Oversize,

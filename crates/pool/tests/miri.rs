@@ -12,6 +12,9 @@ use spillway_pool::extent::memory::MemoryStore;
 use spillway_pool::{ChunkHints, ChunkState, Pool, PoolConfig};
 
 const SLOT: usize = 64 << 10;
+/// Bodies are much smaller than their slot: each still takes a whole slot of the budget, and
+/// Miri interprets every byte it touches.
+const BODY: usize = 4096;
 
 fn pool(slots: u64, spill_threads: usize) -> Pool {
     let config = PoolConfig {
@@ -36,19 +39,19 @@ fn body(seed: u8, len: usize) -> Vec<u8> {
 #[test]
 fn states_pins_and_reclaim() {
     let pool = pool(2, 0);
-    let a = pool.insert(&body(1, SLOT), ChunkHints::depth(0));
+    let a = pool.insert(&body(1, BODY), ChunkHints::depth(0));
     let b = pool.insert(&body(2, 3000), ChunkHints::depth(1).raw());
     let view = a.pin().unwrap();
     let words = view.as_u64s();
-    assert_eq!(words.len(), SLOT / 8);
+    assert_eq!(words.len(), BODY / 8);
     // Pinned `a` survives; `b` goes.
     pool.evict_to(0);
     assert_eq!(a.state(), ChunkState::UnbackedResident);
     assert_eq!(b.state(), ChunkState::Evicted);
-    assert_eq!(&*view, &body(1, SLOT)[..]);
+    assert_eq!(&*view, &body(1, BODY)[..]);
     // The view outlives its handle; the free waits for it.
     drop(a);
-    assert_eq!(view[SLOT - 1], body(1, SLOT)[SLOT - 1]);
+    assert_eq!(view[BODY - 1], body(1, BODY)[BODY - 1]);
     drop(view);
     // Fault-in through the heap region, and copy-out without admission.
     assert_eq!(b.read_to_vec().unwrap(), body(2, 3000));
@@ -65,7 +68,7 @@ fn states_pins_and_reclaim() {
 fn spill_threads_and_readers_race_cleanly() {
     let pool = pool(2, 1);
     let chunks: Vec<_> = (0..6)
-        .map(|i| pool.insert(&body(i, SLOT), ChunkHints::depth(i % 2)))
+        .map(|i| pool.insert(&body(i, BODY), ChunkHints::depth(i % 2)))
         .collect();
     std::thread::scope(|s| {
         for t in 0..2usize {
@@ -73,7 +76,7 @@ fn spill_threads_and_readers_race_cleanly() {
             s.spawn(move || {
                 for (i, c) in chunks.iter().enumerate().skip(t) {
                     c.prefetch();
-                    assert_eq!(&*c.pin().unwrap(), &body(i as u8, SLOT)[..]);
+                    assert_eq!(&*c.pin().unwrap(), &body(i as u8, BODY)[..]);
                 }
             });
         }

@@ -1,6 +1,8 @@
 //! Behaviour of the buffer pool: states, budget, eviction order, elision, warm reuse, pins,
 //! fault injection through the I/O seam, configuration errors, and concurrent churn.
 
+mod common;
+use common::{assert_drained, body, check, insert, SLOT};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -14,16 +16,6 @@ use spillway_pool::{
     PoolStats,
 };
 
-const SLOT: u64 = MIN_SLOT as u64;
-
-/// A compressible, recognizable body: little-endian words `seed << 32 | i`.
-fn body(seed: u64, len: usize) -> Vec<u8> {
-    (0..len.div_ceil(8) as u64)
-        .flat_map(|i| ((seed << 32) | i).to_le_bytes())
-        .take(len)
-        .collect()
-}
-
 /// A pool over file extents in a fresh temp dir, with evictions written inline (no spill
 /// threads) and no write-behind, so every test sees states deterministically.
 fn sync_pool(budget_slots: u64) -> (Pool, tempfile::TempDir) {
@@ -36,29 +28,6 @@ fn sync_pool(budget_slots: u64) -> (Pool, tempfile::TempDir) {
     }
     .extent_dir(dir.path());
     (Pool::new(config).unwrap(), dir)
-}
-
-fn insert(pool: &Pool, seed: u64, depth: u8) -> ChunkHandle {
-    pool.insert(&body(seed, MIN_SLOT), ChunkHints::depth(depth))
-}
-
-fn check(chunk: &ChunkHandle, seed: u64) {
-    assert_eq!(
-        &*chunk.pin().unwrap(),
-        &body(seed, chunk.len())[..],
-        "chunk {seed} corrupted"
-    );
-}
-
-/// Counters that must balance once the pool is quiescent and every chunk is gone.
-fn assert_drained(s: &PoolStats) {
-    assert_eq!(s.live_chunks, 0, "{s:?}");
-    assert_eq!(s.inserts, s.frees, "{s:?}");
-    assert_eq!(s.resident_bytes, 0, "{s:?}");
-    assert_eq!(s.pinned_bytes, 0, "{s:?}");
-    assert_eq!(s.oversize_bytes, 0, "{s:?}");
-    assert_eq!(s.spill_in_flight, 0, "{s:?}");
-    assert_eq!(s.extent_bytes_live, 0, "{s:?}");
 }
 
 #[test]

@@ -227,7 +227,7 @@ pub struct SwapStore {
 impl SwapStore {
     /// Reserves the arena. Fails with [`ConfigError::NoSwap`] when no swap area is active,
     /// [`ConfigError::Invalid`] for an arena smaller than one segment, a page size other than
-    /// 4 KiB, or a `heap-regions` build, and [`ConfigError::RegionReserve`] when the address
+    /// 4 KiB, or a `heap-regions` build, and [`ConfigError::ArenaReserve`] when the address
     /// space cannot be reserved.
     pub fn new(options: SwapStoreOptions) -> Result<SwapStore, ConfigError> {
         Self::build(options, true)
@@ -259,8 +259,7 @@ impl SwapStore {
         if require_swap && !swap_available() {
             return Err(ConfigError::NoSwap);
         }
-        let arena = Arena::reserve(arena_bytes).map_err(|source| ConfigError::RegionReserve {
-            class_size: extent_class_size(EXTENT_CLASSES as u16 - 1),
+        let arena = Arena::reserve(arena_bytes).map_err(|source| ConfigError::ArenaReserve {
             bytes: arena_bytes,
             source,
         })?;
