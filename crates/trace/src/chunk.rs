@@ -1,0 +1,640 @@
+//! [`PagedChunk`]: a differential [`Chunk`] whose body is resident or pooled.
+//!
+//! # Representation
+//! A chunk is an `Rc` (clones are refcount bumps, as the trace merger expects) around:
+//! - a body, a [`PagedColumn`]: either *resident*, upstream's `VecChunk` (a sorted,
+//!   consolidated `Vec<((K, V), T, R)>`), or *pooled*, four fixed-width columns (keys, vals,
+//!   times, diffs) written straight into a pool slot by `Pool::insert_with`;
+//! - resident metadata: length, fence triples (first and last `(key, val, time)`), depth;
+//! - the [`ColumnPager`] of its arrangement, if paging is on.
+//!
+//! # Chunk operations
+//! `merge`, `extract` and `advance` run upstream's algorithms on a small window of chunks
+//! materialized as `VecChunk`s (free for resident chunks; one decode for pooled ones): merge
+//! takes the head chunk of each input, extract the head chunk of its input, advance the
+//! (burst-sized) input it is handed. A chunk an operation passes through unchanged is put back
+//! as the original, so it stays pooled. `settle` packs chunks to the grading invariant with
+//! differential's `pack` and pages each committed chunk (`seal`) when its arrangement's policy
+//! says so: the commit point where chunks enter the pool. Merge outputs get depth = deepest
+//! input + 1 (batcher merges keep depth 0), so older data is evicted first.
+//!
+//! # Cursor reads are sound and bounded
+//! Items are returned **by value** (`Key<'a> = K` and so on, for [`FixedWidth`] types), and
+//! the pin that keeps a pooled body resident is owned by the *cursor* ([`PagedCursor`]), taken
+//! when the cursor is created and released when it drops. No reference into pool memory is
+//! ever handed out, so no item can outlive its pin, and pinned bytes scale with live cursors
+//! (the straddle cursor keeps one inner cursor per batch), not with chunks ever read.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use differential_dataflow::consolidation::Consolidate;
+use differential_dataflow::difference::Semigroup;
+use differential_dataflow::lattice::Lattice;
+use differential_dataflow::trace::chunk::vec::VecChunk;
+use differential_dataflow::trace::chunk::{pack, Chunk, NavigableChunk};
+use differential_dataflow::trace::cursor::Cursor;
+use differential_dataflow::trace::Navigable;
+use spillway_pool::{ChunkHandle, PinGuard};
+use timely::container::{PushInto, SizableContainer};
+use timely::progress::frontier::AntichainRef;
+use timely::progress::{Antichain, Timestamp};
+use timely::Accountable;
+
+use crate::fixed::{FixedColumn, FixedWidth};
+use crate::pager::{self, ColumnPager};
+
+/// Records per chunk: the grading target (8192, as upstream's `VecChunk`; 256 KiB for
+/// `(u64, u64, u64, i64)` updates, exactly one pool slot class).
+pub const TARGET: usize = 8192;
+
+/// The bounds a paged chunk's types satisfy.
+pub trait PagedData: FixedWidth {}
+impl<X: FixedWidth> PagedData for X {}
+
+/// A sorted, consolidated run of updates whose body is resident or in the pool.
+pub struct PagedChunk<K, V, T, R>(Rc<ChunkInner<K, V, T, R>>);
+
+struct ChunkInner<K, V, T, R> {
+    body: PagedColumn<K, V, T, R>,
+    /// 0 for batcher output; merge outputs are one deeper than their deepest input.
+    depth: u8,
+    pager: Option<Rc<ColumnPager>>,
+}
+
+/// A chunk body: resident, or pooled with its resident metadata.
+pub enum PagedColumn<K, V, T, R> {
+    /// In memory, as upstream's `VecChunk`.
+    Resident(VecChunk<K, V, T, R>),
+    /// In a pool slot (or its extent), as fixed-width columns.
+    Pooled {
+        handle: ChunkHandle,
+        len: usize,
+        first: (K, V, T),
+        last: (K, V, T),
+    },
+}
+
+impl<K, V, T, R> Clone for PagedChunk<K, V, T, R> {
+    fn clone(&self) -> Self {
+        PagedChunk(Rc::clone(&self.0))
+    }
+}
+
+impl<K, V, T, R> Default for PagedChunk<K, V, T, R> {
+    fn default() -> Self {
+        PagedChunk::resident(VecChunk::default(), 0, None)
+    }
+}
+
+/// Byte offsets of the four columns in a pooled body of `len` records.
+fn columns<K: FixedWidth, V: FixedWidth, T: FixedWidth, R: FixedWidth>(
+    len: usize,
+) -> [usize; 4] {
+    let vals = len * K::WIDTH;
+    let times = vals + len * V::WIDTH;
+    let diffs = times + len * T::WIDTH;
+    [0, vals, times, diffs]
+}
+
+/// Bytes of one record in a pooled body.
+fn record_bytes<K: FixedWidth, V: FixedWidth, T: FixedWidth, R: FixedWidth>() -> usize {
+    K::WIDTH + V::WIDTH + T::WIDTH + R::WIDTH
+}
+
+impl<K, V, T, R> PagedChunk<K, V, T, R> {
+    fn resident(vec: VecChunk<K, V, T, R>, depth: u8, pager: Option<Rc<ColumnPager>>) -> Self {
+        PagedChunk(Rc::new(ChunkInner { body: PagedColumn::Resident(vec), depth, pager }))
+    }
+
+    /// The chunk's depth (see the module docs).
+    pub fn depth(&self) -> u8 {
+        self.0.depth
+    }
+
+    /// Whether the body lives in the pool.
+    pub fn is_pooled(&self) -> bool {
+        matches!(self.0.body, PagedColumn::Pooled { .. })
+    }
+
+    fn pager(&self) -> Option<&Rc<ColumnPager>> {
+        self.0.pager.as_ref()
+    }
+}
+
+impl<K, V, T, R> PagedChunk<K, V, T, R>
+where
+    K: FixedWidth,
+    V: FixedWidth,
+    T: FixedWidth,
+    R: FixedWidth,
+{
+    /// The body as a `VecChunk`: free when resident, one decode when pooled.
+    fn materialize(&self) -> VecChunk<K, V, T, R> {
+        match &self.0.body {
+            PagedColumn::Resident(vec) => vec.clone(),
+            PagedColumn::Pooled { handle, len, .. } => {
+                let pin = pin(handle);
+                let [kc, vc, tc, rc] = columns::<K, V, T, R>(*len);
+                let mut vec = VecChunk::default();
+                for i in 0..*len {
+                    vec.push_into((
+                        (
+                            K::read(&pin[kc + i * K::WIDTH..][..K::WIDTH]),
+                            V::read(&pin[vc + i * V::WIDTH..][..V::WIDTH]),
+                        ),
+                        T::read(&pin[tc + i * T::WIDTH..][..T::WIDTH]),
+                        R::read(&pin[rc + i * R::WIDTH..][..R::WIDTH]),
+                    ));
+                }
+                vec
+            }
+        }
+    }
+
+    /// Writes a resident body into the pool (the caller decided it should page).
+    fn page_out(vec: &VecChunk<K, V, T, R>, depth: u8, pager: &Rc<ColumnPager>) -> Self {
+        let records = vec.as_slice();
+        let len = records.len();
+        let [kc, vc, tc, rc] = columns::<K, V, T, R>(len);
+        let bytes = len * record_bytes::<K, V, T, R>();
+        let handle = pager.pool().insert_with(bytes, pager.hints(depth), |body| {
+            for (i, ((k, v), t, r)) in records.iter().enumerate() {
+                k.write(&mut body[kc + i * K::WIDTH..][..K::WIDTH]);
+                v.write(&mut body[vc + i * V::WIDTH..][..V::WIDTH]);
+                t.write(&mut body[tc + i * T::WIDTH..][..T::WIDTH]);
+                r.write(&mut body[rc + i * R::WIDTH..][..R::WIDTH]);
+            }
+        });
+        let (f, l) = (&records[0], &records[len - 1]);
+        PagedChunk(Rc::new(ChunkInner {
+            body: PagedColumn::Pooled {
+                handle,
+                len,
+                first: (f.0 .0, f.0 .1, f.1),
+                last: (l.0 .0, l.0 .1, l.1),
+            },
+            depth,
+            pager: Some(Rc::clone(pager)),
+        }))
+    }
+
+    /// The resident body, for the chunker's in-place building (copy-on-write if shared).
+    fn building(&mut self) -> &mut VecChunk<K, V, T, R> {
+        if Rc::get_mut(&mut self.0).is_none() || self.is_pooled() {
+            let (vec, depth, pager) = (self.materialize(), self.0.depth, self.0.pager.clone());
+            *self = PagedChunk::resident(vec, depth, pager);
+        }
+        match &mut Rc::get_mut(&mut self.0).expect("unique").body {
+            PagedColumn::Resident(vec) => vec,
+            PagedColumn::Pooled { .. } => unreachable!("materialized above"),
+        }
+    }
+}
+
+/// Pins a pooled body; a failed read is a loud error (never wrong data).
+fn pin(handle: &ChunkHandle) -> PinGuard {
+    handle.pin().unwrap_or_else(|e| panic!("spillway: cannot read a paged chunk back: {e}"))
+}
+
+/// Wraps `vecs` as chunks, reusing `original` where a vec is the original's body unchanged.
+fn rewrap<K, V, T, R>(
+    vecs: impl IntoIterator<Item = VecChunk<K, V, T, R>>,
+    original: Option<(&PagedChunk<K, V, T, R>, &VecChunk<K, V, T, R>)>,
+    depth: u8,
+    pager: Option<&Rc<ColumnPager>>,
+    mut emit: impl FnMut(PagedChunk<K, V, T, R>),
+) {
+    for vec in vecs {
+        if vec.as_slice().is_empty() {
+            continue;
+        }
+        match original {
+            Some((chunk, body))
+                if std::ptr::eq(vec.as_slice(), body.as_slice()) =>
+            {
+                emit(chunk.clone())
+            }
+            _ => emit(PagedChunk::resident(vec, depth, pager.cloned())),
+        }
+    }
+}
+
+impl<K: 'static, V: 'static, T: 'static, R: 'static> Accountable for PagedChunk<K, V, T, R>
+where
+    K: FixedWidth,
+    V: FixedWidth,
+    T: FixedWidth,
+    R: FixedWidth,
+{
+    fn record_count(&self) -> i64 {
+        self.len_records() as i64
+    }
+}
+
+impl<K, V, T, R> PagedChunk<K, V, T, R> {
+    fn len_records(&self) -> usize {
+        match &self.0.body {
+            PagedColumn::Resident(vec) => vec.as_slice().len(),
+            PagedColumn::Pooled { len, .. } => *len,
+        }
+    }
+}
+
+impl<K, V, T, R> SizableContainer for PagedChunk<K, V, T, R>
+where
+    K: FixedWidth,
+    V: FixedWidth,
+    T: FixedWidth,
+    R: FixedWidth,
+{
+    fn at_capacity(&self) -> bool {
+        self.len_records() >= TARGET
+    }
+    fn ensure_capacity(&mut self, _stash: &mut Option<Self>) {
+        self.building().ensure_capacity(&mut None);
+    }
+}
+
+impl<K, V, T, R> Consolidate for PagedChunk<K, V, T, R>
+where
+    K: FixedWidth,
+    V: FixedWidth,
+    T: FixedWidth,
+    R: FixedWidth + Semigroup,
+{
+    fn len(&self) -> usize {
+        self.len_records()
+    }
+    fn clear(&mut self) {
+        *self = PagedChunk::default();
+    }
+    fn consolidate_into(&mut self, target: &mut Self) {
+        self.building().consolidate_into(target.building());
+    }
+}
+
+impl<K, V, T, R> PushInto<((K, V), T, R)> for PagedChunk<K, V, T, R>
+where
+    K: FixedWidth,
+    V: FixedWidth,
+    T: FixedWidth,
+    R: FixedWidth,
+{
+    fn push_into(&mut self, item: ((K, V), T, R)) {
+        self.building().push_into(item);
+    }
+}
+
+impl<K, V, T, R> Chunk for PagedChunk<K, V, T, R>
+where
+    K: FixedWidth,
+    V: FixedWidth,
+    T: FixedWidth + Lattice + Timestamp,
+    R: FixedWidth + Semigroup,
+{
+    type Time = T;
+
+    const TARGET: usize = TARGET;
+
+    fn len(&self) -> usize {
+        self.len_records()
+    }
+
+    fn merge(in1: &mut VecDeque<Self>, in2: &mut VecDeque<Self>, out: &mut VecDeque<Self>) {
+        // A window of one chunk per input: the head chunks, materialized.
+        let (a, b) = (in1.pop_front().expect("non-empty"), in2.pop_front().expect("non-empty"));
+        let (va, vb) = (a.materialize(), b.materialize());
+        let pager = a.pager().or(b.pager()).cloned();
+        let depth = if pager::in_batcher() {
+            0
+        } else {
+            a.depth().max(b.depth()).saturating_add(1)
+        };
+        let (mut da, mut db, mut merged) =
+            (VecDeque::from([va.clone()]), VecDeque::from([vb.clone()]), VecDeque::new());
+        VecChunk::merge(&mut da, &mut db, &mut merged);
+        let mut back = Vec::new();
+        rewrap(da, Some((&a, &va)), a.depth(), a.pager(), |c| back.push(c));
+        for c in back.drain(..).rev() {
+            in1.push_front(c);
+        }
+        rewrap(db, Some((&b, &vb)), b.depth(), b.pager(), |c| back.push(c));
+        for c in back.drain(..).rev() {
+            in2.push_front(c);
+        }
+        rewrap(merged, None, depth, pager.as_ref(), |c| out.push_back(c));
+    }
+
+    fn extract(
+        input: &mut VecDeque<Self>,
+        frontier: AntichainRef<T>,
+        residual: &mut Antichain<T>,
+        keep: &mut VecDeque<Self>,
+        ship: &mut VecDeque<Self>,
+    ) {
+        let Some(head) = input.pop_front() else { return };
+        let body = head.materialize();
+        let (mut inp, mut k, mut s) =
+            (VecDeque::from([body.clone()]), VecDeque::new(), VecDeque::new());
+        VecChunk::extract(&mut inp, frontier, residual, &mut k, &mut s);
+        let original = Some((&head, &body));
+        let mut back = Vec::new();
+        rewrap(inp, original, head.depth(), head.pager(), |c| back.push(c));
+        for c in back.into_iter().rev() {
+            input.push_front(c);
+        }
+        rewrap(k, original, head.depth(), head.pager(), |c| keep.push_back(c));
+        rewrap(s, original, head.depth(), head.pager(), |c| ship.push_back(c));
+    }
+
+    fn advance(
+        input: &mut VecDeque<Self>,
+        frontier: AntichainRef<T>,
+        done: bool,
+        out: &mut VecDeque<Self>,
+    ) {
+        // `advance` is handed one merge step's output (a burst) plus its own withheld carry:
+        // materializing it is bounded, and free for the resident merge outputs it mostly is.
+        let depth = input.iter().map(|c| c.depth()).max().unwrap_or(0);
+        let pager = input.iter().find_map(|c| c.pager().cloned());
+        let mut vecs: VecDeque<_> = input.drain(..).map(|c| c.materialize()).collect();
+        let mut advanced = VecDeque::new();
+        VecChunk::advance(&mut vecs, frontier, done, &mut advanced);
+        rewrap(vecs, None, depth, pager.as_ref(), |c| input.push_back(c));
+        rewrap(advanced, None, depth, pager.as_ref(), |c| out.push_back(c));
+    }
+
+    fn settle(input: &mut VecDeque<Self>, done: bool, out: &mut VecDeque<Self>) {
+        let scope_pager = pager::batcher_pager();
+        pack(
+            input,
+            done,
+            out,
+            |run: Vec<Self>| {
+                let depth = run.iter().map(|c| c.depth()).max().unwrap_or(0);
+                let pager = run.iter().find_map(|c| c.pager().cloned());
+                let mut vec = VecChunk::default();
+                for chunk in &run {
+                    for record in chunk.materialize().as_slice() {
+                        vec.push_into(*record);
+                    }
+                }
+                PagedChunk::resident(vec, depth, pager)
+            },
+            |chunk: Self, n: usize| {
+                let body = chunk.materialize();
+                let (head, tail) = body.as_slice().split_at(n);
+                let part = |records: &[((K, V), T, R)]| {
+                    let mut vec = VecChunk::default();
+                    for record in records {
+                        vec.push_into(*record);
+                    }
+                    PagedChunk::resident(vec, chunk.depth(), chunk.pager().cloned())
+                };
+                (part(head), part(tail))
+            },
+            |chunk: Self| seal(chunk, scope_pager.as_ref()),
+        );
+    }
+}
+
+/// The commit hook: pages a resident chunk when its arrangement's policy says so.
+fn seal<K, V, T, R>(
+    chunk: PagedChunk<K, V, T, R>,
+    scope_pager: Option<&Rc<ColumnPager>>,
+) -> PagedChunk<K, V, T, R>
+where
+    K: FixedWidth,
+    V: FixedWidth,
+    T: FixedWidth,
+    R: FixedWidth,
+{
+    let PagedColumn::Resident(vec) = &chunk.0.body else { return chunk };
+    let Some(pager) = chunk.pager().or(scope_pager) else { return chunk };
+    let bytes = vec.as_slice().len() * record_bytes::<K, V, T, R>();
+    if vec.as_slice().is_empty() || !pager.should_page(bytes) {
+        if chunk.pager().is_none() {
+            // Adopt the arrangement's pager, so later merges of this chunk can page.
+            return PagedChunk::resident(vec.clone(), chunk.depth(), Some(Rc::clone(pager)));
+        }
+        return chunk;
+    }
+    PagedChunk::page_out(vec, chunk.depth(), pager)
+}
+
+/// A cursor over one [`PagedChunk`], returning items by value. Holds the pin of a pooled
+/// body for as long as it lives.
+pub struct PagedCursor<K, V, T, R> {
+    key_pos: usize,
+    val_pos: usize,
+    /// The pinned body of a pooled chunk (`None` for resident chunks, read in place).
+    pin: Option<PinGuard>,
+    _marker: std::marker::PhantomData<(K, V, T, R)>,
+}
+
+impl<K, V, T, R> PagedCursor<K, V, T, R>
+where
+    K: FixedWidth,
+    V: FixedWidth,
+    T: FixedWidth,
+    R: FixedWidth,
+{
+    #[inline(always)]
+    fn n(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        s.len_records()
+    }
+
+    #[inline(always)]
+    fn column<X: FixedWidth>(&self, s: &PagedChunk<K, V, T, R>, col: usize, i: usize) -> X {
+        let pin = self.pin.as_ref().expect("pooled chunk is pinned by its cursor");
+        let start = columns::<K, V, T, R>(s.len_records())[col] + i * X::WIDTH;
+        X::read(&pin[start..start + X::WIDTH])
+    }
+
+    #[inline(always)]
+    fn key_at(&self, s: &PagedChunk<K, V, T, R>, i: usize) -> K {
+        match &s.0.body {
+            PagedColumn::Resident(vec) => vec.as_slice()[i].0 .0,
+            PagedColumn::Pooled { .. } => self.column(s, 0, i),
+        }
+    }
+
+    #[inline(always)]
+    fn val_at(&self, s: &PagedChunk<K, V, T, R>, i: usize) -> V {
+        match &s.0.body {
+            PagedColumn::Resident(vec) => vec.as_slice()[i].0 .1,
+            PagedColumn::Pooled { .. } => self.column(s, 1, i),
+        }
+    }
+
+    #[inline(always)]
+    fn time_diff_at(&self, s: &PagedChunk<K, V, T, R>, i: usize) -> (T, R) {
+        match &s.0.body {
+            PagedColumn::Resident(vec) => {
+                let r = &vec.as_slice()[i];
+                (r.1, r.2)
+            }
+            PagedColumn::Pooled { .. } => (self.column(s, 2, i), self.column(s, 3, i)),
+        }
+    }
+
+    /// The first index at or after `from` where `less(i)` is false (galloping search; `less`
+    /// must be monotone: true then false).
+    fn gallop(&self, s: &PagedChunk<K, V, T, R>, from: usize, less: impl Fn(usize) -> bool) -> usize {
+        let n = self.n(s);
+        if from >= n || !less(from) {
+            return from;
+        }
+        let (mut lo, mut step) = (from, 1usize);
+        while lo + step < n && less(lo + step) {
+            lo += step;
+            step <<= 1;
+        }
+        let (mut a, mut b) = (lo + 1, (lo + step).min(n));
+        while a < b {
+            let m = a + (b - a) / 2;
+            if less(m) {
+                a = m + 1;
+            } else {
+                b = m;
+            }
+        }
+        a
+    }
+}
+
+impl<K, V, T, R> Cursor for PagedCursor<K, V, T, R>
+where
+    K: FixedWidth,
+    V: FixedWidth,
+    T: FixedWidth + Lattice + Timestamp,
+    R: FixedWidth + Semigroup,
+{
+    type Storage = PagedChunk<K, V, T, R>;
+
+    type KeyContainer = FixedColumn<K>;
+    type Key<'a> = K;
+    type ValContainer = FixedColumn<V>;
+    type Val<'a> = V;
+    type ValOwn = V;
+    type TimeContainer = FixedColumn<T>;
+    type TimeGat<'a> = T;
+    type Time = T;
+    type DiffContainer = FixedColumn<R>;
+    type DiffGat<'a> = R;
+    type Diff = R;
+
+    fn key_valid(&self, s: &Self::Storage) -> bool {
+        self.key_pos < self.n(s)
+    }
+    fn val_valid(&self, s: &Self::Storage) -> bool {
+        self.key_pos < self.n(s)
+            && self.val_pos < self.n(s)
+            && self.key_at(s, self.val_pos) == self.key_at(s, self.key_pos)
+    }
+    fn key<'a>(&self, s: &'a Self::Storage) -> K {
+        self.key_at(s, self.key_pos)
+    }
+    fn val<'a>(&self, s: &'a Self::Storage) -> V {
+        self.val_at(s, self.val_pos)
+    }
+    fn get_key<'a>(&self, s: &'a Self::Storage) -> Option<K> {
+        self.key_valid(s).then(|| self.key(s))
+    }
+    fn get_val<'a>(&self, s: &'a Self::Storage) -> Option<V> {
+        self.val_valid(s).then(|| self.val(s))
+    }
+    fn map_times<L: FnMut(T, R)>(&mut self, s: &Self::Storage, mut logic: L) {
+        if !self.val_valid(s) {
+            return;
+        }
+        let (k, v) = (self.key_at(s, self.val_pos), self.val_at(s, self.val_pos));
+        let mut i = self.val_pos;
+        while i < self.n(s) && self.key_at(s, i) == k && self.val_at(s, i) == v {
+            let (t, r) = self.time_diff_at(s, i);
+            logic(t, r);
+            i += 1;
+        }
+    }
+    fn step_key(&mut self, s: &Self::Storage) {
+        if !self.key_valid(s) {
+            return;
+        }
+        let key = self.key_at(s, self.key_pos);
+        let mut i = self.key_pos;
+        while i < self.n(s) && self.key_at(s, i) == key {
+            i += 1;
+        }
+        self.key_pos = i;
+        self.val_pos = i;
+    }
+    fn seek_key(&mut self, s: &Self::Storage, key: K) {
+        self.key_pos = self.gallop(s, self.key_pos, |i| self.key_at(s, i) < key);
+        self.val_pos = self.key_pos;
+    }
+    fn step_val(&mut self, s: &Self::Storage) {
+        if !self.val_valid(s) {
+            return;
+        }
+        let (k, v) = (self.key_at(s, self.val_pos), self.val_at(s, self.val_pos));
+        let mut i = self.val_pos;
+        while i < self.n(s) && self.key_at(s, i) == k && self.val_at(s, i) == v {
+            i += 1;
+        }
+        self.val_pos = i;
+    }
+    fn seek_val(&mut self, s: &Self::Storage, val: V) {
+        if !self.key_valid(s) {
+            return;
+        }
+        let key = self.key_at(s, self.key_pos);
+        self.val_pos = self.gallop(s, self.val_pos, |i| {
+            (self.key_at(s, i), self.val_at(s, i)) < (key, val)
+        });
+    }
+    fn rewind_keys(&mut self, _s: &Self::Storage) {
+        self.key_pos = 0;
+        self.val_pos = 0;
+    }
+    fn rewind_vals(&mut self, _s: &Self::Storage) {
+        self.val_pos = self.key_pos;
+    }
+}
+
+impl<K, V, T, R> Navigable for PagedChunk<K, V, T, R>
+where
+    K: FixedWidth,
+    V: FixedWidth,
+    T: FixedWidth + Lattice + Timestamp,
+    R: FixedWidth + Semigroup,
+{
+    type Cursor = PagedCursor<K, V, T, R>;
+
+    fn cursor(&self) -> Self::Cursor {
+        let pin = match &self.0.body {
+            PagedColumn::Resident(_) => None,
+            PagedColumn::Pooled { handle, .. } => Some(pin(handle)),
+        };
+        PagedCursor { key_pos: 0, val_pos: 0, pin, _marker: std::marker::PhantomData }
+    }
+}
+
+impl<K, V, T, R> NavigableChunk for PagedChunk<K, V, T, R>
+where
+    K: FixedWidth,
+    V: FixedWidth,
+    T: FixedWidth + Lattice + Timestamp,
+    R: FixedWidth + Semigroup,
+{
+    fn bounds(&self) -> ((K, V, T), (K, V, T)) {
+        match &self.0.body {
+            PagedColumn::Resident(vec) => {
+                let s = vec.as_slice();
+                let (f, l) = (&s[0], &s[s.len() - 1]);
+                ((f.0 .0, f.0 .1, f.1), (l.0 .0, l.0 .1, l.1))
+            }
+            PagedColumn::Pooled { first, last, .. } => (*first, *last),
+        }
+    }
+}

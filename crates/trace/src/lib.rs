@@ -1,0 +1,30 @@
+//! # spillway-trace: paged arrangements for differential dataflow (layer 3)
+//!
+//! A [`PagedChunk`] implements differential's `Chunk` and `NavigableChunk`, so upstream's
+//! chunk harness turns it into a full trace: [`PagedSpine`], [`PagedBatcher`],
+//! [`PagedBuilder`]. Switch an arrangement with one call and a runtime flag:
+//!
+//! ```ignore
+//! let pool = spillway::Pool::new(spillway::PoolConfig::default().budget("256MiB")?)?;
+//! timely::execute(config, move |worker| {
+//!     let paging = spillway::Paging::enabled(&pool); // or Paging::disabled()
+//!     worker.dataflow(|scope| {
+//!         let arranged = collection.arrange_by_key_paged(&paging);
+//!         arranged.join_core(other_arranged, |k, v1, v2| ...);
+//!     });
+//! })
+//! ```
+//!
+//! Keys, values, times and diffs must be [`FixedWidth`] (integers, tuples of them, or your
+//! own types); cursors return them by value (see [`chunk`] for why that makes paged reads
+//! sound). See `doc/design/paged-trace.md` for the design and what is still to come.
+
+pub mod arrange;
+pub mod chunk;
+pub mod fixed;
+pub mod pager;
+
+pub use arrange::{ArrangePaged, ArrangeSelfPaged, PagedBatcher, PagedBuilder, PagedSpine};
+pub use chunk::{PagedChunk, PagedCursor};
+pub use fixed::{FixedColumn, FixedWidth};
+pub use pager::{ColumnPager, Paging, PagingPolicy};
