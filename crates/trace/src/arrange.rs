@@ -49,7 +49,10 @@ where
 {
     /// A batcher for an arrangement with the given paging.
     pub fn new(logger: Option<Logger>, operator_id: usize, paging: Paging) -> Self {
-        PagedBatcher { inner: InnerBatcher::new(logger, operator_id), paging }
+        PagedBatcher {
+            inner: InnerBatcher::new(logger, operator_id),
+            paging,
+        }
     }
 }
 
@@ -96,7 +99,10 @@ where
 {
     /// Arranges `(key, val)` records by key into a [`PagedSpine`]. With `Paging::disabled()`
     /// the chunks stay resident; the types are the same either way.
-    fn arrange_by_key_paged(self, paging: &Paging) -> Arranged<'scope, TraceAgent<PagedSpine<K, V, T, R>>>;
+    fn arrange_by_key_paged(
+        self,
+        paging: &Paging,
+    ) -> Arranged<'scope, TraceAgent<PagedSpine<K, V, T, R>>>;
 }
 
 /// Arranges collections of keys into paged traces.
@@ -107,7 +113,10 @@ where
     R: FixedWidth + Semigroup,
 {
     /// Arranges records by themselves (`(key, ())`) into a [`PagedSpine`].
-    fn arrange_by_self_paged(self, paging: &Paging) -> Arranged<'scope, TraceAgent<PagedSpine<K, (), T, R>>>;
+    fn arrange_by_self_paged(
+        self,
+        paging: &Paging,
+    ) -> Arranged<'scope, TraceAgent<PagedSpine<K, (), T, R>>>;
 }
 
 impl<'scope, T, K, V, R> ArrangePaged<'scope, T, K, V, R> for VecCollection<'scope, T, (K, V), R>
@@ -117,7 +126,10 @@ where
     V: ExchangeData + FixedWidth,
     R: ExchangeData + Semigroup + FixedWidth,
 {
-    fn arrange_by_key_paged(self, paging: &Paging) -> Arranged<'scope, TraceAgent<PagedSpine<K, V, T, R>>> {
+    fn arrange_by_key_paged(
+        self,
+        paging: &Paging,
+    ) -> Arranged<'scope, TraceAgent<PagedSpine<K, V, T, R>>> {
         let paging = paging.clone();
         let exchange = Exchange::new(|update: &((K, V), T, R)| (update.0).0.hashed().into());
         arrange_core::<_, _, PagedBatcher<K, V, T, R>, PagedSpine<K, V, T, R>>(
@@ -135,7 +147,10 @@ where
     K: ExchangeData + Hashable + FixedWidth,
     R: ExchangeData + Semigroup + FixedWidth,
 {
-    fn arrange_by_self_paged(self, paging: &Paging) -> Arranged<'scope, TraceAgent<PagedSpine<K, (), T, R>>> {
+    fn arrange_by_self_paged(
+        self,
+        paging: &Paging,
+    ) -> Arranged<'scope, TraceAgent<PagedSpine<K, (), T, R>>> {
         self.map(|k| (k, ())).arrange_by_key_paged(paging)
     }
 }

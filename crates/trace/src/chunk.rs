@@ -88,9 +88,7 @@ impl<K, V, T, R> Default for PagedChunk<K, V, T, R> {
 }
 
 /// Byte offsets of the four columns in a pooled body of `len` records.
-fn columns<K: FixedWidth, V: FixedWidth, T: FixedWidth, R: FixedWidth>(
-    len: usize,
-) -> [usize; 4] {
+fn columns<K: FixedWidth, V: FixedWidth, T: FixedWidth, R: FixedWidth>(len: usize) -> [usize; 4] {
     let vals = len * K::WIDTH;
     let times = vals + len * V::WIDTH;
     let diffs = times + len * T::WIDTH;
@@ -104,7 +102,11 @@ fn record_bytes<K: FixedWidth, V: FixedWidth, T: FixedWidth, R: FixedWidth>() ->
 
 impl<K, V, T, R> PagedChunk<K, V, T, R> {
     fn resident(vec: VecChunk<K, V, T, R>, depth: u8, pager: Option<Rc<ColumnPager>>) -> Self {
-        PagedChunk(Rc::new(ChunkInner { body: PagedColumn::Resident(vec), depth, pager }))
+        PagedChunk(Rc::new(ChunkInner {
+            body: PagedColumn::Resident(vec),
+            depth,
+            pager,
+        }))
     }
 
     /// The chunk's depth (see the module docs).
@@ -194,7 +196,9 @@ where
 
 /// Pins a pooled body; a failed read is a loud error (never wrong data).
 fn pin(handle: &ChunkHandle) -> PinGuard {
-    handle.pin().unwrap_or_else(|e| panic!("spillway: cannot read a paged chunk back: {e}"))
+    handle
+        .pin()
+        .unwrap_or_else(|e| panic!("spillway: cannot read a paged chunk back: {e}"))
 }
 
 /// Wraps `vecs` as chunks, reusing `original` where a vec is the original's body unchanged.
@@ -210,9 +214,7 @@ fn rewrap<K, V, T, R>(
             continue;
         }
         match original {
-            Some((chunk, body))
-                if std::ptr::eq(vec.as_slice(), body.as_slice()) =>
-            {
+            Some((chunk, body)) if std::ptr::eq(vec.as_slice(), body.as_slice()) => {
                 emit(chunk.clone())
             }
             _ => emit(PagedChunk::resident(vec, depth, pager.cloned())),
@@ -303,7 +305,10 @@ where
 
     fn merge(in1: &mut VecDeque<Self>, in2: &mut VecDeque<Self>, out: &mut VecDeque<Self>) {
         // A window of one chunk per input: the head chunks, materialized.
-        let (a, b) = (in1.pop_front().expect("non-empty"), in2.pop_front().expect("non-empty"));
+        let (a, b) = (
+            in1.pop_front().expect("non-empty"),
+            in2.pop_front().expect("non-empty"),
+        );
         let (va, vb) = (a.materialize(), b.materialize());
         let pager = a.pager().or(b.pager()).cloned();
         let depth = if pager::in_batcher() {
@@ -311,8 +316,11 @@ where
         } else {
             a.depth().max(b.depth()).saturating_add(1)
         };
-        let (mut da, mut db, mut merged) =
-            (VecDeque::from([va.clone()]), VecDeque::from([vb.clone()]), VecDeque::new());
+        let (mut da, mut db, mut merged) = (
+            VecDeque::from([va.clone()]),
+            VecDeque::from([vb.clone()]),
+            VecDeque::new(),
+        );
         VecChunk::merge(&mut da, &mut db, &mut merged);
         let mut back = Vec::new();
         rewrap(da, Some((&a, &va)), a.depth(), a.pager(), |c| back.push(c));
@@ -333,10 +341,15 @@ where
         keep: &mut VecDeque<Self>,
         ship: &mut VecDeque<Self>,
     ) {
-        let Some(head) = input.pop_front() else { return };
+        let Some(head) = input.pop_front() else {
+            return;
+        };
         let body = head.materialize();
-        let (mut inp, mut k, mut s) =
-            (VecDeque::from([body.clone()]), VecDeque::new(), VecDeque::new());
+        let (mut inp, mut k, mut s) = (
+            VecDeque::from([body.clone()]),
+            VecDeque::new(),
+            VecDeque::new(),
+        );
         VecChunk::extract(&mut inp, frontier, residual, &mut k, &mut s);
         let original = Some((&head, &body));
         let mut back = Vec::new();
@@ -344,8 +357,12 @@ where
         for c in back.into_iter().rev() {
             input.push_front(c);
         }
-        rewrap(k, original, head.depth(), head.pager(), |c| keep.push_back(c));
-        rewrap(s, original, head.depth(), head.pager(), |c| ship.push_back(c));
+        rewrap(k, original, head.depth(), head.pager(), |c| {
+            keep.push_back(c)
+        });
+        rewrap(s, original, head.depth(), head.pager(), |c| {
+            ship.push_back(c)
+        });
     }
 
     fn advance(
@@ -410,8 +427,12 @@ where
     T: FixedWidth,
     R: FixedWidth,
 {
-    let PagedColumn::Resident(vec) = &chunk.0.body else { return chunk };
-    let Some(pager) = chunk.pager().or(scope_pager) else { return chunk };
+    let PagedColumn::Resident(vec) = &chunk.0.body else {
+        return chunk;
+    };
+    let Some(pager) = chunk.pager().or(scope_pager) else {
+        return chunk;
+    };
     let bytes = vec.as_slice().len() * record_bytes::<K, V, T, R>();
     if vec.as_slice().is_empty() || !pager.should_page(bytes) {
         if chunk.pager().is_none() {
@@ -447,7 +468,10 @@ where
 
     #[inline(always)]
     fn column<X: FixedWidth>(&self, s: &PagedChunk<K, V, T, R>, col: usize, i: usize) -> X {
-        let pin = self.pin.as_ref().expect("pooled chunk is pinned by its cursor");
+        let pin = self
+            .pin
+            .as_ref()
+            .expect("pooled chunk is pinned by its cursor");
         let start = columns::<K, V, T, R>(s.len_records())[col] + i * X::WIDTH;
         X::read(&pin[start..start + X::WIDTH])
     }
@@ -481,7 +505,12 @@ where
 
     /// The first index at or after `from` where `less(i)` is false (galloping search; `less`
     /// must be monotone: true then false).
-    fn gallop(&self, s: &PagedChunk<K, V, T, R>, from: usize, less: impl Fn(usize) -> bool) -> usize {
+    fn gallop(
+        &self,
+        s: &PagedChunk<K, V, T, R>,
+        from: usize,
+        less: impl Fn(usize) -> bool,
+    ) -> usize {
         let n = self.n(s);
         if from >= n || !less(from) {
             return from;
@@ -616,7 +645,12 @@ where
             PagedColumn::Resident(_) => None,
             PagedColumn::Pooled { handle, .. } => Some(pin(handle)),
         };
-        PagedCursor { key_pos: 0, val_pos: 0, pin, _marker: std::marker::PhantomData }
+        PagedCursor {
+            key_pos: 0,
+            val_pos: 0,
+            pin,
+            _marker: std::marker::PhantomData,
+        }
     }
 }
 

@@ -31,7 +31,10 @@ pub struct PagingPolicy {
 
 impl Default for PagingPolicy {
     fn default() -> Self {
-        PagingPolicy { min_bytes: 64 << 10, raw_depth0: true }
+        PagingPolicy {
+            min_bytes: 64 << 10,
+            raw_depth0: true,
+        }
     }
 }
 
@@ -62,7 +65,10 @@ impl ColumnPager {
     pub(crate) fn hints(&self, depth: u8) -> ChunkHints {
         let hints = ChunkHints::depth(depth);
         if depth == 0 && self.policy.raw_depth0 {
-            ChunkHints { compression: Compression::Raw, ..hints }
+            ChunkHints {
+                compression: Compression::Raw,
+                ..hints
+            }
         } else {
             hints
         }
@@ -83,7 +89,12 @@ impl Paging {
 
     /// Chunks page through `pool` with `policy`.
     pub fn with_policy(pool: &Pool, policy: PagingPolicy) -> Self {
-        Paging { pager: Some(Rc::new(ColumnPager { pool: pool.clone(), policy })) }
+        Paging {
+            pager: Some(Rc::new(ColumnPager {
+                pool: pool.clone(),
+                policy,
+            })),
+        }
     }
 
     /// Chunks stay resident.

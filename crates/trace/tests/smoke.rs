@@ -14,7 +14,13 @@ fn run(paged: bool, pool: Pool) -> (Out, spillway_pool::PoolStats) {
     let pool2 = pool.clone();
     timely::execute(timely::Config::thread(), move |worker| {
         let sink = sink.clone();
-        let paging = Paging::with_policy(&pool2, PagingPolicy { min_bytes: 4096, raw_depth0: true });
+        let paging = Paging::with_policy(
+            &pool2,
+            PagingPolicy {
+                min_bytes: 4096,
+                raw_depth0: true,
+            },
+        );
         let (mut data, mut probe_keys) = worker.dataflow::<u64, _, _>(|scope| {
             let (data_in, data) = scope.new_collection::<(u64, u64), isize>();
             let (keys_in, keys) = scope.new_collection::<(u64, u64), isize>();
@@ -33,7 +39,10 @@ fn run(paged: bool, pool: Pool) -> (Out, spillway_pool::PoolStats) {
         for round in 0..5u64 {
             for i in 0..40_000u64 {
                 let x = i.wrapping_mul(0x9E3779B97F4A7C15) ^ round;
-                data.update((x % 5_000, x % 1_000), if i % 7 == 0 && round > 0 { -1 } else { 1 });
+                data.update(
+                    (x % 5_000, x % 1_000),
+                    if i % 7 == 0 && round > 0 { -1 } else { 1 },
+                );
             }
             if round == 0 {
                 for k in (0..5_000u64).step_by(50) {
