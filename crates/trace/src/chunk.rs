@@ -88,7 +88,7 @@ impl<K, V, T, R> Default for PagedChunk<K, V, T, R> {
 }
 
 /// Byte offsets of the four columns in a pooled body of `len` records.
-fn columns<K: FixedWidth, V: FixedWidth, T: FixedWidth, R: FixedWidth>(len: usize) -> [usize; 4] {
+fn columns<K: FixedWidth, V: FixedWidth, T: FixedWidth>(len: usize) -> [usize; 4] {
     let vals = len * K::WIDTH;
     let times = vals + len * V::WIDTH;
     let diffs = times + len * T::WIDTH;
@@ -137,7 +137,7 @@ where
             PagedColumn::Resident(vec) => vec.clone(),
             PagedColumn::Pooled { handle, len, .. } => {
                 let pin = pin(handle);
-                let [kc, vc, tc, rc] = columns::<K, V, T, R>(*len);
+                let [kc, vc, tc, rc] = columns::<K, V, T>(*len);
                 let mut vec = VecChunk::default();
                 for i in 0..*len {
                     vec.push_into((
@@ -158,7 +158,7 @@ where
     fn page_out(vec: &VecChunk<K, V, T, R>, depth: u8, pager: &Rc<ColumnPager>) -> Self {
         let records = vec.as_slice();
         let len = records.len();
-        let [kc, vc, tc, rc] = columns::<K, V, T, R>(len);
+        let [kc, vc, tc, rc] = columns::<K, V, T>(len);
         let bytes = len * record_bytes::<K, V, T, R>();
         let handle = pager.pool().insert_with(bytes, pager.hints(depth), |body| {
             for (i, ((k, v), t, r)) in records.iter().enumerate() {
@@ -201,10 +201,13 @@ fn pin(handle: &ChunkHandle) -> PinGuard {
         .unwrap_or_else(|e| panic!("spillway: cannot read a paged chunk back: {e}"))
 }
 
+/// A chunk and its materialized body, for recognizing bodies passed through unchanged.
+type Original<'c, K, V, T, R> = Option<(&'c PagedChunk<K, V, T, R>, &'c VecChunk<K, V, T, R>)>;
+
 /// Wraps `vecs` as chunks, reusing `original` where a vec is the original's body unchanged.
 fn rewrap<K, V, T, R>(
     vecs: impl IntoIterator<Item = VecChunk<K, V, T, R>>,
-    original: Option<(&PagedChunk<K, V, T, R>, &VecChunk<K, V, T, R>)>,
+    original: Original<'_, K, V, T, R>,
     depth: u8,
     pager: Option<&Rc<ColumnPager>>,
     mut emit: impl FnMut(PagedChunk<K, V, T, R>),
@@ -472,7 +475,7 @@ where
             .pin
             .as_ref()
             .expect("pooled chunk is pinned by its cursor");
-        let start = columns::<K, V, T, R>(s.len_records())[col] + i * X::WIDTH;
+        let start = columns::<K, V, T>(s.len_records())[col] + i * X::WIDTH;
         X::read(&pin[start..start + X::WIDTH])
     }
 
@@ -562,16 +565,16 @@ where
             && self.val_pos < self.n(s)
             && self.key_at(s, self.val_pos) == self.key_at(s, self.key_pos)
     }
-    fn key<'a>(&self, s: &'a Self::Storage) -> K {
+    fn key(&self, s: &Self::Storage) -> K {
         self.key_at(s, self.key_pos)
     }
-    fn val<'a>(&self, s: &'a Self::Storage) -> V {
+    fn val(&self, s: &Self::Storage) -> V {
         self.val_at(s, self.val_pos)
     }
-    fn get_key<'a>(&self, s: &'a Self::Storage) -> Option<K> {
+    fn get_key(&self, s: &Self::Storage) -> Option<K> {
         self.key_valid(s).then(|| self.key(s))
     }
-    fn get_val<'a>(&self, s: &'a Self::Storage) -> Option<V> {
+    fn get_val(&self, s: &Self::Storage) -> Option<V> {
         self.val_valid(s).then(|| self.val(s))
     }
     fn map_times<L: FnMut(T, R)>(&mut self, s: &Self::Storage, mut logic: L) {
