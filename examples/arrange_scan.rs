@@ -1,0 +1,142 @@
+//! Arrange N updates over 10 rounds, then scan the arrangement once with a cursor, on one
+//! backend per process (so each run reports its own peak RSS):
+//!
+//! ```text
+//! cargo run --release --example arrange_scan -- ord   10000000
+//! cargo run --release --example arrange_scan -- off   10000000          # PagedSpine, paging off
+//! cargo run --release --example arrange_scan -- col   10000000          # upstream ColChunk
+//! cargo run --release --example arrange_scan -- paged 10000000 32MiB    # PagedSpine, paging on
+//! ```
+//! Updates are `(key: u64, val: u64)` with keys uniform over N/4, `u64` times, `isize` diffs.
+//! Prints one JSON line: `build_s`, `scan_s`, `scan_records`, `peak_rss_bytes` (VmHWM),
+//! `rss_after_scan_bytes` (VmRSS) and, for `paged`, the pool's counters.
+
+use std::time::Instant;
+
+use differential_dataflow::input::Input;
+use differential_dataflow::trace::cursor::Cursor;
+use differential_dataflow::trace::{Navigable, TraceReader};
+use spillway::workload::data::SplitMix64;
+use spillway_trace::{ArrangePaged, Paging};
+use timely::dataflow::operators::Probe;
+use timely::progress::frontier::AntichainRef;
+
+const ROUNDS: u64 = 10;
+
+fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Counts the records of every batch of `trace` with each batch's cursor.
+fn scan<Tr>(trace: &mut Tr) -> u64
+where
+    Tr: TraceReader<Time = u64>,
+    Tr::Batch: Navigable,
+{
+    let batches = trace.batches_through(AntichainRef::new(&[])).expect("batches");
+    let mut records = 0u64;
+    for batch in &batches {
+        let mut cursor = batch.cursor();
+        while cursor.key_valid(batch) {
+            while cursor.val_valid(batch) {
+                cursor.map_times(batch, |_, _| records += 1);
+                cursor.step_val(batch);
+            }
+            cursor.step_key(batch);
+        }
+    }
+    records
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let backend = args.get(1).cloned().unwrap_or_else(|| "off".into());
+    let updates: u64 = args.get(2).map_or(10_000_000, |s| s.replace('_', "").parse().expect("updates"));
+    let budget = args.get(3).map(|s| spillway::pool::parse_size(s).expect("budget"));
+    let pool = match backend.as_str() {
+        "paged" => Some(
+            spillway::Pool::new(
+                spillway::PoolConfig::default()
+                    .budget(budget.unwrap_or(updates * 32 / 10))
+                    .expect("budget"),
+            )
+            .expect("pool"),
+        ),
+        "ord" | "off" | "col" => None,
+        other => panic!("unknown backend {other:?}: ord, off, col or paged"),
+    };
+    let keys = (updates / 4).max(1);
+    let (backend2, pool2) = (backend.clone(), pool.clone());
+    let result = std::sync::Arc::new(std::sync::Mutex::new((0.0, 0.0, 0u64, 0u64)));
+    let sink = result.clone();
+    timely::execute(timely::Config::thread(), move |worker| {
+        let t0 = Instant::now();
+        let paging = pool2.as_ref().map_or_else(Paging::disabled, Paging::enabled);
+        macro_rules! run {
+            ($data:ident => $arrange:expr) => {{
+                let (mut input, probe, mut trace) = worker.dataflow::<u64, _, _>(|scope| {
+                    let (input, $data) = scope.new_collection::<(u64, u64), isize>();
+                    let arranged = $arrange;
+                    let (probe, _) = arranged.stream.probe();
+                    (input, probe, arranged.trace)
+                });
+                let mut rng = SplitMix64::new(1);
+                for round in 0..ROUNDS {
+                    for _ in 0..updates / ROUNDS {
+                        let r = rng.next_u64();
+                        input.update((r % keys, r >> 40), 1);
+                    }
+                    input.advance_to(round + 1);
+                    input.flush();
+                    while probe.less_than(input.time()) {
+                        worker.step();
+                    }
+                }
+                let build_s = t0.elapsed().as_secs_f64();
+                let t1 = Instant::now();
+                let records = scan(&mut trace);
+                let scan_s = t1.elapsed().as_secs_f64();
+                // Read while the arrangement is still alive.
+                *sink.lock().unwrap() = (build_s, scan_s, records, status_bytes("VmRSS:"));
+            }};
+        }
+        match backend2.as_str() {
+            "ord" => run!(d => d.arrange_by_key()),
+            "col" => {
+                use differential_dataflow::batcher::merge::chunker::ContainerChunker;
+                use differential_dataflow::columnar::trace::{ColChunk, Spine};
+                use differential_dataflow::operators::arrange::arrangement::arrange_core;
+                use differential_dataflow::trace::chunk::ChunkBatcher;
+                use differential_dataflow::Hashable;
+                use timely::dataflow::channels::pact::Exchange;
+                type Ba = ChunkBatcher<ContainerChunker<ColChunk<(u64, u64, u64, isize)>>, ColChunk<(u64, u64, u64, isize)>>;
+                type Sp = Spine<u64, u64, u64, isize>;
+                run!(d => {
+                    let exchange = Exchange::new(|u: &((u64, u64), u64, isize)| (u.0).0.hashed().into());
+                    arrange_core::<_, _, Ba, Sp>(d.inner, exchange, "ColArrange", Ba::new)
+                })
+            }
+            _ => run!(d => d.arrange_by_key_paged(&paging)),
+        }
+    })
+    .expect("timely");
+    let (build_s, scan_s, records, rss_after_scan) = *result.lock().unwrap();
+    let stats = pool.as_ref().map(|p| p.stats()).unwrap_or_default();
+    println!(
+        "{{\"backend\":\"{backend}\",\"updates\":{updates},\"budget_bytes\":{},\"build_s\":{build_s:.3},\"scan_s\":{scan_s:.3},\"scan_records\":{records},\"peak_rss_bytes\":{},\"rss_after_scan_bytes\":{},\"peak_resident_bytes\":{},\"extent_bytes_written\":{},\"bytes_compressed_in\":{},\"fault_ins\":{},\"writes_elided\":{}}}",
+        pool.as_ref().map_or(0, |p| p.budget()),
+        status_bytes("VmHWM:"),
+        rss_after_scan,
+        stats.peak_resident_bytes,
+        stats.extent_bytes_written,
+        stats.bytes_compressed_in,
+        stats.fault_ins,
+        stats.writes_elided,
+    );
+}
