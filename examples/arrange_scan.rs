@@ -39,7 +39,9 @@ where
     Tr: TraceReader<Time = u64>,
     Tr::Batch: Navigable,
 {
-    let batches = trace.batches_through(AntichainRef::new(&[])).expect("batches");
+    let batches = trace
+        .batches_through(AntichainRef::new(&[]))
+        .expect("batches");
     let mut records = 0u64;
     for batch in &batches {
         let mut cursor = batch.cursor();
@@ -57,8 +59,12 @@ where
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let backend = args.get(1).cloned().unwrap_or_else(|| "off".into());
-    let updates: u64 = args.get(2).map_or(10_000_000, |s| s.replace('_', "").parse().expect("updates"));
-    let budget = args.get(3).map(|s| spillway::pool::parse_size(s).expect("budget"));
+    let updates: u64 = args
+        .get(2)
+        .map_or(10_000_000, |s| s.replace('_', "").parse().expect("updates"));
+    let budget = args
+        .get(3)
+        .map(|s| spillway::pool::parse_size(s).expect("budget"));
     let pool = match backend.as_str() {
         "paged" => Some(
             spillway::Pool::new(

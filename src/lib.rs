@@ -12,11 +12,11 @@
 //! See `doc/architecture.md` for the design and `README.md` for usage.
 
 pub use spillway_pool as pool;
-pub use spillway_trace as trace;
-pub use spillway_trace::{ArrangePaged, ArrangeSelfPaged, Paging, PagingPolicy};
 pub use spillway_pool::{
     ChunkHandle, ChunkHints, ConfigError, ExtentBackend, PinGuard, Pool, PoolConfig, PoolError,
     PoolStats,
 };
+pub use spillway_trace as trace;
+pub use spillway_trace::{ArrangePaged, ArrangeSelfPaged, Paging, PagingPolicy};
 
 pub mod workload;

@@ -25,8 +25,9 @@
 //! ever handed out, so no item can outlive its pin, and pinned bytes scale with live cursors
 //! (the straddle cursor keeps one inner cursor per batch), not with chunks ever read.
 
+use std::cell::OnceCell;
 use std::collections::VecDeque;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use differential_dataflow::consolidation::Consolidate;
 use differential_dataflow::difference::Semigroup;
@@ -60,6 +61,9 @@ struct ChunkInner<K, V, T, R> {
     /// 0 for batcher output; merge outputs are one deeper than their deepest input.
     depth: u8,
     pager: Option<Rc<ColumnPager>>,
+    /// The chunk sealed right after this one in the same sequence, set once by `settle`; a
+    /// cursor opening this chunk prefetches that one (a scan reads them in order).
+    next: OnceCell<Weak<ChunkInner<K, V, T, R>>>,
 }
 
 /// A chunk body: resident, or pooled with its resident metadata.
@@ -106,7 +110,18 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
             body: PagedColumn::Resident(vec),
             depth,
             pager,
+            next: OnceCell::new(),
         }))
+    }
+
+    /// Asks the pool to fault in the chunk sealed after this one, if it is pooled.
+    fn prefetch_next(&self) {
+        let Some(next) = self.0.next.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        if let PagedColumn::Pooled { handle, .. } = &next.body {
+            handle.prefetch();
+        }
     }
 
     /// The chunk's depth (see the module docs).
@@ -178,6 +193,7 @@ where
             },
             depth,
             pager: Some(Rc::clone(pager)),
+            next: OnceCell::new(),
         }))
     }
 
@@ -387,6 +403,7 @@ where
 
     fn settle(input: &mut VecDeque<Self>, done: bool, out: &mut VecDeque<Self>) {
         let scope_pager = pager::batcher_pager();
+        let before = out.len();
         pack(
             input,
             done,
@@ -416,6 +433,10 @@ where
             },
             |chunk: Self| seal(chunk, scope_pager.as_ref()),
         );
+        // Link each newly sealed chunk to its predecessor in the sequence, for prefetch.
+        for i in before.max(1)..out.len() {
+            let _ = out[i - 1].0.next.set(Rc::downgrade(&out[i].0));
+        }
     }
 }
 
@@ -648,6 +669,7 @@ where
             PagedColumn::Resident(_) => None,
             PagedColumn::Pooled { handle, .. } => Some(pin(handle)),
         };
+        self.prefetch_next();
         PagedCursor {
             key_pos: 0,
             val_pos: 0,

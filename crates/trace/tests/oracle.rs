@@ -60,7 +60,9 @@ use differential_dataflow::operators::arrange::arrangement::arrange_core;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::trace::chunk::{is_graded, ChunkBatch, NavigableChunk};
 use differential_dataflow::trace::cursor::cursor_list;
-use differential_dataflow::trace::{BatchCursor, BatchKey, BatchVal, Cursor, Navigable, TraceReader};
+use differential_dataflow::trace::{
+    BatchCursor, BatchKey, BatchVal, Cursor, Navigable, TraceReader,
+};
 use differential_dataflow::{ExchangeData, Hashable, VecCollection};
 
 type Time = u64;
@@ -105,7 +107,12 @@ fn arrange_under_test<'s, V: TestVal>(
     _paging: &TestPaging,
 ) -> Arranged<'s, TraceAgent<TestSpine<u64, V>>> {
     let exchange = Exchange::new(|u: &((u64, V), Time, Diff)| (u.0).0.hashed().into());
-    arrange_core::<_, _, TestBatcher<u64, V>, TestSpine<u64, V>>(collection.inner, exchange, name, TestBatcher::<u64, V>::new)
+    arrange_core::<_, _, TestBatcher<u64, V>, TestSpine<u64, V>>(
+        collection.inner,
+        exchange,
+        name,
+        TestBatcher::<u64, V>::new,
+    )
 }
 // ==========================================================================
 
@@ -117,11 +124,15 @@ trait Own: Copy {
 }
 impl<T: Clone> Own for &T {
     type Owned = T;
-    fn own(self) -> T { self.clone() }
+    fn own(self) -> T {
+        self.clone()
+    }
 }
 impl Own for u64 {
     type Owned = u64;
-    fn own(self) -> u64 { self }
+    fn own(self) -> u64 {
+        self
+    }
 }
 impl Own for () {
     type Owned = ();
@@ -130,7 +141,11 @@ impl Own for () {
 
 /// Fill a builder input (`VecChunk`, `PagedChunk`, or upstream's `Vec`) with one key's
 /// output updates, as the `push` argument of `reduce_abelian` wants.
-fn fill<V, C: Default + PushInto<((u64, V), Time, Diff)>>(buf: &mut C, key: u64, upds: &mut Vec<(V, Time, Diff)>) {
+fn fill<V, C: Default + PushInto<((u64, V), Time, Diff)>>(
+    buf: &mut C,
+    key: u64,
+    upds: &mut Vec<(V, Time, Diff)>,
+) {
     *buf = C::default();
     for (v, t, r) in upds.drain(..) {
         buf.push_into(((key, v), t, r));
@@ -143,12 +158,18 @@ fn fill<V, C: Default + PushInto<((u64, V), Time, Diff)>>(buf: &mut C, key: u64,
 fn min_max(vals: impl Iterator<Item = u64> + Clone) -> Vec<u64> {
     let lo = vals.clone().min().unwrap();
     let hi = vals.max().unwrap();
-    if lo == hi { vec![lo] } else { vec![lo, hi] }
+    if lo == hi {
+        vec![lo]
+    } else {
+        vec![lo, hi]
+    }
 }
 
 /// Sum of `val * multiplicity`, wrapping.
 fn weighted_sum(items: impl Iterator<Item = (u64, Diff)>) -> u64 {
-    items.fold(0u64, |acc, (v, r)| acc.wrapping_add(v.wrapping_mul(r as u64)))
+    items.fold(0u64, |acc, (v, r)| {
+        acc.wrapping_add(v.wrapping_mul(r as u64))
+    })
 }
 
 // ------------------------------- test cases -------------------------------
@@ -203,7 +224,9 @@ struct Case {
 
 impl Case {
     /// Rounds the driver steps through: input rounds plus the future-dated tail.
-    fn total_rounds(&self) -> u64 { self.rounds + MAX_DELAY }
+    fn total_rounds(&self) -> u64 {
+        self.rounds + MAX_DELAY
+    }
 }
 
 /// splitmix64: a tiny deterministic generator, so a case is a function of its `Params` and
@@ -217,18 +240,37 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u64) -> u64 { self.next() % n.max(1) }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
 }
 
 /// A stream of inserts and retractions of earlier inserts, rounds non-decreasing. Most
 /// retractions target inserts of earlier rounds (so they survive consolidation into the
 /// round's batch); some target the current round (cancelling within the batcher).
 fn gen_stream(rng: &mut Rng, n: usize, p: &Params) -> Vec<Upd> {
-    let Params { keys, vals, rounds, retract_pct, future_pct, burst_pct, .. } = *p;
-    let mut rounds_of: Vec<u64> = (0..n).map(|_| if rng.below(100) < burst_pct { 0 } else { rng.below(rounds) }).collect();
+    let Params {
+        keys,
+        vals,
+        rounds,
+        retract_pct,
+        future_pct,
+        burst_pct,
+        ..
+    } = *p;
+    let mut rounds_of: Vec<u64> = (0..n)
+        .map(|_| {
+            if rng.below(100) < burst_pct {
+                0
+            } else {
+                rng.below(rounds)
+            }
+        })
+        .collect();
     rounds_of.sort_unstable();
     // Inserts of earlier rounds, and of the current round.
-    let (mut live, mut fresh): (Vec<((u64, u64), Time)>, Vec<((u64, u64), Time)>) = (Vec::new(), Vec::new());
+    let (mut live, mut fresh): (Vec<((u64, u64), Time)>, Vec<((u64, u64), Time)>) =
+        (Vec::new(), Vec::new());
     let mut current = 0;
     let mut out = Vec::with_capacity(n);
     for round in rounds_of {
@@ -236,7 +278,11 @@ fn gen_stream(rng: &mut Rng, n: usize, p: &Params) -> Vec<Upd> {
             live.append(&mut fresh);
             current = round;
         }
-        let delay = if rng.below(100) < future_pct { 1 + rng.below(MAX_DELAY) } else { 0 };
+        let delay = if rng.below(100) < future_pct {
+            1 + rng.below(MAX_DELAY)
+        } else {
+            0
+        };
         let time = round + delay;
         let retract = rng.below(100) < retract_pct;
         let same_round = rng.below(100) < 15;
@@ -247,11 +293,21 @@ fn gen_stream(rng: &mut Rng, n: usize, p: &Params) -> Vec<Upd> {
         };
         if let Some(pool) = pool {
             let (data, t0) = pool.swap_remove(rng.below(pool.len() as u64) as usize);
-            out.push(Upd { round, data, time: time.max(t0), diff: -1 });
+            out.push(Upd {
+                round,
+                data,
+                time: time.max(t0),
+                diff: -1,
+            });
         } else {
             let data = (rng.below(keys), rng.below(vals));
             fresh.push((data, time));
-            out.push(Upd { round, data, time, diff: 1 });
+            out.push(Upd {
+                round,
+                data,
+                time,
+                diff: 1,
+            });
         }
     }
     out
@@ -261,7 +317,15 @@ fn gen_case(p: &Params) -> Case {
     let mut rng = Rng(p.seed);
     let data = gen_stream(&mut rng, p.n, p);
     let probe = gen_stream(&mut rng, p.probe_n, p);
-    Case { rounds: p.rounds, data, probe, lag: p.lag, merge_effort: p.merge_effort, settle_steps: p.settle_steps, paging_budget: p.paging_budget }
+    Case {
+        rounds: p.rounds,
+        data,
+        probe,
+        lag: p.lag,
+        merge_effort: p.merge_effort,
+        settle_steps: p.settle_steps,
+        paging_budget: p.paging_budget,
+    }
 }
 
 // ----------------------------- the computation -----------------------------
@@ -293,9 +357,14 @@ struct Side {
     stats: Arc<Mutex<ChunkStats>>,
 }
 
-fn sink<'s, D: Clone + 'static>(c: VecCollection<'s, Time, D, Diff>, to: &Sink<D>, probe: &ProbeHandle<Time>) {
+fn sink<'s, D: Clone + 'static>(
+    c: VecCollection<'s, Time, D, Diff>,
+    to: &Sink<D>,
+    probe: &ProbeHandle<Time>,
+) {
     let to = Arc::clone(to);
-    c.inspect(move |x| to.lock().unwrap().push(x.clone())).probe_with(probe);
+    c.inspect(move |x| to.lock().unwrap().push(x.clone()))
+        .probe_with(probe);
 }
 
 /// Contents of a trace accumulated at time `r`, read through a merged cursor. The trace's
@@ -312,7 +381,9 @@ where
     Tr: TraceReader<Time = Time, Batch: Navigable>,
     BatchCursor<Tr>: Cursor<Time = Time, Diff = Diff>,
 {
-    let batches = trace.batches_through(Antichain::from_elem(r + 1).borrow()).expect("batches_through");
+    let batches = trace
+        .batches_through(Antichain::from_elem(r + 1).borrow())
+        .expect("batches_through");
     let (mut cursor, storage) = cursor_list(batches);
     let mut out: Vec<(D, Diff)> = Vec::new();
     let mut last: Option<D> = None;
@@ -327,10 +398,14 @@ where
             let d = own(k, v);
             if let Some(prev) = &last {
                 if *prev >= d {
-                    errors.lock().unwrap().push(format!("cursor order violated at round {r}: {prev:?} then {d:?}"));
+                    errors.lock().unwrap().push(format!(
+                        "cursor order violated at round {r}: {prev:?} then {d:?}"
+                    ));
                 }
             }
-            if acc != 0 { out.push((d.clone(), acc)); }
+            if acc != 0 {
+                out.push((d.clone(), acc));
+            }
             last = Some(d);
             cursor.step_val(&storage);
         }
@@ -355,22 +430,36 @@ struct ChunkStats {
 
 /// Works for any `ChunkSpine<C>` (upstream's `VecChunk` or `PagedChunk`): the batches are
 /// `Rc<ChunkBatch<C>>`. Grading violations go to `errors`.
-fn chunk_stats<C: NavigableChunk>(batches: &[Rc<ChunkBatch<C>>], stats: &mut ChunkStats, errors: &Mutex<Vec<String>>) {
+fn chunk_stats<C: NavigableChunk>(
+    batches: &[Rc<ChunkBatch<C>>],
+    stats: &mut ChunkStats,
+    errors: &Mutex<Vec<String>>,
+) {
     for batch in batches {
         let chunks = &batch.chunks;
-        if std::env::var("ORACLE_DEBUG").is_ok() { eprintln!("batch chunks {:?}", chunks.iter().map(|c| c.len()).collect::<Vec<_>>()); }
         stats.batches += 1;
         stats.max_chunks = stats.max_chunks.max(chunks.len());
-        stats.max_batch_len = stats.max_batch_len.max(chunks.iter().map(|c| c.len()).sum());
-        if chunks.len() > 1 { stats.multi_chunk_batches += 1; }
+        stats.max_batch_len = stats
+            .max_batch_len
+            .max(chunks.iter().map(|c| c.len()).sum());
+        if chunks.len() > 1 {
+            stats.multi_chunk_batches += 1;
+        }
         if !is_graded(chunks) {
             let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
-            errors.lock().unwrap().push(format!("batch not graded (TARGET {}): chunk lengths {lens:?}", C::TARGET));
+            errors.lock().unwrap().push(format!(
+                "batch not graded (TARGET {}): chunk lengths {lens:?}",
+                C::TARGET
+            ));
         }
         for pair in chunks.windows(2) {
             let (last, first) = (pair[0].bounds().1, pair[1].bounds().0);
-            if last.0 == first.0 { stats.key_straddles += 1; }
-            if last.0 == first.0 && last.1 == first.1 { stats.val_straddles += 1; }
+            if last.0 == first.0 {
+                stats.key_straddles += 1;
+            }
+            if last.0 == first.0 && last.1 == first.1 {
+                stats.val_straddles += 1;
+            }
         }
     }
 }
@@ -384,7 +473,11 @@ fn upper_at_least<Tr: TraceReader<Time = Time>>(trace: &mut Tr, t: Time) -> bool
 /// After round `completed`: physical compaction to the round's end (so the spine may merge
 /// everything sealed), logical compaction `lag` rounds behind it (`None`: never, so merged
 /// batches keep every time).
-fn advance_compaction<Tr: TraceReader<Time = Time>>(trace: &mut Tr, completed: Time, lag: Option<u64>) {
+fn advance_compaction<Tr: TraceReader<Time = Time>>(
+    trace: &mut Tr,
+    completed: Time,
+    lag: Option<u64>,
+) {
     if let Some(lag) = lag {
         let logical = (completed + 1).saturating_sub(lag);
         trace.set_logical_compaction(Antichain::from_elem(logical).borrow());
@@ -394,14 +487,22 @@ fn advance_compaction<Tr: TraceReader<Time = Time>>(trace: &mut Tr, completed: T
 
 /// Runs `case` on `workers` workers; returns (under test, upstream).
 fn run(case: &Case, workers: usize) -> Result<(Side, Side), String> {
-    if std::env::var("ORACLE_DEBUG").is_ok() { let mut c = vec![0; case.rounds as usize]; for u in &case.data { c[u.round as usize] += 1; } eprintln!("per round {c:?}"); }
     let case = Arc::new(case.clone());
     let (test, upstream) = (Side::default(), Side::default());
     let (test_out, upstream_out) = (test.clone(), upstream.clone());
 
-    let mut config = if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) };
+    let mut config = if workers == 1 {
+        timely::Config::thread()
+    } else {
+        timely::Config::process(workers)
+    };
     if let Some(effort) = case.merge_effort {
-        differential_dataflow::configure(&mut config.worker, &differential_dataflow::Config { idle_merge_effort: Some(effort) });
+        differential_dataflow::configure(
+            &mut config.worker,
+            &differential_dataflow::Config {
+                idle_merge_effort: Some(effort),
+            },
+        );
     }
 
     let guards = timely::execute(config, move |worker| {
@@ -410,90 +511,193 @@ fn run(case: &Case, workers: usize) -> Result<(Side, Side), String> {
         let probe = ProbeHandle::<Time>::new();
         let (test, upstream) = (test.clone(), upstream.clone());
 
-        let (mut data_in, mut probe_in, mut t_kv, mut t_k, mut u_kv, mut u_k) = worker.dataflow::<Time, _, _>(|scope| {
-            let (data_in, pairs) = scope.new_collection::<(u64, u64), Diff>();
-            let (probe_in, probes) = scope.new_collection::<(u64, u64), Diff>();
-            let keys = pairs.clone().map(|(k, _)| k);
+        let (mut data_in, mut probe_in, mut t_kv, mut t_k, mut u_kv, mut u_k) = worker
+            .dataflow::<Time, _, _>(|scope| {
+                let (data_in, pairs) = scope.new_collection::<(u64, u64), Diff>();
+                let (probe_in, probes) = scope.new_collection::<(u64, u64), Diff>();
+                let keys = pairs.clone().map(|(k, _)| k);
 
-            // ---- under test ----
-            let arranged = arrange_under_test(pairs.clone(), "UnderTest", &paging);
-            let probe_arranged = arrange_under_test(probes.clone(), "UnderTestProbe", &paging);
-            let keys_arranged = arrange_under_test(keys.clone().map(|k| (k, ())), "UnderTestKeys", &paging);
+                // ---- under test ----
+                let arranged = arrange_under_test(pairs.clone(), "UnderTest", &paging);
+                let probe_arranged = arrange_under_test(probes.clone(), "UnderTestProbe", &paging);
+                let keys_arranged =
+                    arrange_under_test(keys.clone().map(|k| (k, ())), "UnderTestKeys", &paging);
 
-            // (a) the batch streams.
-            sink(arranged.clone().as_collection(|k, v| (k.own(), v.own())), &test.stream, &probe);
-            sink(keys_arranged.clone().as_collection(|k, _v| k.own()), &test.key_stream, &probe);
-            // (b) join_core: both sides of the same trace type.
-            sink(arranged.clone().join_core(probe_arranged, |k, v1, v2| Some((k.own(), v1.own(), v2.own()))), &test.join, &probe);
-            // (c) count and distinct, upstream's shapes over a key-only arrangement.
-            let count = keys_arranged.clone().reduce_abelian::<_, TestBuilder<u64, u64>, TestSpine<u64, u64>, _, _>(
-                "Count",
-                |_k, s, t| t.push((s[0].1 as u64, 1)),
-                |buf, k, upds| fill(buf, k.own(), upds),
-            );
-            sink(count.as_collection(|k, c| (k.own(), c.own())), &test.count, &probe);
-            let distinct_keys = keys_arranged.clone().reduce_abelian::<_, TestBuilder<u64, ()>, TestSpine<u64, ()>, _, _>(
-                "DistinctKeys",
-                |_k, _s, t| t.push(((), 1)),
-                |buf, k, upds| fill(buf, k.own(), upds),
-            );
-            sink(distinct_keys.as_collection(|k, _| k.own()), &test.distinct_keys, &probe);
-            let distinct_pairs = arranged.clone().reduce_abelian::<_, TestBuilder<u64, u64>, TestSpine<u64, u64>, _, _>(
-                "DistinctPairs",
-                |_k, s, t| t.extend(s.iter().map(|&(v, _)| (v.own(), 1))),
-                |buf, k, upds| fill(buf, k.own(), upds),
-            );
-            sink(distinct_pairs.as_collection(|k, v| (k.own(), v.own())), &test.distinct_pairs, &probe);
-            // (d) reduces.
-            let mm = arranged.clone().reduce_abelian::<_, TestBuilder<u64, u64>, TestSpine<u64, u64>, _, _>(
-                "MinMax",
-                |_k, s, t| t.extend(min_max(s.iter().map(|&(v, _)| v.own())).into_iter().map(|v| (v, 1))),
-                |buf, k, upds| fill(buf, k.own(), upds),
-            );
-            sink(mm.as_collection(|k, v| (k.own(), v.own())), &test.min_max, &probe);
-            let sum = arranged.clone().reduce_abelian::<_, TestBuilder<u64, u64>, TestSpine<u64, u64>, _, _>(
-                "Sum",
-                |_k, s, t| t.push((weighted_sum(s.iter().map(|&(v, r)| (v.own(), r))), 1)),
-                |buf, k, upds| fill(buf, k.own(), upds),
-            );
-            sink(sum.as_collection(|k, v| (k.own(), v.own())), &test.sum, &probe);
+                // (a) the batch streams.
+                sink(
+                    arranged.clone().as_collection(|k, v| (k.own(), v.own())),
+                    &test.stream,
+                    &probe,
+                );
+                sink(
+                    keys_arranged.clone().as_collection(|k, _v| k.own()),
+                    &test.key_stream,
+                    &probe,
+                );
+                // (b) join_core: both sides of the same trace type.
+                sink(
+                    arranged.clone().join_core(probe_arranged, |k, v1, v2| {
+                        Some((k.own(), v1.own(), v2.own()))
+                    }),
+                    &test.join,
+                    &probe,
+                );
+                // (c) count and distinct, upstream's shapes over a key-only arrangement.
+                let count = keys_arranged
+                    .clone()
+                    .reduce_abelian::<_, TestBuilder<u64, u64>, TestSpine<u64, u64>, _, _>(
+                        "Count",
+                        |_k, s, t| t.push((s[0].1 as u64, 1)),
+                        |buf, k, upds| fill(buf, k.own(), upds),
+                    );
+                sink(
+                    count.as_collection(|k, c| (k.own(), c.own())),
+                    &test.count,
+                    &probe,
+                );
+                let distinct_keys = keys_arranged
+                    .clone()
+                    .reduce_abelian::<_, TestBuilder<u64, ()>, TestSpine<u64, ()>, _, _>(
+                        "DistinctKeys",
+                        |_k, _s, t| t.push(((), 1)),
+                        |buf, k, upds| fill(buf, k.own(), upds),
+                    );
+                sink(
+                    distinct_keys.as_collection(|k, _| k.own()),
+                    &test.distinct_keys,
+                    &probe,
+                );
+                let distinct_pairs = arranged
+                    .clone()
+                    .reduce_abelian::<_, TestBuilder<u64, u64>, TestSpine<u64, u64>, _, _>(
+                        "DistinctPairs",
+                        |_k, s, t| t.extend(s.iter().map(|&(v, _)| (v.own(), 1))),
+                        |buf, k, upds| fill(buf, k.own(), upds),
+                    );
+                sink(
+                    distinct_pairs.as_collection(|k, v| (k.own(), v.own())),
+                    &test.distinct_pairs,
+                    &probe,
+                );
+                // (d) reduces.
+                let mm = arranged
+                    .clone()
+                    .reduce_abelian::<_, TestBuilder<u64, u64>, TestSpine<u64, u64>, _, _>(
+                        "MinMax",
+                        |_k, s, t| {
+                            t.extend(
+                                min_max(s.iter().map(|&(v, _)| v.own()))
+                                    .into_iter()
+                                    .map(|v| (v, 1)),
+                            )
+                        },
+                        |buf, k, upds| fill(buf, k.own(), upds),
+                    );
+                sink(
+                    mm.as_collection(|k, v| (k.own(), v.own())),
+                    &test.min_max,
+                    &probe,
+                );
+                let sum = arranged
+                    .clone()
+                    .reduce_abelian::<_, TestBuilder<u64, u64>, TestSpine<u64, u64>, _, _>(
+                        "Sum",
+                        |_k, s, t| t.push((weighted_sum(s.iter().map(|&(v, r)| (v.own(), r))), 1)),
+                        |buf, k, upds| fill(buf, k.own(), upds),
+                    );
+                sink(
+                    sum.as_collection(|k, v| (k.own(), v.own())),
+                    &test.sum,
+                    &probe,
+                );
 
-            // ---- upstream (OrdValSpine / OrdKeySpine) ----
-            let o_arranged = pairs.clone().arrange_by_key();
-            let o_probe = probes.arrange_by_key();
-            let o_keys = keys.clone().arrange_by_self();
-            sink(o_arranged.clone().as_collection(|k, v| (k.own(), v.own())), &upstream.stream, &probe);
-            sink(o_keys.clone().as_collection(|k, _v| k.own()), &upstream.key_stream, &probe);
-            sink(o_arranged.clone().join_core(o_probe, |k, v1, v2| Some((k.own(), v1.own(), v2.own()))), &upstream.join, &probe);
-            sink(keys.clone().count().map(|(k, c)| (k, c as u64)), &upstream.count, &probe);
-            sink(keys.distinct(), &upstream.distinct_keys, &probe);
-            sink(pairs.clone().distinct(), &upstream.distinct_pairs, &probe);
-            sink(
-                pairs.clone().reduce(|_k, s, t| t.extend(min_max(s.iter().map(|(v, _)| **v)).into_iter().map(|v| (v, 1)))),
-                &upstream.min_max,
-                &probe,
-            );
-            sink(pairs.reduce(|_k, s, t| t.push((weighted_sum(s.iter().map(|(v, r)| (**v, *r))), 1))), &upstream.sum, &probe);
+                // ---- upstream (OrdValSpine / OrdKeySpine) ----
+                let o_arranged = pairs.clone().arrange_by_key();
+                let o_probe = probes.arrange_by_key();
+                let o_keys = keys.clone().arrange_by_self();
+                sink(
+                    o_arranged.clone().as_collection(|k, v| (k.own(), v.own())),
+                    &upstream.stream,
+                    &probe,
+                );
+                sink(
+                    o_keys.clone().as_collection(|k, _v| k.own()),
+                    &upstream.key_stream,
+                    &probe,
+                );
+                sink(
+                    o_arranged
+                        .clone()
+                        .join_core(o_probe, |k, v1, v2| Some((k.own(), v1.own(), v2.own()))),
+                    &upstream.join,
+                    &probe,
+                );
+                sink(
+                    keys.clone().count().map(|(k, c)| (k, c as u64)),
+                    &upstream.count,
+                    &probe,
+                );
+                sink(keys.distinct(), &upstream.distinct_keys, &probe);
+                sink(pairs.clone().distinct(), &upstream.distinct_pairs, &probe);
+                sink(
+                    pairs.clone().reduce(|_k, s, t| {
+                        t.extend(
+                            min_max(s.iter().map(|(v, _)| **v))
+                                .into_iter()
+                                .map(|v| (v, 1)),
+                        )
+                    }),
+                    &upstream.min_max,
+                    &probe,
+                );
+                sink(
+                    pairs.reduce(|_k, s, t| {
+                        t.push((weighted_sum(s.iter().map(|(v, r)| (**v, *r))), 1))
+                    }),
+                    &upstream.sum,
+                    &probe,
+                );
 
-            (data_in, probe_in, arranged.trace, keys_arranged.trace, o_arranged.trace, o_keys.trace)
-        });
+                (
+                    data_in,
+                    probe_in,
+                    arranged.trace,
+                    keys_arranged.trace,
+                    o_arranged.trace,
+                    o_keys.trace,
+                )
+            });
 
         // Each worker enters its share of each round's updates; everything else is global.
         let mut rounds_data: Vec<Vec<&Upd>> = vec![Vec::new(); case.rounds as usize];
         let mut rounds_probe: Vec<Vec<&Upd>> = vec![Vec::new(); case.rounds as usize];
-        for (_, u) in case.data.iter().enumerate().filter(|(i, _)| i % peers == index) {
+        for (_, u) in case
+            .data
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % peers == index)
+        {
             rounds_data[u.round as usize].push(u);
         }
-        for (_, u) in case.probe.iter().enumerate().filter(|(i, _)| i % peers == index) {
+        for (_, u) in case
+            .probe
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % peers == index)
+        {
             rounds_probe[u.round as usize].push(u);
         }
 
         for r in 0..case.total_rounds() {
             if let Some(batch) = rounds_data.get(r as usize) {
-                for u in batch { data_in.update_at(u.data, u.time, u.diff); }
+                for u in batch {
+                    data_in.update_at(u.data, u.time, u.diff);
+                }
             }
             if let Some(batch) = rounds_probe.get(r as usize) {
-                for u in batch { probe_in.update_at(u.data, u.time, u.diff); }
+                for u in batch {
+                    probe_in.update_at(u.data, u.time, u.diff);
+                }
             }
             data_in.advance_to(r + 1);
             probe_in.advance_to(r + 1);
@@ -506,19 +710,40 @@ fn run(case: &Case, workers: usize) -> Result<(Side, Side), String> {
                     || !upper_at_least(&mut u_kv, r + 1)
                     || !upper_at_least(&mut u_k, r + 1)
             });
-            for _ in 0..case.settle_steps { worker.step(); }
+            for _ in 0..case.settle_steps {
+                worker.step();
+            }
 
             // (a) contents at round `r`, read by cursor (after compaction up to the last round).
             let got = read_trace(&mut t_kv, r, &test.errors, |k, v| (k.own(), v.own()));
-            let batches = t_kv.batches_through(Antichain::from_elem(r + 1).borrow()).expect("batches_through");
+            let batches = t_kv
+                .batches_through(Antichain::from_elem(r + 1).borrow())
+                .expect("batches_through");
             chunk_stats(&batches, &mut test.stats.lock().unwrap(), &test.errors);
             test.reads.lock().unwrap().entry(r).or_default().extend(got);
             let got = read_trace(&mut t_k, r, &test.errors, |k, _v| k.own());
-            test.key_reads.lock().unwrap().entry(r).or_default().extend(got);
+            test.key_reads
+                .lock()
+                .unwrap()
+                .entry(r)
+                .or_default()
+                .extend(got);
             let got = read_trace(&mut u_kv, r, &upstream.errors, |k, v| (k.own(), v.own()));
-            upstream.reads.lock().unwrap().entry(r).or_default().extend(got);
+            upstream
+                .reads
+                .lock()
+                .unwrap()
+                .entry(r)
+                .or_default()
+                .extend(got);
             let got = read_trace(&mut u_k, r, &upstream.errors, |k, _v| k.own());
-            upstream.key_reads.lock().unwrap().entry(r).or_default().extend(got);
+            upstream
+                .key_reads
+                .lock()
+                .unwrap()
+                .entry(r)
+                .or_default()
+                .extend(got);
 
             advance_compaction(&mut t_kv, r, case.lag);
             advance_compaction(&mut u_kv, r, case.lag);
@@ -533,9 +758,13 @@ fn run(case: &Case, workers: usize) -> Result<(Side, Side), String> {
 
     let mut errors = Vec::new();
     for (i, res) in guards.join().into_iter().enumerate() {
-        if let Err(e) = res { errors.push(format!("worker {i}: {e}")); }
+        if let Err(e) = res {
+            errors.push(format!("worker {i}: {e}"));
+        }
     }
-    if !errors.is_empty() { return Err(errors.join("; ")); }
+    if !errors.is_empty() {
+        return Err(errors.join("; "));
+    }
     Ok((test_out, upstream_out))
 }
 
@@ -551,26 +780,55 @@ fn take<D: Ord + Clone>(s: &Sink<D>) -> Vec<(D, Time, Diff)> {
 fn at<D: Ord + Clone>(updates: &[(D, Time, Diff)], t: Time) -> BTreeMap<D, Diff> {
     let mut m = BTreeMap::new();
     for (d, time, r) in updates {
-        if *time <= t { *m.entry(d.clone()).or_insert(0) += *r; }
+        if *time <= t {
+            *m.entry(d.clone()).or_insert(0) += *r;
+        }
     }
     m.retain(|_, r| *r != 0);
     m
 }
 
-fn first_diff<D: Ord + Clone + std::fmt::Debug>(a: &BTreeMap<D, Diff>, b: &BTreeMap<D, Diff>) -> String {
-    let only_a: Vec<_> = a.iter().filter(|(k, r)| b.get(*k) != Some(*r)).take(5).collect();
-    let only_b: Vec<_> = b.iter().filter(|(k, r)| a.get(*k) != Some(*r)).take(5).collect();
-    format!("{} vs {} entries; left-only/differing {:?}; right-only/differing {:?}", a.len(), b.len(), only_a, only_b)
+fn first_diff<D: Ord + Clone + std::fmt::Debug>(
+    a: &BTreeMap<D, Diff>,
+    b: &BTreeMap<D, Diff>,
+) -> String {
+    let only_a: Vec<_> = a
+        .iter()
+        .filter(|(k, r)| b.get(*k) != Some(*r))
+        .take(5)
+        .collect();
+    let only_b: Vec<_> = b
+        .iter()
+        .filter(|(k, r)| a.get(*k) != Some(*r))
+        .take(5)
+        .collect();
+    format!(
+        "{} vs {} entries; left-only/differing {:?}; right-only/differing {:?}",
+        a.len(),
+        b.len(),
+        only_a,
+        only_b
+    )
 }
 
 /// Equal at every time `0..=last` (left: under test, right: upstream, unless `what` says
 /// otherwise): fast path on consolidated updates, else per time.
-fn same_at_every_time<D: Ord + Clone + std::fmt::Debug>(what: &str, test: &[(D, Time, Diff)], upstream: &[(D, Time, Diff)], last: Time) -> Result<(), String> {
-    if test == upstream { return Ok(()); }
+fn same_at_every_time<D: Ord + Clone + std::fmt::Debug>(
+    what: &str,
+    test: &[(D, Time, Diff)],
+    upstream: &[(D, Time, Diff)],
+    last: Time,
+) -> Result<(), String> {
+    if test == upstream {
+        return Ok(());
+    }
     for t in 0..=last {
         let (a, b) = (at(test, t), at(upstream, t));
         if a != b {
-            return Err(format!("{what}: differ at time {t}: {}", first_diff(&a, &b)));
+            return Err(format!(
+                "{what}: differ at time {t}: {}",
+                first_diff(&a, &b)
+            ));
         }
     }
     Ok(())
@@ -578,28 +836,44 @@ fn same_at_every_time<D: Ord + Clone + std::fmt::Debug>(what: &str, test: &[(D, 
 
 /// The upstream side against a from-scratch `model` of the output's contents at each time:
 /// the model's snapshots are differenced into updates, so a match is one comparison.
-fn model_matches<D: Ord + Clone + std::fmt::Debug>(what: &str, upstream: &[(D, Time, Diff)], model: impl Fn(Time) -> BTreeMap<D, Diff>, last: Time) -> Result<(), String> {
+fn model_matches<D: Ord + Clone + std::fmt::Debug>(
+    what: &str,
+    upstream: &[(D, Time, Diff)],
+    model: impl Fn(Time) -> BTreeMap<D, Diff>,
+    last: Time,
+) -> Result<(), String> {
     let mut expected = Vec::new();
     let mut prev = BTreeMap::new();
     for t in 0..=last {
         let cur = model(t);
         for (d, r) in &cur {
             let p = prev.get(d).copied().unwrap_or(0);
-            if *r != p { expected.push((d.clone(), t, *r - p)); }
+            if *r != p {
+                expected.push((d.clone(), t, *r - p));
+            }
         }
         for (d, p) in &prev {
-            if !cur.contains_key(d) { expected.push((d.clone(), t, -*p)); }
+            if !cur.contains_key(d) {
+                expected.push((d.clone(), t, -*p));
+            }
         }
         prev = cur;
     }
     consolidate_updates(&mut expected);
-    same_at_every_time(&format!("{what} (upstream vs model: harness bug?)"), upstream, &expected, last)
+    same_at_every_time(
+        &format!("{what} (upstream vs model: harness bug?)"),
+        upstream,
+        &expected,
+        last,
+    )
 }
 
 fn accumulate(updates: &[Upd], t: Time) -> BTreeMap<(u64, u64), Diff> {
     let mut m = BTreeMap::new();
     for u in updates {
-        if u.time <= t { *m.entry(u.data).or_insert(0) += u.diff; }
+        if u.time <= t {
+            *m.entry(u.data).or_insert(0) += u.diff;
+        }
     }
     m.retain(|_, r| *r != 0);
     m
@@ -607,7 +881,9 @@ fn accumulate(updates: &[Upd], t: Time) -> BTreeMap<(u64, u64), Diff> {
 
 fn per_key(m: &BTreeMap<(u64, u64), Diff>) -> BTreeMap<u64, Vec<(u64, Diff)>> {
     let mut g: BTreeMap<u64, Vec<(u64, Diff)>> = BTreeMap::new();
-    for (&(k, v), &r) in m { g.entry(k).or_default().push((v, r)); }
+    for (&(k, v), &r) in m {
+        g.entry(k).or_default().push((v, r));
+    }
     g
 }
 
@@ -618,12 +894,20 @@ fn check(case: &Case, test: &Side, upstream: &Side) -> Result<(), String> {
     let last = case.total_rounds();
     for (name, side) in [("under test", test), ("upstream", upstream)] {
         let errors = side.errors.lock().unwrap();
-        if !errors.is_empty() { return Err(format!("{name}: {}", errors.join("; "))); }
+        if !errors.is_empty() {
+            return Err(format!("{name}: {}", errors.join("; ")));
+        }
     }
 
     // (a) trace contents at every round: under test == upstream == model.
-    let (tr, ur) = (test.reads.lock().unwrap().clone(), upstream.reads.lock().unwrap().clone());
-    let (tk, uk) = (test.key_reads.lock().unwrap().clone(), upstream.key_reads.lock().unwrap().clone());
+    let (tr, ur) = (
+        test.reads.lock().unwrap().clone(),
+        upstream.reads.lock().unwrap().clone(),
+    );
+    let (tk, uk) = (
+        test.key_reads.lock().unwrap().clone(),
+        upstream.key_reads.lock().unwrap().clone(),
+    );
     for r in 0..case.total_rounds() {
         let mut got: Vec<_> = tr.get(&r).cloned().unwrap_or_default();
         let mut want: Vec<_> = ur.get(&r).cloned().unwrap_or_default();
@@ -631,17 +915,26 @@ fn check(case: &Case, test: &Side, upstream: &Side) -> Result<(), String> {
         want.sort();
         let model: Vec<_> = accumulate(&case.data, r).into_iter().collect();
         if got != want {
-            return Err(format!("trace contents at round {r}: under test vs upstream: {}", first_diff(&got.into_iter().collect(), &want.into_iter().collect())));
+            return Err(format!(
+                "trace contents at round {r}: under test vs upstream: {}",
+                first_diff(&got.into_iter().collect(), &want.into_iter().collect())
+            ));
         }
         if want != model {
-            return Err(format!("trace contents at round {r}: upstream vs model (harness bug?): {}", first_diff(&want.into_iter().collect(), &model.into_iter().collect())));
+            return Err(format!(
+                "trace contents at round {r}: upstream vs model (harness bug?): {}",
+                first_diff(&want.into_iter().collect(), &model.into_iter().collect())
+            ));
         }
         let mut got: Vec<_> = tk.get(&r).cloned().unwrap_or_default();
         let mut want: Vec<_> = uk.get(&r).cloned().unwrap_or_default();
         got.sort();
         want.sort();
         if got != want {
-            return Err(format!("key-only trace contents at round {r}: under test vs upstream: {}", first_diff(&got.into_iter().collect(), &want.into_iter().collect())));
+            return Err(format!(
+                "key-only trace contents at round {r}: under test vs upstream: {}",
+                first_diff(&got.into_iter().collect(), &want.into_iter().collect())
+            ));
         }
     }
 
@@ -650,11 +943,22 @@ fn check(case: &Case, test: &Side, upstream: &Side) -> Result<(), String> {
     same_at_every_time("as_collection (key, val)", &ts, &us, last)?;
     let mut input: Vec<_> = case.data.iter().map(|u| (u.data, u.time, u.diff)).collect();
     consolidate_updates(&mut input);
-    if us != input { return Err("as_collection of upstream arrangement != consolidated input (harness bug?)".into()); }
-    same_at_every_time("as_collection (key, ())", &take(&test.key_stream), &take(&upstream.key_stream), last)?;
+    if us != input {
+        return Err(
+            "as_collection of upstream arrangement != consolidated input (harness bug?)".into(),
+        );
+    }
+    same_at_every_time(
+        "as_collection (key, ())",
+        &take(&test.key_stream),
+        &take(&upstream.key_stream),
+        last,
+    )?;
 
     // Model snapshots for the operator outputs.
-    let snaps: Vec<_> = (0..=last).map(|t| (accumulate(&case.data, t), accumulate(&case.probe, t))).collect();
+    let snaps: Vec<_> = (0..=last)
+        .map(|t| (accumulate(&case.data, t), accumulate(&case.probe, t)))
+        .collect();
     let keyed_snaps: Vec<_> = snaps.iter().map(|(a, _)| per_key(a)).collect();
     let keyed = |t: Time| keyed_snaps[t as usize].clone();
 
@@ -664,52 +968,98 @@ fn check(case: &Case, test: &Side, upstream: &Side) -> Result<(), String> {
     // The join model is quadratic per key and slow in a debug build: small cases only (the
     // model checks the harness, which the small cases exercise just as well).
     if uj.len() <= MODEL_JOIN_LIMIT {
-        model_matches("join_core", &uj, |t| {
-            let (a, b) = (&keyed_snaps[t as usize], per_key(&snaps[t as usize].1));
-            let mut m = BTreeMap::new();
-            for (k, av) in a {
-                if let Some(bv) = b.get(k) {
-                    for (v1, r1) in av { for (v2, r2) in bv { *m.entry((*k, *v1, *v2)).or_insert(0) += r1 * r2; } }
+        model_matches(
+            "join_core",
+            &uj,
+            |t| {
+                let (a, b) = (&keyed_snaps[t as usize], per_key(&snaps[t as usize].1));
+                let mut m = BTreeMap::new();
+                for (k, av) in a {
+                    if let Some(bv) = b.get(k) {
+                        for (v1, r1) in av {
+                            for (v2, r2) in bv {
+                                *m.entry((*k, *v1, *v2)).or_insert(0) += r1 * r2;
+                            }
+                        }
+                    }
                 }
-            }
-            m.retain(|_, r| *r != 0);
-            m
-        }, last)?;
+                m.retain(|_, r| *r != 0);
+                m
+            },
+            last,
+        )?;
     }
 
     // (c) count, distinct.
     let (tc, uc) = (take(&test.count), take(&upstream.count));
     same_at_every_time("count", &tc, &uc, last)?;
-    model_matches("count", &uc, |t| {
-        keyed(t).into_iter().filter_map(|(k, vs)| {
-            let c: Diff = vs.iter().map(|x| x.1).sum();
-            (c != 0).then(|| ((k, c as u64), 1))
-        }).collect()
-    }, last)?;
+    model_matches(
+        "count",
+        &uc,
+        |t| {
+            keyed(t)
+                .into_iter()
+                .filter_map(|(k, vs)| {
+                    let c: Diff = vs.iter().map(|x| x.1).sum();
+                    (c != 0).then(|| ((k, c as u64), 1))
+                })
+                .collect()
+        },
+        last,
+    )?;
     let (td, ud) = (take(&test.distinct_keys), take(&upstream.distinct_keys));
     same_at_every_time("distinct (keys)", &td, &ud, last)?;
-    model_matches("distinct (keys)", &ud, |t| {
-        keyed(t).into_iter().filter(|(_, vs)| vs.iter().map(|x| x.1).sum::<Diff>() != 0).map(|(k, _)| (k, 1)).collect()
-    }, last)?;
+    model_matches(
+        "distinct (keys)",
+        &ud,
+        |t| {
+            keyed(t)
+                .into_iter()
+                .filter(|(_, vs)| vs.iter().map(|x| x.1).sum::<Diff>() != 0)
+                .map(|(k, _)| (k, 1))
+                .collect()
+        },
+        last,
+    )?;
     let (tp, up) = (take(&test.distinct_pairs), take(&upstream.distinct_pairs));
     same_at_every_time("distinct (pairs)", &tp, &up, last)?;
-    model_matches("distinct (pairs)", &up, |t| snaps[t as usize].0.keys().map(|kv| (*kv, 1)).collect(), last)?;
+    model_matches(
+        "distinct (pairs)",
+        &up,
+        |t| snaps[t as usize].0.keys().map(|kv| (*kv, 1)).collect(),
+        last,
+    )?;
 
     // (d) reduces.
     let (tm, um) = (take(&test.min_max), take(&upstream.min_max));
     same_at_every_time("reduce (min, max)", &tm, &um, last)?;
-    model_matches("reduce (min, max)", &um, |t| {
-        let mut m = BTreeMap::new();
-        for (k, vs) in keyed(t) {
-            for v in min_max(vs.iter().map(|x| x.0)) { m.insert((k, v), 1); }
-        }
-        m
-    }, last)?;
+    model_matches(
+        "reduce (min, max)",
+        &um,
+        |t| {
+            let mut m = BTreeMap::new();
+            for (k, vs) in keyed(t) {
+                for v in min_max(vs.iter().map(|x| x.0)) {
+                    m.insert((k, v), 1);
+                }
+            }
+            m
+        },
+        last,
+    )?;
     let (tsum, usum) = (take(&test.sum), take(&upstream.sum));
     same_at_every_time("reduce (weighted sum)", &tsum, &usum, last)?;
-    model_matches("reduce (weighted sum)", &usum, |t| {
-        keyed(t).into_iter().map(|(k, vs)| ((k, weighted_sum(vs.into_iter())), 1)).collect()
-    }, last)?;
+    model_matches(
+        "reduce (weighted sum)",
+        &usum,
+        |t| {
+            keyed(t)
+                .into_iter()
+                .map(|(k, vs)| ((k, weighted_sum(vs.into_iter())), 1))
+                .collect()
+        },
+        last,
+    )?;
 
     Ok(())
 }
@@ -720,11 +1070,18 @@ fn run_and_check(case: &Case) -> Result<Vec<ChunkStats>, String> {
     let mut shapes = Vec::new();
     for workers in [1, 2] {
         let t0 = std::time::Instant::now();
-        let (test, upstream) = run(case, workers).map_err(|e| format!("{workers} worker(s): computation failed: {e}"))?;
+        let (test, upstream) = run(case, workers)
+            .map_err(|e| format!("{workers} worker(s): computation failed: {e}"))?;
         let t1 = std::time::Instant::now();
         check(case, &test, &upstream).map_err(|e| format!("{workers} worker(s): {e}"))?;
         if std::env::var_os("ORACLE_DEBUG").is_some() {
-            eprintln!("{workers} worker(s): {} updates, run {:?}, check {:?}, {:?}", case.data.len(), t1 - t0, t1.elapsed(), test.stats.lock().unwrap());
+            eprintln!(
+                "{workers} worker(s): {} updates, run {:?}, check {:?}, {:?}",
+                case.data.len(),
+                t1 - t0,
+                t1.elapsed(),
+                test.stats.lock().unwrap()
+            );
         }
         shapes.push(test.stats.lock().unwrap().clone());
     }
@@ -735,7 +1092,10 @@ fn run_and_check(case: &Case) -> Result<Vec<ChunkStats>, String> {
 fn assert_reaches_multi_chunk(shapes: &[ChunkStats]) {
     for (workers, s) in [1, 2].into_iter().zip(shapes) {
         eprintln!("{workers} worker(s): {s:?}");
-        assert!(s.multi_chunk_batches > 0 && s.key_straddles > 0, "{workers} worker(s): case did not reach multi-chunk batches: {s:?}");
+        assert!(
+            s.multi_chunk_batches > 0 && s.key_straddles > 0,
+            "{workers} worker(s): case did not reach multi-chunk batches: {s:?}"
+        );
     }
 }
 
@@ -743,28 +1103,91 @@ fn assert_reaches_multi_chunk(shapes: &[ChunkStats]) {
 
 fn small_params() -> impl Strategy<Value = Params> {
     (
-        (any::<u64>(), 0usize..400, 0usize..80, 1u64..16, 1u64..12, 1u64..8),
-        (0u64..60, 0u64..40, prop_oneof![Just(0u64), 0u64..100], prop::option::weighted(0.85, 0u64..3)),
+        (
+            any::<u64>(),
+            0usize..400,
+            0usize..80,
+            1u64..16,
+            1u64..12,
+            1u64..8,
+        ),
+        (
+            0u64..60,
+            0u64..40,
+            prop_oneof![Just(0u64), 0u64..100],
+            prop::option::weighted(0.85, 0u64..3),
+        ),
         (prop::option::of(Just(1_000isize)), 0usize..4, 1usize..8),
     )
-        .prop_map(|((seed, n, probe_n, keys, vals, rounds), (retract_pct, future_pct, burst_pct, lag), (merge_effort, settle_steps, budget))| Params {
-            seed, n, probe_n, keys, vals, rounds, retract_pct, future_pct, burst_pct, lag, merge_effort, settle_steps,
-            paging_budget: budget << 16,
-        })
+        .prop_map(
+            |(
+                (seed, n, probe_n, keys, vals, rounds),
+                (retract_pct, future_pct, burst_pct, lag),
+                (merge_effort, settle_steps, budget),
+            )| Params {
+                seed,
+                n,
+                probe_n,
+                keys,
+                vals,
+                rounds,
+                retract_pct,
+                future_pct,
+                burst_pct,
+                lag,
+                merge_effort,
+                settle_steps,
+                paging_budget: budget << 16,
+            },
+        )
 }
 
 /// Streams past `VecChunk`'s `TARGET` of 8192 records, mostly in round 0 and in few rounds,
 /// so single batches and spine merges span several chunks and keys straddle chunk boundaries.
 fn large_params() -> impl Strategy<Value = Params> {
     (
-        (any::<u64>(), 10_000usize..20_000, 0usize..120, 2u64..64, 16u64..2_000, 1u64..4),
-        (0u64..40, 0u64..20, 60u64..100, prop::option::weighted(0.85, 0u64..2)),
-        (prop::option::weighted(0.8, Just(10_000isize)), 0usize..6, 1usize..8),
+        (
+            any::<u64>(),
+            14_000usize..30_000,
+            0usize..120,
+            2u64..64,
+            500u64..4_000,
+            1u64..4,
+        ),
+        (
+            0u64..25,
+            0u64..20,
+            60u64..100,
+            prop::option::weighted(0.85, 0u64..2),
+        ),
+        (
+            prop::option::weighted(0.8, Just(10_000isize)),
+            0usize..6,
+            1usize..8,
+        ),
     )
-        .prop_map(|((seed, n, probe_n, keys, vals, rounds), (retract_pct, future_pct, burst_pct, lag), (merge_effort, settle_steps, budget))| Params {
-            seed, n, probe_n, keys, vals, rounds, retract_pct, future_pct, burst_pct, lag, merge_effort, settle_steps,
-            paging_budget: budget << 16,
-        })
+        .prop_map(
+            |(
+                (seed, n, probe_n, keys, vals, rounds),
+                (retract_pct, future_pct, burst_pct, lag),
+                (merge_effort, settle_steps, budget),
+            )| Params {
+                // At least 40k distinct `(key, val)`s, so batches do not consolidate below `TARGET`.
+                seed,
+                n,
+                probe_n,
+                keys,
+                vals: vals.max(40_000 / keys),
+                rounds,
+                retract_pct,
+                future_pct,
+                burst_pct,
+                lag,
+                merge_effort,
+                settle_steps,
+                paging_budget: budget << 16,
+            },
+        )
 }
 
 proptest! {
@@ -782,8 +1205,18 @@ proptest! {
 #[test]
 fn oracle_large_fixed_straddling_keys() {
     let p = Params {
-        seed: 0x5eed_0001, n: 26_000, probe_n: 64, keys: 7, vals: 5_000, rounds: 3,
-        retract_pct: 20, future_pct: 10, burst_pct: 95, lag: Some(0), merge_effort: Some(10_000), settle_steps: 4,
+        seed: 0x5eed_0001,
+        n: 26_000,
+        probe_n: 64,
+        keys: 7,
+        vals: 5_000,
+        rounds: 3,
+        retract_pct: 20,
+        future_pct: 10,
+        burst_pct: 95,
+        lag: Some(0),
+        merge_effort: Some(10_000),
+        settle_steps: 4,
         paging_budget: 1 << 16,
     };
     assert_reaches_multi_chunk(&run_and_check(&gen_case(&p)).unwrap());
@@ -793,8 +1226,18 @@ fn oracle_large_fixed_straddling_keys() {
 #[test]
 fn oracle_fixed_many_rounds_compaction() {
     let p = Params {
-        seed: 0x5eed_0002, n: 24_000, probe_n: 300, keys: 40, vals: 3_000, rounds: 12,
-        retract_pct: 15, future_pct: 25, burst_pct: 0, lag: Some(1), merge_effort: Some(1_000), settle_steps: 20,
+        seed: 0x5eed_0002,
+        n: 24_000,
+        probe_n: 300,
+        keys: 40,
+        vals: 3_000,
+        rounds: 12,
+        retract_pct: 15,
+        future_pct: 25,
+        burst_pct: 0,
+        lag: Some(1),
+        merge_effort: Some(1_000),
+        settle_steps: 20,
         paging_budget: 1 << 16,
     };
     assert_reaches_multi_chunk(&run_and_check(&gen_case(&p)).unwrap());
@@ -806,8 +1249,18 @@ fn oracle_fixed_many_rounds_compaction() {
 #[test]
 fn oracle_fixed_many_times_no_logical_compaction() {
     let p = Params {
-        seed: 0x5eed_0003, n: 20_000, probe_n: 40, keys: 5, vals: 1_500, rounds: 8,
-        retract_pct: 25, future_pct: 30, burst_pct: 0, lag: None, merge_effort: Some(10_000), settle_steps: 20,
+        seed: 0x5eed_0003,
+        n: 20_000,
+        probe_n: 40,
+        keys: 5,
+        vals: 1_500,
+        rounds: 8,
+        retract_pct: 25,
+        future_pct: 30,
+        burst_pct: 0,
+        lag: None,
+        merge_effort: Some(10_000),
+        settle_steps: 20,
         paging_budget: 1 << 16,
     };
     assert_reaches_multi_chunk(&run_and_check(&gen_case(&p)).unwrap());
