@@ -83,7 +83,9 @@ fn main() {
     let sink = result.clone();
     timely::execute(timely::Config::thread(), move |worker| {
         let t0 = Instant::now();
-        let paging = pool2.as_ref().map_or_else(Paging::disabled, Paging::enabled);
+        let paging = pool2
+            .as_ref()
+            .map_or_else(Paging::disabled, Paging::enabled);
         macro_rules! run {
             ($data:ident => $arrange:expr) => {{
                 let (mut input, probe, mut trace) = worker.dataflow::<u64, _, _>(|scope| {
@@ -121,10 +123,13 @@ fn main() {
                 use differential_dataflow::trace::chunk::ChunkBatcher;
                 use differential_dataflow::Hashable;
                 use timely::dataflow::channels::pact::Exchange;
-                type Ba = ChunkBatcher<ContainerChunker<ColChunk<(u64, u64, u64, isize)>>, ColChunk<(u64, u64, u64, isize)>>;
+                type Ba = ChunkBatcher<
+                    ContainerChunker<ColChunk<(u64, u64, u64, isize)>>,
+                    ColChunk<(u64, u64, u64, isize)>,
+                >;
                 type Sp = Spine<u64, u64, u64, isize>;
                 run!(d => {
-                    let exchange = Exchange::new(|u: &((u64, u64), u64, isize)| (u.0).0.hashed().into());
+                    let exchange = Exchange::new(|u: &((u64, u64), u64, isize)| (u.0).0.hashed());
                     arrange_core::<_, _, Ba, Sp>(d.inner, exchange, "ColArrange", Ba::new)
                 })
             }

@@ -19,28 +19,33 @@
 //!   arrangement, plus `distinct` of `(key, val)` pairs);
 //! * (d) `reduce`s: min-and-max value per key (two outputs per key) and a weighted sum per key.
 //!
-//! The chunk spine is also used for the *outputs* of the reduces (see "Why the reduce output
-//! is a chunk spine too" below). Every output is compared between the two sides at every
-//! time, and the upstream side is additionally checked against a from-scratch model, so a
-//! harness bug cannot make both sides agree on nonsense.
+//! Every output is compared between the two sides at every time, and the upstream side is
+//! also checked against a from-scratch model, so a harness bug cannot make both sides agree
+//! on nonsense. Each batch of the `(key, val)` trace under test is also checked on its own
+//! (`check_batches`): grading after `settle`, the straddle cursor's order and record count,
+//! `seek_key` and `rewind_vals`. The fixed cases assert that they reach batches of several
+//! chunks with keys straddling chunk boundaries (upstream `VecChunk`'s `TARGET` is 8192
+//! records). `ORACLE_DEBUG=1` prints per-run timings and batch shapes.
 //!
 //! # Switching to `PagedSpine`
 //!
-//! Edit the three aliases in the SWITCH POINT block (and `Diff` if `isize` is not a supported
-//! fixed-width type). If the new chunk needs extra bounds on values, add them to `TestVal`.
-//! Paging configuration goes in the PAGING HOOK (`TestPaging`, `make_paging`,
-//! `arrange_under_test`). Nothing else refers to the concrete chunk type: cursor read items
-//! are turned into owned values with `Own::own`, which accepts both `&u64` (VecChunk,
-//! OrdValSpine) and by-value `u64` (a by-value `PagedChunk`).
+//! Edit the SWITCH POINT block (the three aliases, plus `+ spillway_trace::FixedWidth` on
+//! `TestVal`) and the PAGING HOOK (`TestPool`, `TestPaging`, `make_pool`, `make_paging`,
+//! `check_pool`, and the batcher constructor in `arrange_under_test`); the comments there
+//! give the replacement lines. Nothing else names the chunk type: cursor read items become
+//! owned values through `Own::own`, which takes `&u64` (VecChunk, OrdValSpine) and by-value
+//! `u64` (PagedChunk) alike, and reduce logic destructures `&(v, r)` so `v` is the read item.
 //!
-//! # Why the reduce output is a chunk spine too
+//! # Why the reduce outputs are chunk spines too
 //!
 //! `Arranged::reduce_abelian` / `reduce_core` require the output trace's cursor to have the
 //! same key read type as the input: `for<'a> BatchCursor<Tr2>: Cursor<Key<'a> =
 //! KC::ReadItem<'a>>`, with `KC` the input's key container. Upstream `OrdValSpine` reads
 //! keys as `&'a K`; a by-value chunk reads them as `K`, so a by-value input arrangement
-//! cannot reduce into `OrdValSpine`. The output trace therefore uses `TestSpine` and
-//! `TestBuilder` (pushing through the chunk's `PushInto<((K, V), T, R)>`).
+//! cannot reduce into `OrdValSpine`. The output traces therefore use `TestSpine` and
+//! `TestBuilder` (filled through the chunk's `PushInto<((K, V), T, R)>`). The reduce
+//! operator builds its output with `Bu::default()` and `Tr2::new(..)`, so there is no place
+//! to hand those output arrangements a `Paging`.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -69,49 +74,90 @@ type Time = u64;
 type Diff = isize;
 
 // ============================== SWITCH POINT ==============================
-// The chunk spine under test. Upstream's `VecChunk` stands in until `PagedChunk` exists.
-// To switch:
+// The chunk spine under test. Upstream's `VecChunk` stands in for `PagedChunk`. To switch:
 //     type TestBatcher<K, V> = spillway_trace::PagedBatcher<K, V, Time, Diff>;
 //     type TestSpine<K, V> = spillway_trace::PagedSpine<K, V, Time, Diff>;
 //     type TestBuilder<K, V> = spillway_trace::PagedBuilder<K, V, Time, Diff>;
-type TestBatcher<K, V> = differential_dataflow::trace::chunk::vec::ChunkBatcher<K, V, Time, Diff>;
-type TestSpine<K, V> = differential_dataflow::trace::chunk::vec::ChunkSpine<K, V, Time, Diff>;
-type TestBuilder<K, V> = differential_dataflow::trace::chunk::vec::ChunkBuilder<K, V, Time, Diff>;
+//     trait TestVal: ExchangeData + spillway_trace::FixedWidth {}
+type TestBatcher<K, V> = spillway_trace::PagedBatcher<K, V, Time, Diff>;
+type TestSpine<K, V> = spillway_trace::PagedSpine<K, V, Time, Diff>;
+type TestBuilder<K, V> = spillway_trace::PagedBuilder<K, V, Time, Diff>;
 
-/// Value types the harness arranges under test: `u64` and `()`. Add the chunk's bounds here
-/// (e.g. `+ spillway_trace::FixedWidth`) if it needs more than upstream's `VecChunk`.
-trait TestVal: ExchangeData {}
+/// Value types the harness arranges under test: `u64` and `()`, with the chunk's bounds.
+trait TestVal: ExchangeData + spillway_trace::FixedWidth {}
 impl TestVal for u64 {}
 impl TestVal for () {}
 // ==========================================================================
 
 // =============================== PAGING HOOK ==============================
-/// Per-worker paging configuration handed to every arrangement under test.
-/// Replace with `spillway_trace::Paging` (pool plus policy), built in `make_paging`.
-#[derive(Clone, Debug, Default)]
-struct TestPaging;
+/// Shared by the workers of one run (`Send + Sync + Clone`): the buffer pool.
+/// Paged: `type TestPool = spillway_pool::Pool;`
+type TestPool = spillway_pool::Pool;
 
-/// Builds the paging configuration for one worker. `case.paging_budget` is a knob the
-/// generator already varies (small budgets force eviction); it is unused by `VecChunk`.
-fn make_paging(_worker_index: usize, _case: &Case) -> TestPaging {
-    TestPaging
+/// Per-worker paging configuration handed to every arrangement under test (not `Send`:
+/// built inside the worker). Paged: `type TestPaging = spillway_trace::Paging;`
+type TestPaging = spillway_trace::Paging;
+
+/// Builds the pool for one run (called once per `timely::execute`, before the workers start).
+/// `case.paging_budget` is a knob the generator already varies (64 KiB to 448 KiB, so
+/// large cases evict); unused by `VecChunk`. Paged, e.g.:
+/// `Pool::new(PoolConfig { budget: case.paging_budget as u64, extents:
+/// ExtentBackend::Memory { capacity: None }, poison_released_slots: true, ..Default::default() }).unwrap()`
+fn make_pool(case: &Case) -> TestPool {
+    use spillway_pool::*;
+    Pool::new(PoolConfig {
+        budget: case.paging_budget as u64,
+        extents: ExtentBackend::Memory { capacity: None },
+        poison_released_slots: true,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Builds the paging configuration of one worker. Paged, e.g.:
+/// `Paging::with_policy(pool, PagingPolicy { min_bytes: 0, raw_depth0: true })`
+/// (`min_bytes: 0` so the small cases page too).
+fn make_paging(pool: &TestPool, _worker_index: usize, case: &Case) -> TestPaging {
+    use spillway_trace::*;
+    if !case.paging {
+        return Paging::disabled();
+    }
+    Paging::with_policy(
+        pool,
+        PagingPolicy {
+            min_bytes: 0,
+            raw_depth0: true,
+        },
+    )
+}
+
+/// Checks the pool after a run (all workers joined), e.g. that large cases really paged
+/// (`pool.stats()`) and that its counters balance. `Err` fails the case.
+fn check_pool(pool: &TestPool, case: &Case) -> Result<(), String> {
+    let st = pool.stats();
+    if case.paging && case.data.len() > 10_000 && st.fault_ins == 0 {
+        return Err(format!("large case never faulted in: {st:?}"));
+    }
+    Ok(())
 }
 
 /// Arranges `collection` by key with the spine under test: the same exchange and operator
 /// shape as upstream's `arrange_by_key`, through `arrange_core` (as in upstream's
-/// `examples/spines.rs`, mode "vec"). Pass `paging` into the batcher here, e.g.
-/// `move |logger, id| TestBatcher::<u64, V>::with_paging(logger, id, paging.clone())`.
+/// `examples/spines.rs`, mode "vec"). Paged: rename `_paging` to `paging`, add
+/// `let paging = paging.clone();` and pass
+/// `move |logger, id| TestBatcher::<u64, V>::new(logger, id, paging)` as the batcher.
 fn arrange_under_test<'s, V: TestVal>(
     collection: VecCollection<'s, Time, (u64, V), Diff>,
     name: &str,
-    _paging: &TestPaging,
+    paging: &TestPaging,
 ) -> Arranged<'s, TraceAgent<TestSpine<u64, V>>> {
-    let exchange = Exchange::new(|u: &((u64, V), Time, Diff)| (u.0).0.hashed().into());
+    let paging = paging.clone();
+    let exchange = Exchange::new(|u: &((u64, V), Time, Diff)| (u.0).0.hashed());
     arrange_core::<_, _, TestBatcher<u64, V>, TestSpine<u64, V>>(
         collection.inner,
         exchange,
         name,
-        TestBatcher::<u64, V>::new,
+        move |logger, id| TestBatcher::<u64, V>::new(logger, id, paging),
     )
 }
 // ==========================================================================
@@ -220,6 +266,8 @@ struct Case {
     settle_steps: usize,
     #[allow(dead_code)]
     paging_budget: usize,
+    /// Paging on (through a pool of `paging_budget` bytes) or off (same types, resident).
+    paging: bool,
 }
 
 impl Case {
@@ -269,8 +317,7 @@ fn gen_stream(rng: &mut Rng, n: usize, p: &Params) -> Vec<Upd> {
         .collect();
     rounds_of.sort_unstable();
     // Inserts of earlier rounds, and of the current round.
-    let (mut live, mut fresh): (Vec<((u64, u64), Time)>, Vec<((u64, u64), Time)>) =
-        (Vec::new(), Vec::new());
+    let (mut live, mut fresh) = (Vec::<((u64, u64), Time)>::new(), Vec::new());
     let mut current = 0;
     let mut out = Vec::with_capacity(n);
     for round in rounds_of {
@@ -325,6 +372,7 @@ fn gen_case(p: &Params) -> Case {
         merge_effort: p.merge_effort,
         settle_steps: p.settle_steps,
         paging_budget: p.paging_budget,
+        paging: p.seed % 3 != 0,
     }
 }
 
@@ -428,26 +476,33 @@ struct ChunkStats {
     val_straddles: usize,
 }
 
-/// Works for any `ChunkSpine<C>` (upstream's `VecChunk` or `PagedChunk`): the batches are
-/// `Rc<ChunkBatch<C>>`. Grading violations go to `errors`.
-fn chunk_stats<C: NavigableChunk>(
+/// Per-batch checks of the batches under test, beyond what the merged cursor shows. Works
+/// for any `ChunkSpine<C>` (upstream's `VecChunk` or `PagedChunk`): the batches are
+/// `Rc<ChunkBatch<C>>`. Violations go to `errors`:
+///
+/// * grading after `settle` (`is_graded`);
+/// * the straddle cursor (`ChunkBatchCursor`) over the batch yields strictly increasing
+///   `(key, val)`s and visits every record exactly once;
+/// * `seek_key` (forward, to every other key) and `rewind_vals` find each key's records.
+fn check_batches<C: NavigableChunk>(
     batches: &[Rc<ChunkBatch<C>>],
     stats: &mut ChunkStats,
     errors: &Mutex<Vec<String>>,
 ) {
+    let fail = |msg: String| errors.lock().unwrap().push(msg);
     for batch in batches {
-        let chunks = &batch.chunks;
+        let storage: &ChunkBatch<C> = batch;
+        let chunks = &storage.chunks;
+        let total: usize = chunks.iter().map(|c| c.len()).sum();
         stats.batches += 1;
         stats.max_chunks = stats.max_chunks.max(chunks.len());
-        stats.max_batch_len = stats
-            .max_batch_len
-            .max(chunks.iter().map(|c| c.len()).sum());
+        stats.max_batch_len = stats.max_batch_len.max(total);
         if chunks.len() > 1 {
             stats.multi_chunk_batches += 1;
         }
         if !is_graded(chunks) {
             let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
-            errors.lock().unwrap().push(format!(
+            fail(format!(
                 "batch not graded (TARGET {}): chunk lengths {lens:?}",
                 C::TARGET
             ));
@@ -459,6 +514,53 @@ fn chunk_stats<C: NavigableChunk>(
             }
             if last.0 == first.0 && last.1 == first.1 {
                 stats.val_straddles += 1;
+            }
+        }
+
+        // A full walk: order, and every record exactly once.
+        let mut cursor = storage.cursor();
+        let mut prev = None;
+        let mut keys = Vec::new();
+        let mut seen = 0usize;
+        while let Some(k) = cursor.get_key(storage) {
+            let mut in_key = 0usize;
+            while let Some(v) = cursor.get_val(storage) {
+                if prev.is_some_and(|p| p >= (k, v)) {
+                    fail(format!("batch cursor: (key, val) not strictly increasing after {seen} records of {total}"));
+                }
+                prev = Some((k, v));
+                cursor.map_times(storage, |_, _| in_key += 1);
+                cursor.step_val(storage);
+            }
+            keys.push((k, in_key));
+            seen += in_key;
+            cursor.step_key(storage);
+        }
+        if seen != total {
+            fail(format!(
+                "batch cursor visited {seen} records, batch holds {total} in {} chunks",
+                chunks.len()
+            ));
+        }
+
+        // Seeks on a fresh cursor, and a rewind within each sought key.
+        let mut seeker = storage.cursor();
+        for &(k, in_key) in keys.iter().step_by(2) {
+            seeker.seek_key(storage, k);
+            if seeker.get_key(storage) != Some(k) {
+                fail("batch cursor: seek_key missed a key the walk found".to_string());
+                continue;
+            }
+            for pass in ["seek_key", "rewind_vals"] {
+                let mut found = 0usize;
+                while seeker.get_val(storage).is_some() {
+                    seeker.map_times(storage, |_, _| found += 1);
+                    seeker.step_val(storage);
+                }
+                if found != in_key {
+                    fail(format!("batch cursor: after {pass}, {found} records under a key, the walk saw {in_key}"));
+                }
+                seeker.rewind_vals(storage);
             }
         }
     }
@@ -486,7 +588,11 @@ fn advance_compaction<Tr: TraceReader<Time = Time>>(
 }
 
 /// Runs `case` on `workers` workers; returns (under test, upstream).
+// The stand-in's pool and paging are `()`.
+#[allow(clippy::let_unit_value, clippy::clone_on_copy)]
 fn run(case: &Case, workers: usize) -> Result<(Side, Side), String> {
+    let pool = make_pool(case);
+    let (pool_out, case_out) = (pool.clone(), case.clone());
     let case = Arc::new(case.clone());
     let (test, upstream) = (Side::default(), Side::default());
     let (test_out, upstream_out) = (test.clone(), upstream.clone());
@@ -507,7 +613,7 @@ fn run(case: &Case, workers: usize) -> Result<(Side, Side), String> {
 
     let guards = timely::execute(config, move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
-        let paging = make_paging(index, &case);
+        let paging = make_paging(&pool, index, &case);
         let probe = ProbeHandle::<Time>::new();
         let (test, upstream) = (test.clone(), upstream.clone());
 
@@ -719,7 +825,7 @@ fn run(case: &Case, workers: usize) -> Result<(Side, Side), String> {
             let batches = t_kv
                 .batches_through(Antichain::from_elem(r + 1).borrow())
                 .expect("batches_through");
-            chunk_stats(&batches, &mut test.stats.lock().unwrap(), &test.errors);
+            check_batches(&batches, &mut test.stats.lock().unwrap(), &test.errors);
             test.reads.lock().unwrap().entry(r).or_default().extend(got);
             let got = read_trace(&mut t_k, r, &test.errors, |k, _v| k.own());
             test.key_reads
@@ -765,6 +871,7 @@ fn run(case: &Case, workers: usize) -> Result<(Side, Side), String> {
     if !errors.is_empty() {
         return Err(errors.join("; "));
     }
+    check_pool(&pool_out, &case_out).map_err(|e| format!("pool: {e}"))?;
     Ok((test_out, upstream_out))
 }
 
@@ -1001,7 +1108,7 @@ fn check(case: &Case, test: &Side, upstream: &Side) -> Result<(), String> {
                 .into_iter()
                 .filter_map(|(k, vs)| {
                     let c: Diff = vs.iter().map(|x| x.1).sum();
-                    (c != 0).then(|| ((k, c as u64), 1))
+                    (c != 0).then_some(((k, c as u64), 1))
                 })
                 .collect()
         },

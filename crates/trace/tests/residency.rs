@@ -110,7 +110,7 @@ fn scans_of_a_paged_arrangement_stay_within_budget() {
     );
     assert!(
         last.extent_bytes_written > 0,
-                "nothing was written: {last:?}"
+        "nothing was written: {last:?}"
     );
     assert!(
         last.prefetches > before_scans.prefetches,
