@@ -45,6 +45,10 @@ use timely::Accountable;
 use crate::fixed::{FixedColumn, FixedWidth};
 use crate::pager::{self, ColumnPager};
 
+/// In batcher chains, only the chunks from this position on page (the first ones stay
+/// resident): chains shorter than this are consumed by the batcher's next merge.
+pub const MIN_PAGED_CHAIN: usize = 4;
+
 /// Records per chunk: the grading target (8192, as upstream's `VecChunk`; 256 KiB for
 /// `(u64, u64, u64, i64)` updates, exactly one pool slot class).
 pub const TARGET: usize = 8192;
@@ -403,7 +407,11 @@ where
 
     fn settle(input: &mut VecDeque<Self>, done: bool, out: &mut VecDeque<Self>) {
         let scope_pager = pager::batcher_pager();
+        let in_batcher = pager::in_batcher();
         let before = out.len();
+        // Position in `out` of the next chunk sealed: in the batcher, the head of a chain stays
+        // resident (short chains are consumed by the next merge; paging them is wasted work).
+        let mut position = before;
         pack(
             input,
             done,
@@ -431,7 +439,11 @@ where
                 };
                 (part(head), part(tail))
             },
-            |chunk: Self| seal(chunk, scope_pager.as_ref()),
+            |chunk: Self| {
+                let may_page = !in_batcher || position + 1 >= MIN_PAGED_CHAIN;
+                position += 1;
+                seal(chunk, scope_pager.as_ref(), may_page)
+            },
         );
         // Link each newly sealed chunk to its predecessor in the sequence, for prefetch.
         for i in before.max(1)..out.len() {
@@ -444,6 +456,7 @@ where
 fn seal<K, V, T, R>(
     chunk: PagedChunk<K, V, T, R>,
     scope_pager: Option<&Rc<ColumnPager>>,
+    may_page: bool,
 ) -> PagedChunk<K, V, T, R>
 where
     K: FixedWidth,
@@ -458,7 +471,7 @@ where
         return chunk;
     };
     let bytes = vec.as_slice().len() * record_bytes::<K, V, T, R>();
-    if vec.as_slice().is_empty() || !pager.should_page(bytes) {
+    if vec.as_slice().is_empty() || !may_page || !pager.should_page(bytes) {
         if chunk.pager().is_none() {
             // Adopt the arrangement's pager, so later merges of this chunk can page.
             return PagedChunk::resident(vec.clone(), chunk.depth(), Some(Rc::clone(pager)));
