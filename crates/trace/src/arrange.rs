@@ -65,7 +65,8 @@ where
     InnerBatcher<K, V, T, R>: Batcher<C, Time = T>,
 {
     fn insert(&mut self, container: &mut C) {
-        let _scope = PagerScope::enter(self.paging.pager());
+        // Merging chains: their heads are consumed by the next merge; keep them resident.
+        let _scope = PagerScope::enter(self.paging.pager(), true);
         self.inner.insert(container);
     }
 }
@@ -84,7 +85,8 @@ where
         &'a mut self,
         upper: AntichainRef<'_, T>,
     ) -> (Option<Self::Output>, AntichainRef<'a, T>) {
-        let _scope = PagerScope::enter(self.paging.pager());
+        // Extracting and sealing a batch for the spine: every chunk may page.
+        let _scope = PagerScope::enter(self.paging.pager(), false);
         self.inner.extract(upper)
     }
 }

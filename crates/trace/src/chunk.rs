@@ -173,6 +173,18 @@ where
         }
     }
 
+    /// The first and last `(key, val, time)`: resident metadata, no decode.
+    fn fences(&self) -> ((K, V, T), (K, V, T)) {
+        match &self.0.body {
+            PagedColumn::Resident(vec) => {
+                let s = vec.as_slice();
+                let (f, l) = (&s[0], &s[s.len() - 1]);
+                ((f.0 .0, f.0 .1, f.1), (l.0 .0, l.0 .1, l.1))
+            }
+            PagedColumn::Pooled { first, last, .. } => (*first, *last),
+        }
+    }
+
     /// Writes a resident body into the pool (the caller decided it should page).
     fn page_out(vec: &VecChunk<K, V, T, R>, depth: u8, pager: &Rc<ColumnPager>) -> Self {
         let records = vec.as_slice();
@@ -225,6 +237,8 @@ fn pin(handle: &ChunkHandle) -> PinGuard {
 type Original<'c, K, V, T, R> = Option<(&'c PagedChunk<K, V, T, R>, &'c VecChunk<K, V, T, R>)>;
 
 /// Wraps `vecs` as chunks, reusing `original` where a vec is the original's body unchanged.
+/// Every vec passed with an `original` is a subsequence of that original's body (a merge
+/// leftover is a suffix, extract's outputs are subsets), so equal length means unchanged.
 fn rewrap<K, V, T, R>(
     vecs: impl IntoIterator<Item = VecChunk<K, V, T, R>>,
     original: Original<'_, K, V, T, R>,
@@ -237,7 +251,7 @@ fn rewrap<K, V, T, R>(
             continue;
         }
         match original {
-            Some((chunk, body)) if std::ptr::eq(vec.as_slice(), body.as_slice()) => {
+            Some((chunk, body)) if vec.as_slice().len() == body.as_slice().len() => {
                 emit(chunk.clone())
             }
             _ => emit(PagedChunk::resident(vec, depth, pager.cloned())),
@@ -327,11 +341,23 @@ where
     }
 
     fn merge(in1: &mut VecDeque<Self>, in2: &mut VecDeque<Self>, out: &mut VecDeque<Self>) {
-        // A window of one chunk per input: the head chunks, materialized.
+        // A window of one chunk per input: the head chunks.
         let (a, b) = (
             in1.pop_front().expect("non-empty"),
             in2.pop_front().expect("non-empty"),
         );
+        // Disjoint heads need no decode: the lesser passes through whole (pooled or not).
+        let ((a_first, a_last), (b_first, b_last)) = (a.fences(), b.fences());
+        if a_last < b_first {
+            out.push_back(a);
+            in2.push_front(b);
+            return;
+        }
+        if b_last < a_first {
+            out.push_back(b);
+            in1.push_front(a);
+            return;
+        }
         let (va, vb) = (a.materialize(), b.materialize());
         let pager = a.pager().or(b.pager()).cloned();
         let depth = if pager::in_batcher() {
@@ -407,7 +433,7 @@ where
 
     fn settle(input: &mut VecDeque<Self>, done: bool, out: &mut VecDeque<Self>) {
         let scope_pager = pager::batcher_pager();
-        let in_batcher = pager::in_batcher();
+        let keep_chain_heads = pager::keep_chain_heads();
         let before = out.len();
         // Position in `out` of the next chunk sealed: in the batcher, the head of a chain stays
         // resident (short chains are consumed by the next merge; paging them is wasted work).
@@ -440,7 +466,7 @@ where
                 (part(head), part(tail))
             },
             |chunk: Self| {
-                let may_page = !in_batcher || position + 1 >= MIN_PAGED_CHAIN;
+                let may_page = !keep_chain_heads || position + 1 >= MIN_PAGED_CHAIN;
                 position += 1;
                 seal(chunk, scope_pager.as_ref(), may_page)
             },
@@ -481,13 +507,15 @@ where
     PagedChunk::page_out(vec, chunk.depth(), pager)
 }
 
-/// A cursor over one [`PagedChunk`], returning items by value. Holds the pin of a pooled
-/// body for as long as it lives.
+/// A cursor over one [`PagedChunk`], returning items by value. Pins a pooled body on its
+/// first read (not at creation: differential opens cursors it may never read) and holds the
+/// pin for as long as it lives.
 pub struct PagedCursor<K, V, T, R> {
     key_pos: usize,
     val_pos: usize,
-    /// The pinned body of a pooled chunk (`None` for resident chunks, read in place).
-    pin: Option<PinGuard>,
+    /// The pinned body of a pooled chunk, taken on first read (never set for resident
+    /// chunks, which are read in place).
+    pin: OnceCell<PinGuard>,
     _marker: std::marker::PhantomData<(K, V, T, R)>,
 }
 
@@ -505,10 +533,14 @@ where
 
     #[inline(always)]
     fn column<X: FixedWidth>(&self, s: &PagedChunk<K, V, T, R>, col: usize, i: usize) -> X {
-        let pin = self
-            .pin
-            .as_ref()
-            .expect("pooled chunk is pinned by its cursor");
+        let pin = self.pin.get_or_init(|| {
+            let PagedColumn::Pooled { handle, .. } = &s.0.body else {
+                unreachable!("only pooled bodies are read through a pin")
+            };
+            // A scan reads chunks in order: fault the next one in while this one is read.
+            s.prefetch_next();
+            pin(handle)
+        });
         let start = columns::<K, V, T>(s.len_records())[col] + i * X::WIDTH;
         X::read(&pin[start..start + X::WIDTH])
     }
@@ -678,15 +710,10 @@ where
     type Cursor = PagedCursor<K, V, T, R>;
 
     fn cursor(&self) -> Self::Cursor {
-        let pin = match &self.0.body {
-            PagedColumn::Resident(_) => None,
-            PagedColumn::Pooled { handle, .. } => Some(pin(handle)),
-        };
-        self.prefetch_next();
         PagedCursor {
             key_pos: 0,
             val_pos: 0,
-            pin,
+            pin: OnceCell::new(),
             _marker: std::marker::PhantomData,
         }
     }
@@ -700,13 +727,6 @@ where
     R: FixedWidth + Semigroup,
 {
     fn bounds(&self) -> ((K, V, T), (K, V, T)) {
-        match &self.0.body {
-            PagedColumn::Resident(vec) => {
-                let s = vec.as_slice();
-                let (f, l) = (&s[0], &s[s.len() - 1]);
-                ((f.0 .0, f.0 .1, f.1), (l.0 .0, l.0 .1, l.1))
-            }
-            PagedColumn::Pooled { first, last, .. } => (*first, *last),
-        }
+        self.fences()
     }
 }

@@ -112,21 +112,33 @@ impl Paging {
     }
 }
 
-thread_local! {
-    /// `Some` while a batcher call is in progress on this worker thread, holding that
-    /// arrangement's pager (itself `None` when its paging is disabled).
-    static CURRENT: RefCell<Option<Option<Rc<ColumnPager>>>> = const { RefCell::new(None) };
+/// A batcher call in progress.
+#[derive(Clone)]
+struct BatcherCall {
+    /// The arrangement's pager (`None` when its paging is disabled).
+    pager: Option<Rc<ColumnPager>>,
+    /// Whether the heads of chains being built stay resident: true while the batcher merges
+    /// its chains (`insert`), false while it extracts and seals a batch for the spine.
+    keep_chain_heads: bool,
 }
 
-/// Marks a batcher call in progress, with its arrangement's pager, until dropped (then
-/// restores what was there before).
+thread_local! {
+    /// `Some` while a batcher call is in progress on this worker thread.
+    static CURRENT: RefCell<Option<BatcherCall>> = const { RefCell::new(None) };
+}
+
+/// Marks a batcher call in progress until dropped (then restores what was there before).
 pub(crate) struct PagerScope {
-    previous: Option<Option<Rc<ColumnPager>>>,
+    previous: Option<BatcherCall>,
 }
 
 impl PagerScope {
-    pub(crate) fn enter(pager: Option<&Rc<ColumnPager>>) -> Self {
-        let previous = CURRENT.with(|c| c.replace(Some(pager.cloned())));
+    pub(crate) fn enter(pager: Option<&Rc<ColumnPager>>, keep_chain_heads: bool) -> Self {
+        let call = BatcherCall {
+            pager: pager.cloned(),
+            keep_chain_heads,
+        };
+        let previous = CURRENT.with(|c| c.replace(Some(call)));
         PagerScope { previous }
     }
 }
@@ -145,5 +157,14 @@ pub(crate) fn in_batcher() -> bool {
 
 /// The pager of the batcher call in progress on this thread, if any and if paging is on.
 pub(crate) fn batcher_pager() -> Option<Rc<ColumnPager>> {
-    CURRENT.with(|c| c.borrow().clone().flatten())
+    CURRENT.with(|c| c.borrow().as_ref().and_then(|call| call.pager.clone()))
+}
+
+/// Whether the batcher call in progress keeps the heads of its chains resident.
+pub(crate) fn keep_chain_heads() -> bool {
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|call| call.keep_chain_heads)
+    })
 }
