@@ -53,10 +53,6 @@ pub const MIN_PAGED_CHAIN: usize = 4;
 /// `(u64, u64, u64, i64)` updates, exactly one pool slot class).
 pub const TARGET: usize = 8192;
 
-/// The bounds a paged chunk's types satisfy.
-pub trait PagedData: FixedWidth {}
-impl<X: FixedWidth> PagedData for X {}
-
 /// A sorted, consolidated run of updates whose body is resident or in the pool.
 pub struct PagedChunk<K, V, T, R>(Rc<ChunkInner<K, V, T, R>>);
 
