@@ -8,6 +8,8 @@ use spillway_pool::{ExtentBackend, Pool, PoolConfig};
 use spillway_trace::{ArrangePaged, Paging};
 use timely::dataflow::operators::{Inspect, Probe};
 
+type Update = ((u64, u64), u64, isize);
+
 #[test]
 fn imported_paged_trace_reads_back_its_contents() {
     let pool = Pool::new(PoolConfig {
@@ -16,7 +18,7 @@ fn imported_paged_trace_reads_back_its_contents() {
         ..PoolConfig::default()
     })
     .unwrap();
-    let seen: Arc<Mutex<Vec<((u64, u64), u64, isize)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Update>>> = Arc::default();
     let (pool2, sink) = (pool.clone(), seen.clone());
     timely::execute(timely::Config::thread(), move |worker| {
         let paging = Paging::enabled(&pool2);
