@@ -11,8 +11,8 @@
 //! # Chunk operations
 //! `merge`, `extract` and `advance` run upstream's algorithms on a small window of chunks
 //! materialized as `VecChunk`s (free for resident chunks; one decode for pooled ones): merge
-//! takes the head chunk of each input, extract the head chunk of its input, advance the
-//! (burst-sized) input it is handed. A chunk an operation passes through unchanged is put back
+//! takes the head chunk of each input (disjoint heads pass through without a decode), extract
+//! the head chunk of its input, advance the (burst-sized) input it is handed. A chunk an operation passes through unchanged is put back
 //! as the original, so it stays pooled. `settle` packs chunks to the grading invariant with
 //! differential's `pack` and pages each committed chunk (`seal`) when its arrangement's policy
 //! says so: the commit point where chunks enter the pool. Merge outputs get depth = deepest
@@ -21,7 +21,7 @@
 //! # Cursor reads are sound and bounded
 //! Items are returned **by value** (`Key<'a> = K` and so on, for [`FixedWidth`] types), and
 //! the pin that keeps a pooled body resident is owned by the *cursor* ([`PagedCursor`]), taken
-//! when the cursor is created and released when it drops. No reference into pool memory is
+//! on the cursor's first read and released when it drops. No reference into pool memory is
 //! ever handed out, so no item can outlive its pin, and pinned bytes scale with live cursors
 //! (the straddle cursor keeps one inner cursor per batch), not with chunks ever read.
 

@@ -56,7 +56,7 @@ impl ColumnPager {
         self.policy
     }
 
-    /// Whether a sealed chunk body of `bytes` at `depth` should go to the pool.
+    /// Whether a sealed chunk body of `bytes` is large enough to be worth paging.
     pub(crate) fn should_page(&self, bytes: usize) -> bool {
         bytes >= self.policy.min_bytes
     }

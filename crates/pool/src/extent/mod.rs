@@ -104,10 +104,3 @@ pub struct StoreCounters {
     /// Extents whose pages stayed resident after the last pageout retry.
     pub pageout_declined: u64,
 }
-
-impl dyn ExtentStore {
-    /// Convenience for tests and tools.
-    pub fn describe(&self) -> String {
-        format!("{} store, {} live bytes", self.name(), self.live_bytes())
-    }
-}
