@@ -15,7 +15,7 @@ use timely::progress::frontier::AntichainRef;
 use timely::progress::Timestamp;
 
 use crate::chunk::PagedChunk;
-use crate::fixed::FixedWidth;
+use crate::data::PagedData;
 use crate::pager::{PagerScope, Paging};
 
 /// The trace of a paged arrangement: a spine of `Rc`-shared batches of [`PagedChunk`]s.
@@ -31,10 +31,10 @@ type InnerBatcher<K, V, T, R> =
 /// arrangement's paging scope so that `settle` can page the chains it seals.
 pub struct PagedBatcher<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth + Lattice + Timestamp,
-    R: FixedWidth + Semigroup,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
 {
     inner: InnerBatcher<K, V, T, R>,
     paging: Paging,
@@ -42,10 +42,10 @@ where
 
 impl<K, V, T, R> PagedBatcher<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth + Lattice + Timestamp,
-    R: FixedWidth + Semigroup,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
 {
     /// A batcher for an arrangement with the given paging.
     pub fn new(logger: Option<Logger>, operator_id: usize, paging: Paging) -> Self {
@@ -58,10 +58,10 @@ where
 
 impl<C, K, V, T, R> Batcher<C> for PagedBatcher<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth + Lattice + Timestamp,
-    R: FixedWidth + Semigroup,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
     InnerBatcher<K, V, T, R>: Batcher<C, Time = T>,
 {
     fn insert(&mut self, container: &mut C) {
@@ -73,10 +73,10 @@ where
 
 impl<K, V, T, R> Extract for PagedBatcher<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth + Lattice + Timestamp,
-    R: FixedWidth + Semigroup,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
 {
     type Time = T;
     type Output = <InnerBatcher<K, V, T, R> as Extract>::Output;
@@ -94,10 +94,10 @@ where
 /// Arranges collections into paged traces.
 pub trait ArrangePaged<'scope, T, K, V, R>
 where
-    T: Timestamp + Lattice + FixedWidth,
-    K: FixedWidth,
-    V: FixedWidth,
-    R: FixedWidth + Semigroup,
+    T: Timestamp + Lattice + PagedData,
+    K: PagedData,
+    V: PagedData,
+    R: PagedData + Semigroup,
 {
     /// Arranges `(key, val)` records by key into a [`PagedSpine`]. With `Paging::disabled()`
     /// the chunks stay resident; the types are the same either way.
@@ -110,9 +110,9 @@ where
 /// Arranges collections of keys into paged traces.
 pub trait ArrangeSelfPaged<'scope, T, K, R>
 where
-    T: Timestamp + Lattice + FixedWidth,
-    K: FixedWidth,
-    R: FixedWidth + Semigroup,
+    T: Timestamp + Lattice + PagedData,
+    K: PagedData,
+    R: PagedData + Semigroup,
 {
     /// Arranges records by themselves (`(key, ())`) into a [`PagedSpine`].
     fn arrange_by_self_paged(
@@ -123,10 +123,10 @@ where
 
 impl<'scope, T, K, V, R> ArrangePaged<'scope, T, K, V, R> for VecCollection<'scope, T, (K, V), R>
 where
-    T: Timestamp + Lattice + FixedWidth,
-    K: ExchangeData + Hashable + FixedWidth,
-    V: ExchangeData + FixedWidth,
-    R: ExchangeData + Semigroup + FixedWidth,
+    T: Timestamp + Lattice + PagedData,
+    K: ExchangeData + Hashable + PagedData,
+    V: ExchangeData + PagedData,
+    R: ExchangeData + Semigroup + PagedData,
 {
     fn arrange_by_key_paged(
         self,
@@ -145,9 +145,9 @@ where
 
 impl<'scope, T, K, R> ArrangeSelfPaged<'scope, T, K, R> for VecCollection<'scope, T, K, R>
 where
-    T: Timestamp + Lattice + FixedWidth,
-    K: ExchangeData + Hashable + FixedWidth,
-    R: ExchangeData + Semigroup + FixedWidth,
+    T: Timestamp + Lattice + PagedData,
+    K: ExchangeData + Hashable + PagedData,
+    R: ExchangeData + Semigroup + PagedData,
 {
     fn arrange_by_self_paged(
         self,

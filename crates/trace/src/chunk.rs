@@ -3,8 +3,9 @@
 //! # Representation
 //! A chunk is an `Rc` (clones are refcount bumps, as the trace merger expects) around:
 //! - a body, a [`PagedColumn`]: either *resident*, upstream's `VecChunk` (a sorted,
-//!   consolidated `Vec<((K, V), T, R)>`), or *pooled*, four fixed-width columns (keys, vals,
-//!   times, diffs) written straight into a pool slot by `Pool::insert_with`;
+//!   consolidated `Vec<((K, V), T, R)>`), or *pooled*, four columns (keys, vals, times,
+//!   diffs; see [`crate::data`] for their encoding) written straight into a pool slot by
+//!   `Pool::insert_with`;
 //! - resident metadata: length, fence triples (first and last `(key, val, time)`), depth;
 //! - the [`ColumnPager`] of its arrangement, if paging is on.
 //!
@@ -12,18 +13,31 @@
 //! `merge`, `extract` and `advance` run upstream's algorithms on a small window of chunks
 //! materialized as `VecChunk`s (free for resident chunks; one decode for pooled ones): merge
 //! takes the head chunk of each input (disjoint heads pass through without a decode), extract
-//! the head chunk of its input, advance the (burst-sized) input it is handed. A chunk an operation passes through unchanged is put back
-//! as the original, so it stays pooled. `settle` packs chunks to the grading invariant with
-//! differential's `pack` and pages each committed chunk (`seal`) when its arrangement's policy
-//! says so: the commit point where chunks enter the pool. Merge outputs get depth = deepest
-//! input + 1 (batcher merges keep depth 0), so older data is evicted first.
+//! the head chunk of its input, advance the (burst-sized) input it is handed. A chunk an
+//! operation passes through unchanged is put back as the original, so it stays pooled.
+//! `settle` packs chunks to the grading invariant with differential's `pack` and pages each
+//! committed chunk (`seal`) when its arrangement's policy says so: the commit point where
+//! chunks enter the pool. Merge outputs get depth = deepest input + 1 (batcher merges keep
+//! depth 0), so older data is evicted first.
 //!
 //! # Cursor reads are sound and bounded
-//! Items are returned **by value** (`Key<'a> = K` and so on, for [`FixedWidth`] types), and
-//! the pin that keeps a pooled body resident is owned by the *cursor* ([`PagedCursor`]), taken
-//! on the cursor's first read and released when it drops. No reference into pool memory is
-//! ever handed out, so no item can outlive its pin, and pinned bytes scale with live cursors
-//! (the straddle cursor keeps one inner cursor per batch), not with chunks ever read.
+//! When all four types are fixed-width ([`PagedData::WIDTH`] is `Some`), items are returned
+//! **by value** (`Key<'a> = K` and so on), and the pin that keeps a pooled body resident is
+//! owned by the *cursor* ([`PagedCursor`]), taken on the cursor's first read and released
+//! when it drops. No reference into pool memory is ever handed out, so no item can outlive
+//! its pin, and pinned bytes scale with live cursors (the batch cursor keeps one inner cursor
+//! per batch), not with chunks ever read.
+//!
+//! Variable-length types (`String`, `Vec<u8>`) are returned **by reference**, and differential
+//! lets such a reference live as long as the borrow of the chunk, longer than any cursor.
+//! A pooled chunk of them therefore decodes its body once, on its first cursor read, into a
+//! heap cache owned by the chunk, and reads from there until the chunk is dropped (when its
+//! batch is merged away or the trace is compacted past it). No `unsafe`, no pool memory
+//! borrowed; the cost is that this cache is bounded only by the pooled chunks read since their
+//! batches were last merged: after a full scan of a static arrangement, all of it. Its size is
+//! counted per arrangement ([`crate::Paging::decoded_cache_bytes`]) and measured in
+//! `doc/benchmarks.md`; bounded-memory reads of such arrangements are the vectored lookup's
+//! job. Merges, extracts and `settle` never fill the cache.
 
 use std::cell::OnceCell;
 use std::collections::VecDeque;
@@ -42,7 +56,7 @@ use timely::progress::frontier::AntichainRef;
 use timely::progress::{Antichain, Timestamp};
 use timely::Accountable;
 
-use crate::fixed::{FixedColumn, FixedWidth};
+use crate::data::{column_len, equal, less, read_column, write_column, PagedData};
 use crate::pager::{self, ColumnPager};
 
 /// In batcher chains, only the chunks from this position on page (the first ones stay
@@ -64,16 +78,20 @@ struct ChunkInner<K, V, T, R> {
     /// The chunk sealed right after this one in the same sequence, set once by `settle`; a
     /// cursor opening this chunk prefetches that one (a scan reads them in order).
     next: OnceCell<Weak<ChunkInner<K, V, T, R>>>,
+    /// A pooled body decoded for by-reference cursor reads (variable-length types only).
+    decoded: OnceCell<VecChunk<K, V, T, R>>,
 }
 
 /// A chunk body: resident, or pooled with its resident metadata.
 pub enum PagedColumn<K, V, T, R> {
     /// In memory, as upstream's `VecChunk`.
     Resident(VecChunk<K, V, T, R>),
-    /// In a pool slot (or its extent), as fixed-width columns.
+    /// In a pool slot (or its extent), as four columns.
     Pooled {
         handle: ChunkHandle,
         len: usize,
+        /// Byte offsets of the key, val, time and diff columns, and the body's length.
+        columns: [usize; 5],
         first: (K, V, T),
         last: (K, V, T),
     },
@@ -91,17 +109,20 @@ impl<K, V, T, R> Default for PagedChunk<K, V, T, R> {
     }
 }
 
-/// Byte offsets of the four columns in a pooled body of `len` records.
-fn columns<K: FixedWidth, V: FixedWidth, T: FixedWidth>(len: usize) -> [usize; 4] {
-    let vals = len * K::WIDTH;
-    let times = vals + len * V::WIDTH;
-    let diffs = times + len * T::WIDTH;
-    [0, vals, times, diffs]
+impl<K, V, T, R> Drop for ChunkInner<K, V, T, R> {
+    fn drop(&mut self) {
+        if let (Some(_), Some(pager), PagedColumn::Pooled { columns, len, .. }) =
+            (self.decoded.get(), &self.pager, &self.body)
+        {
+            pager.uncache(decoded_bytes::<K, V, T, R>(*len, columns[4]));
+        }
+    }
 }
 
-/// Bytes of one record in a pooled body.
-fn record_bytes<K: FixedWidth, V: FixedWidth, T: FixedWidth, R: FixedWidth>() -> usize {
-    K::WIDTH + V::WIDTH + T::WIDTH + R::WIDTH
+/// Heap bytes of a decoded body of `len` records whose encoding takes `body` bytes (an
+/// estimate: the records plus their variable-length payloads, at most `body`).
+fn decoded_bytes<K, V, T, R>(len: usize, body: usize) -> usize {
+    len * std::mem::size_of::<((K, V), T, R)>() + body
 }
 
 impl<K, V, T, R> PagedChunk<K, V, T, R> {
@@ -111,6 +132,7 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
             depth,
             pager,
             next: OnceCell::new(),
+            decoded: OnceCell::new(),
         }))
     }
 
@@ -120,7 +142,9 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
             return;
         };
         if let PagedColumn::Pooled { handle, .. } = &next.body {
-            handle.prefetch();
+            if next.decoded.get().is_none() {
+                handle.prefetch();
+            }
         }
     }
 
@@ -141,43 +165,60 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
 
 impl<K, V, T, R> PagedChunk<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth,
-    R: FixedWidth,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
 {
-    /// The body as a `VecChunk`: free when resident, one decode when pooled.
+    /// The body as a `VecChunk`: free when resident (or decoded), one decode when pooled.
     fn materialize(&self) -> VecChunk<K, V, T, R> {
-        match &self.0.body {
-            PagedColumn::Resident(vec) => vec.clone(),
-            PagedColumn::Pooled { handle, len, .. } => {
-                let pin = pin(handle);
-                let [kc, vc, tc, rc] = columns::<K, V, T>(*len);
-                let mut vec = VecChunk::default();
-                for i in 0..*len {
-                    vec.push_into((
-                        (
-                            K::read(&pin[kc + i * K::WIDTH..][..K::WIDTH]),
-                            V::read(&pin[vc + i * V::WIDTH..][..V::WIDTH]),
-                        ),
-                        T::read(&pin[tc + i * T::WIDTH..][..T::WIDTH]),
-                        R::read(&pin[rc + i * R::WIDTH..][..R::WIDTH]),
-                    ));
-                }
-                vec
-            }
+        match (&self.0.body, self.0.decoded.get()) {
+            (PagedColumn::Resident(vec), _) | (_, Some(vec)) => vec.clone(),
+            (
+                PagedColumn::Pooled {
+                    handle,
+                    len,
+                    columns,
+                    ..
+                },
+                None,
+            ) => decode(&pin(handle), *len, columns),
         }
     }
 
+    /// The decoded body of a pooled chunk, for by-reference reads: decoded on first use and
+    /// kept until the chunk drops (see the module docs).
+    fn decoded(&self) -> &VecChunk<K, V, T, R> {
+        self.0.decoded.get_or_init(|| {
+            let PagedColumn::Pooled {
+                handle,
+                len,
+                columns,
+                ..
+            } = &self.0.body
+            else {
+                unreachable!("only pooled bodies are decoded")
+            };
+            self.prefetch_next();
+            if let Some(pager) = self.pager() {
+                pager.cache(decoded_bytes::<K, V, T, R>(*len, columns[4]));
+            }
+            decode(&pin(handle), *len, columns)
+        })
+    }
+
     /// The first and last `(key, val, time)`: resident metadata, no decode.
-    fn fences(&self) -> ((K, V, T), (K, V, T)) {
+    #[allow(clippy::type_complexity)]
+    fn fences(&self) -> ((&K, &V, &T), (&K, &V, &T)) {
         match &self.0.body {
             PagedColumn::Resident(vec) => {
                 let s = vec.as_slice();
                 let (f, l) = (&s[0], &s[s.len() - 1]);
-                ((f.0 .0, f.0 .1, f.1), (l.0 .0, l.0 .1, l.1))
+                ((&f.0 .0, &f.0 .1, &f.1), (&l.0 .0, &l.0 .1, &l.1))
             }
-            PagedColumn::Pooled { first, last, .. } => (*first, *last),
+            PagedColumn::Pooled { first, last, .. } => {
+                ((&first.0, &first.1, &first.2), (&last.0, &last.1, &last.2))
+            }
         }
     }
 
@@ -185,27 +226,30 @@ where
     fn page_out(vec: &VecChunk<K, V, T, R>, depth: u8, pager: &Rc<ColumnPager>) -> Self {
         let records = vec.as_slice();
         let len = records.len();
-        let [kc, vc, tc, rc] = columns::<K, V, T>(len);
-        let bytes = len * record_bytes::<K, V, T, R>();
-        let handle = pager.pool().insert_with(bytes, pager.hints(depth), |body| {
-            for (i, ((k, v), t, r)) in records.iter().enumerate() {
-                k.write(&mut body[kc + i * K::WIDTH..][..K::WIDTH]);
-                v.write(&mut body[vc + i * V::WIDTH..][..V::WIDTH]);
-                t.write(&mut body[tc + i * T::WIDTH..][..T::WIDTH]);
-                r.write(&mut body[rc + i * R::WIDTH..][..R::WIDTH]);
-            }
-        });
+        let columns = layout(records);
+        let handle = pager
+            .pool()
+            .insert_with(columns[4], pager.hints(depth), |body| {
+                let col = |c: usize| columns[c]..columns[c + 1];
+                let (k, v, t, r) = (col(0), col(1), col(2), col(3));
+                write_column(len, records.iter().map(|x| &x.0 .0), &mut body[k]);
+                write_column(len, records.iter().map(|x| &x.0 .1), &mut body[v]);
+                write_column(len, records.iter().map(|x| &x.1), &mut body[t]);
+                write_column(len, records.iter().map(|x| &x.2), &mut body[r]);
+            });
         let (f, l) = (&records[0], &records[len - 1]);
         PagedChunk(Rc::new(ChunkInner {
             body: PagedColumn::Pooled {
                 handle,
                 len,
-                first: (f.0 .0, f.0 .1, f.1),
-                last: (l.0 .0, l.0 .1, l.1),
+                columns,
+                first: (f.0 .0.clone(), f.0 .1.clone(), f.1.clone()),
+                last: (l.0 .0.clone(), l.0 .1.clone(), l.1.clone()),
             },
             depth,
             pager: Some(Rc::clone(pager)),
             next: OnceCell::new(),
+            decoded: OnceCell::new(),
         }))
     }
 
@@ -220,6 +264,43 @@ where
             PagedColumn::Pooled { .. } => unreachable!("materialized above"),
         }
     }
+}
+
+/// Column offsets of the pooled body of `records` (see [`PagedColumn::Pooled`]).
+fn layout<K, V, T, R>(records: &[((K, V), T, R)]) -> [usize; 5]
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    let vals = column_len(records.iter().map(|x| &x.0 .0));
+    let times = vals + column_len(records.iter().map(|x| &x.0 .1));
+    let diffs = times + column_len(records.iter().map(|x| &x.1));
+    let end = diffs + column_len(records.iter().map(|x| &x.2));
+    [0, vals, times, diffs, end]
+}
+
+/// Decodes a pooled body of `len` records laid out at `columns`.
+fn decode<K, V, T, R>(body: &[u8], len: usize, columns: &[usize; 5]) -> VecChunk<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    let col = |c: usize| &body[columns[c]..columns[c + 1]];
+    let (k, v, t, r) = (col(0), col(1), col(2), col(3));
+    let mut vec = VecChunk::default();
+    vec.ensure_capacity(&mut None);
+    for i in 0..len {
+        vec.push_into((
+            (read_column(k, len, i), read_column(v, len, i)),
+            read_column(t, len, i),
+            read_column(r, len, i),
+        ));
+    }
+    vec
 }
 
 /// Pins a pooled body; a failed read is a loud error (never wrong data).
@@ -257,10 +338,10 @@ fn rewrap<K, V, T, R>(
 
 impl<K: 'static, V: 'static, T: 'static, R: 'static> Accountable for PagedChunk<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth,
-    R: FixedWidth,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
 {
     fn record_count(&self) -> i64 {
         self.len_records() as i64
@@ -278,10 +359,10 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
 
 impl<K, V, T, R> SizableContainer for PagedChunk<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth,
-    R: FixedWidth,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
 {
     fn at_capacity(&self) -> bool {
         self.len_records() >= TARGET
@@ -293,10 +374,10 @@ where
 
 impl<K, V, T, R> Consolidate for PagedChunk<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth,
-    R: FixedWidth + Semigroup,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData + Semigroup,
 {
     fn len(&self) -> usize {
         self.len_records()
@@ -311,10 +392,10 @@ where
 
 impl<K, V, T, R> PushInto<((K, V), T, R)> for PagedChunk<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth,
-    R: FixedWidth,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
 {
     fn push_into(&mut self, item: ((K, V), T, R)) {
         self.building().push_into(item);
@@ -323,10 +404,10 @@ where
 
 impl<K, V, T, R> Chunk for PagedChunk<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth + Lattice + Timestamp,
-    R: FixedWidth + Semigroup,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
 {
     type Time = T;
 
@@ -444,7 +525,7 @@ where
                 let mut vec = VecChunk::default();
                 for chunk in &run {
                     for record in chunk.materialize().as_slice() {
-                        vec.push_into(*record);
+                        vec.push_into(record.clone());
                     }
                 }
                 PagedChunk::resident(vec, depth, pager)
@@ -455,7 +536,7 @@ where
                 let part = |records: &[((K, V), T, R)]| {
                     let mut vec = VecChunk::default();
                     for record in records {
-                        vec.push_into(*record);
+                        vec.push_into(record.clone());
                     }
                     PagedChunk::resident(vec, chunk.depth(), chunk.pager().cloned())
                 };
@@ -481,10 +562,10 @@ fn seal<K, V, T, R>(
     may_page: bool,
 ) -> PagedChunk<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth,
-    R: FixedWidth,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
 {
     let PagedColumn::Resident(vec) = &chunk.0.body else {
         return chunk;
@@ -492,7 +573,7 @@ where
     let Some(pager) = chunk.pager().or(scope_pager) else {
         return chunk;
     };
-    let bytes = vec.as_slice().len() * record_bytes::<K, V, T, R>();
+    let bytes = layout(vec.as_slice())[4];
     if vec.as_slice().is_empty() || !may_page || !pager.should_page(bytes) {
         if chunk.pager().is_none() {
             // Adopt the arrangement's pager, so later merges of this chunk can page.
@@ -503,69 +584,79 @@ where
     PagedChunk::page_out(vec, chunk.depth(), pager)
 }
 
-/// A cursor over one [`PagedChunk`], returning items by value. Pins a pooled body on its
-/// first read (not at creation: differential opens cursors it may never read) and holds the
-/// pin for as long as it lives.
+/// A cursor over one [`PagedChunk`]. Returns fixed-width items by value, pinning a pooled
+/// body on its first read (not at creation: differential opens cursors it may never read) and
+/// holding the pin for as long as it lives; returns variable-length items by reference from
+/// the chunk's decoded body (see the module docs).
 pub struct PagedCursor<K, V, T, R> {
     key_pos: usize,
     val_pos: usize,
-    /// The pinned body of a pooled chunk, taken on first read (never set for resident
-    /// chunks, which are read in place).
+    /// The pinned body of a pooled chunk read by value, taken on first read (never set for
+    /// resident chunks, which are read in place, nor for by-reference reads).
     pin: OnceCell<PinGuard>,
     _marker: std::marker::PhantomData<(K, V, T, R)>,
 }
 
 impl<K, V, T, R> PagedCursor<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth,
-    R: FixedWidth,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
 {
+    /// Whether pooled bodies are read in place, by value.
+    const BY_VALUE: bool =
+        K::WIDTH.is_some() && V::WIDTH.is_some() && T::WIDTH.is_some() && R::WIDTH.is_some();
+
     #[inline(always)]
     fn n(&self, s: &PagedChunk<K, V, T, R>) -> usize {
         s.len_records()
     }
 
+    /// Item `i` of column `col` (0 keys, 1 vals, 2 times, 3 diffs); `project` picks the same
+    /// field out of a resident record.
     #[inline(always)]
-    fn column<X: FixedWidth>(&self, s: &PagedChunk<K, V, T, R>, col: usize, i: usize) -> X {
-        let pin = self.pin.get_or_init(|| {
-            let PagedColumn::Pooled { handle, .. } = &s.0.body else {
-                unreachable!("only pooled bodies are read through a pin")
-            };
-            // A scan reads chunks in order: fault the next one in while this one is read.
-            s.prefetch_next();
-            pin(handle)
-        });
-        let start = columns::<K, V, T>(s.len_records())[col] + i * X::WIDTH;
-        X::read(&pin[start..start + X::WIDTH])
-    }
-
-    #[inline(always)]
-    fn key_at(&self, s: &PagedChunk<K, V, T, R>, i: usize) -> K {
+    fn field<'a, X: PagedData>(
+        &self,
+        s: &'a PagedChunk<K, V, T, R>,
+        col: usize,
+        i: usize,
+        project: impl Fn(&'a ((K, V), T, R)) -> &'a X,
+    ) -> X::Item<'a> {
         match &s.0.body {
-            PagedColumn::Resident(vec) => vec.as_slice()[i].0 .0,
-            PagedColumn::Pooled { .. } => self.column(s, 0, i),
+            PagedColumn::Resident(vec) => project(&vec.as_slice()[i]).item(),
+            PagedColumn::Pooled {
+                handle, columns, ..
+            } => match X::WIDTH {
+                Some(width) if Self::BY_VALUE => {
+                    let pin = self.pin.get_or_init(|| {
+                        // A scan reads chunks in order: fault the next one in meanwhile.
+                        s.prefetch_next();
+                        pin(handle)
+                    });
+                    let start = columns[col] + i * width;
+                    X::read_item(&pin[start..start + width]).expect("fixed-width")
+                }
+                _ => project(&s.decoded().as_slice()[i]).item(),
+            },
         }
     }
 
     #[inline(always)]
-    fn val_at(&self, s: &PagedChunk<K, V, T, R>, i: usize) -> V {
-        match &s.0.body {
-            PagedColumn::Resident(vec) => vec.as_slice()[i].0 .1,
-            PagedColumn::Pooled { .. } => self.column(s, 1, i),
-        }
+    fn key_at<'a>(&self, s: &'a PagedChunk<K, V, T, R>, i: usize) -> K::Item<'a> {
+        self.field(s, 0, i, |r| &r.0 .0)
     }
 
     #[inline(always)]
-    fn time_diff_at(&self, s: &PagedChunk<K, V, T, R>, i: usize) -> (T, R) {
-        match &s.0.body {
-            PagedColumn::Resident(vec) => {
-                let r = &vec.as_slice()[i];
-                (r.1, r.2)
-            }
-            PagedColumn::Pooled { .. } => (self.column(s, 2, i), self.column(s, 3, i)),
-        }
+    fn val_at<'a>(&self, s: &'a PagedChunk<K, V, T, R>, i: usize) -> V::Item<'a> {
+        self.field(s, 1, i, |r| &r.0 .1)
+    }
+
+    /// Whether record `i` has the key and val at `at`.
+    #[inline(always)]
+    fn same_key_val(&self, s: &PagedChunk<K, V, T, R>, i: usize, at: usize) -> bool {
+        equal::<K>(self.key_at(s, i), self.key_at(s, at))
+            && equal::<V>(self.val_at(s, i), self.val_at(s, at))
     }
 
     /// The first index at or after `from` where `less(i)` is false (galloping search; `less`
@@ -600,23 +691,23 @@ where
 
 impl<K, V, T, R> Cursor for PagedCursor<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth + Lattice + Timestamp,
-    R: FixedWidth + Semigroup,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
 {
     type Storage = PagedChunk<K, V, T, R>;
 
-    type KeyContainer = FixedColumn<K>;
-    type Key<'a> = K;
-    type ValContainer = FixedColumn<V>;
-    type Val<'a> = V;
+    type KeyContainer = K::Container;
+    type Key<'a> = K::Item<'a>;
+    type ValContainer = V::Container;
+    type Val<'a> = V::Item<'a>;
     type ValOwn = V;
-    type TimeContainer = FixedColumn<T>;
-    type TimeGat<'a> = T;
+    type TimeContainer = T::Container;
+    type TimeGat<'a> = T::Item<'a>;
     type Time = T;
-    type DiffContainer = FixedColumn<R>;
-    type DiffGat<'a> = R;
+    type DiffContainer = R::Container;
+    type DiffGat<'a> = R::Item<'a>;
     type Diff = R;
 
     fn key_valid(&self, s: &Self::Storage) -> bool {
@@ -625,29 +716,28 @@ where
     fn val_valid(&self, s: &Self::Storage) -> bool {
         self.key_pos < self.n(s)
             && self.val_pos < self.n(s)
-            && self.key_at(s, self.val_pos) == self.key_at(s, self.key_pos)
+            && equal::<K>(self.key_at(s, self.val_pos), self.key_at(s, self.key_pos))
     }
-    fn key(&self, s: &Self::Storage) -> K {
+    fn key<'a>(&self, s: &'a Self::Storage) -> K::Item<'a> {
         self.key_at(s, self.key_pos)
     }
-    fn val(&self, s: &Self::Storage) -> V {
+    fn val<'a>(&self, s: &'a Self::Storage) -> V::Item<'a> {
         self.val_at(s, self.val_pos)
     }
-    fn get_key(&self, s: &Self::Storage) -> Option<K> {
+    fn get_key<'a>(&self, s: &'a Self::Storage) -> Option<K::Item<'a>> {
         self.key_valid(s).then(|| self.key(s))
     }
-    fn get_val(&self, s: &Self::Storage) -> Option<V> {
+    fn get_val<'a>(&self, s: &'a Self::Storage) -> Option<V::Item<'a>> {
         self.val_valid(s).then(|| self.val(s))
     }
-    fn map_times<L: FnMut(T, R)>(&mut self, s: &Self::Storage, mut logic: L) {
+    fn map_times<L: FnMut(T::Item<'_>, R::Item<'_>)>(&mut self, s: &Self::Storage, mut logic: L) {
         if !self.val_valid(s) {
             return;
         }
-        let (k, v) = (self.key_at(s, self.val_pos), self.val_at(s, self.val_pos));
-        let mut i = self.val_pos;
-        while i < self.n(s) && self.key_at(s, i) == k && self.val_at(s, i) == v {
-            let (t, r) = self.time_diff_at(s, i);
-            logic(t, r);
+        let at = self.val_pos;
+        let mut i = at;
+        while i < self.n(s) && self.same_key_val(s, i, at) {
+            logic(self.field(s, 2, i, |r| &r.1), self.field(s, 3, i, |r| &r.2));
             i += 1;
         }
     }
@@ -655,36 +745,37 @@ where
         if !self.key_valid(s) {
             return;
         }
-        let key = self.key_at(s, self.key_pos);
-        let mut i = self.key_pos;
-        while i < self.n(s) && self.key_at(s, i) == key {
+        let at = self.key_pos;
+        let mut i = at;
+        while i < self.n(s) && equal::<K>(self.key_at(s, i), self.key_at(s, at)) {
             i += 1;
         }
         self.key_pos = i;
         self.val_pos = i;
     }
-    fn seek_key(&mut self, s: &Self::Storage, key: K) {
-        self.key_pos = self.gallop(s, self.key_pos, |i| self.key_at(s, i) < key);
+    fn seek_key(&mut self, s: &Self::Storage, key: K::Item<'_>) {
+        self.key_pos = self.gallop(s, self.key_pos, |i| less::<K>(self.key_at(s, i), key));
         self.val_pos = self.key_pos;
     }
     fn step_val(&mut self, s: &Self::Storage) {
         if !self.val_valid(s) {
             return;
         }
-        let (k, v) = (self.key_at(s, self.val_pos), self.val_at(s, self.val_pos));
-        let mut i = self.val_pos;
-        while i < self.n(s) && self.key_at(s, i) == k && self.val_at(s, i) == v {
+        let at = self.val_pos;
+        let mut i = at;
+        while i < self.n(s) && self.same_key_val(s, i, at) {
             i += 1;
         }
         self.val_pos = i;
     }
-    fn seek_val(&mut self, s: &Self::Storage, val: V) {
+    fn seek_val(&mut self, s: &Self::Storage, val: V::Item<'_>) {
         if !self.key_valid(s) {
             return;
         }
         let key = self.key_at(s, self.key_pos);
         self.val_pos = self.gallop(s, self.val_pos, |i| {
-            (self.key_at(s, i), self.val_at(s, i)) < (key, val)
+            let k = self.key_at(s, i);
+            less::<K>(k, key) || (equal::<K>(k, key) && less::<V>(self.val_at(s, i), val))
         });
     }
     fn rewind_keys(&mut self, _s: &Self::Storage) {
@@ -698,10 +789,10 @@ where
 
 impl<K, V, T, R> Navigable for PagedChunk<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth + Lattice + Timestamp,
-    R: FixedWidth + Semigroup,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
 {
     type Cursor = PagedCursor<K, V, T, R>;
 
@@ -717,12 +808,22 @@ where
 
 impl<K, V, T, R> NavigableChunk for PagedChunk<K, V, T, R>
 where
-    K: FixedWidth,
-    V: FixedWidth,
-    T: FixedWidth + Lattice + Timestamp,
-    R: FixedWidth + Semigroup,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
 {
-    fn bounds(&self) -> ((K, V, T), (K, V, T)) {
-        self.fences()
+    #[allow(clippy::type_complexity)]
+    fn bounds(
+        &self,
+    ) -> (
+        (K::Item<'_>, V::Item<'_>, T::Item<'_>),
+        (K::Item<'_>, V::Item<'_>, T::Item<'_>),
+    ) {
+        let ((k0, v0, t0), (k1, v1, t1)) = self.fences();
+        (
+            (k0.item(), v0.item(), t0.item()),
+            (k1.item(), v1.item(), t1.item()),
+        )
     }
 }

@@ -15,16 +15,19 @@
 //! })
 //! ```
 //!
-//! Keys, values, times and diffs must be [`FixedWidth`] (integers, tuples of them, or your
-//! own types); cursors return them by value (see [`chunk`] for why that makes paged reads
-//! sound). See `doc/design/paged-trace.md` for the design and what is still to come.
+//! Keys, values, times and diffs must be [`PagedData`]: fixed-width types ([`FixedWidth`]:
+//! integers, tuples of them, your own), which cursors return by value, or variable-length
+//! ones (`String`, `Vec<u8>`), returned by reference (see [`chunk`] for why both are sound,
+//! and what the by-reference path costs). See `doc/design/paged-trace.md` for the design and what is still to come.
 
 pub mod arrange;
 pub mod chunk;
+pub mod data;
 pub mod fixed;
 pub mod pager;
 
 pub use arrange::{ArrangePaged, ArrangeSelfPaged, PagedBatcher, PagedBuilder, PagedSpine};
 pub use chunk::{PagedChunk, PagedCursor};
+pub use data::PagedData;
 pub use fixed::{FixedColumn, FixedWidth};
 pub use pager::{ColumnPager, Paging, PagingPolicy};

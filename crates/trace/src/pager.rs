@@ -14,7 +14,7 @@
 //! adopts it for pager-less chunks. The scope is per worker thread, restored on exit (even on
 //! panic), read once per `settle` call and never per record.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use spillway_pool::{ChunkHints, Compression, Pool};
@@ -43,6 +43,9 @@ impl Default for PagingPolicy {
 pub struct ColumnPager {
     pool: Pool,
     policy: PagingPolicy,
+    /// Heap bytes of decoded pooled bodies cached for by-reference reads, now and at peak.
+    decoded: Cell<usize>,
+    decoded_peak: Cell<usize>,
 }
 
 impl ColumnPager {
@@ -54,6 +57,22 @@ impl ColumnPager {
     /// The policy in force.
     pub fn policy(&self) -> PagingPolicy {
         self.policy
+    }
+
+    /// Heap bytes of pooled bodies decoded for by-reference cursor reads (variable-length
+    /// types; see [`crate::chunk`]), now and at their peak.
+    pub fn decoded_cache_bytes(&self) -> (usize, usize) {
+        (self.decoded.get(), self.decoded_peak.get())
+    }
+
+    pub(crate) fn cache(&self, bytes: usize) {
+        let now = self.decoded.get() + bytes;
+        self.decoded.set(now);
+        self.decoded_peak.set(self.decoded_peak.get().max(now));
+    }
+
+    pub(crate) fn uncache(&self, bytes: usize) {
+        self.decoded.set(self.decoded.get() - bytes);
     }
 
     /// Whether a sealed chunk body of `bytes` is large enough to be worth paging.
@@ -93,6 +112,8 @@ impl Paging {
             pager: Some(Rc::new(ColumnPager {
                 pool: pool.clone(),
                 policy,
+                decoded: Cell::new(0),
+                decoded_peak: Cell::new(0),
             })),
         }
     }
@@ -105,6 +126,14 @@ impl Paging {
     /// Whether paging is on.
     pub fn is_enabled(&self) -> bool {
         self.pager.is_some()
+    }
+
+    /// Heap bytes of pooled bodies decoded for by-reference reads by this worker's
+    /// arrangements with this paging, now and at peak (zeros when paging is off).
+    pub fn decoded_cache_bytes(&self) -> (usize, usize) {
+        self.pager
+            .as_ref()
+            .map_or((0, 0), |pager| pager.decoded_cache_bytes())
     }
 
     pub(crate) fn pager(&self) -> Option<&Rc<ColumnPager>> {

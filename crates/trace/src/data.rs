@@ -1,0 +1,209 @@
+//! What a paged chunk can hold: [`PagedData`], and the column codec of pooled bodies.
+//!
+//! Every key, value, time and diff type of a paged arrangement is [`PagedData`]. There are two
+//! kinds, and the kind decides how a cursor reads a pooled body:
+//! - **fixed-width** ([`FixedWidth`] types: integers, `()`, tuples of them, your own), with
+//!   `WIDTH = Some(w)`: a column is a run of `w`-byte encodings, read in place from the
+//!   cursor's pin and returned **by value** (`Item<'a> = Self`);
+//! - **variable-length** (`String`, `Vec<u8>`, or your own), with `WIDTH = None`: a column
+//!   is `n` little-endian `u64` end offsets followed by the concatenated encodings, and a
+//!   cursor returns items **by reference** (`Item<'a> = &'a Self`). References must borrow
+//!   from the chunk, not from a pin the cursor may drop, so a chunk decodes its pooled body
+//!   once into a per-chunk cache on the first cursor read and keeps it until the chunk is
+//!   dropped (see [`crate::chunk`] for the bound and how it is measured).
+//!
+//! A chunk is read by value only when all four of its types are fixed-width.
+
+use differential_dataflow::trace::implementations::BatchContainer;
+
+use crate::fixed::{FixedColumn, FixedWidth};
+
+/// A type a paged chunk can store: how it encodes into a pool slot, and how cursors return it.
+pub trait PagedData: Ord + Clone + 'static {
+    /// What a cursor returns: `Self` for fixed-width types, `&'a Self` otherwise.
+    type Item<'a>: Copy + Ord;
+    /// differential's container for these items (the cursor's `KeyContainer` and so on).
+    type Container: for<'a> BatchContainer<ReadItem<'a> = Self::Item<'a>, Owned = Self>;
+    /// `Some(w)` when every value encodes in exactly `w` bytes.
+    const WIDTH: Option<usize>;
+
+    /// The item for a resident value.
+    fn item(&self) -> Self::Item<'_>;
+    /// Bytes of this value's encoding.
+    fn encoded_len(&self) -> usize;
+    /// Writes the encoding into `out` (exactly `encoded_len` bytes).
+    fn encode(&self, out: &mut [u8]);
+    /// Decodes a value from exactly the bytes `encode` wrote.
+    fn decode(bytes: &[u8]) -> Self;
+    /// Decodes an item by value, with no borrow: `Some` exactly for fixed-width types.
+    #[inline(always)]
+    fn read_item<'a>(_bytes: &[u8]) -> Option<Self::Item<'a>> {
+        None
+    }
+}
+
+impl<X: FixedWidth> PagedData for X {
+    type Item<'a> = X;
+    type Container = FixedColumn<X>;
+    const WIDTH: Option<usize> = Some(X::WIDTH);
+
+    #[inline(always)]
+    fn item(&self) -> X {
+        *self
+    }
+    #[inline(always)]
+    fn encoded_len(&self) -> usize {
+        X::WIDTH
+    }
+    #[inline(always)]
+    fn encode(&self, out: &mut [u8]) {
+        self.write(out)
+    }
+    #[inline(always)]
+    fn decode(bytes: &[u8]) -> X {
+        X::read(bytes)
+    }
+    #[inline(always)]
+    fn read_item<'a>(bytes: &[u8]) -> Option<Self::Item<'a>> {
+        Some(X::read(bytes))
+    }
+}
+
+impl PagedData for String {
+    type Item<'a> = &'a String;
+    type Container = Vec<String>;
+    const WIDTH: Option<usize> = None;
+
+    fn item(&self) -> &String {
+        self
+    }
+    fn encoded_len(&self) -> usize {
+        self.len()
+    }
+    fn encode(&self, out: &mut [u8]) {
+        out.copy_from_slice(self.as_bytes())
+    }
+    fn decode(bytes: &[u8]) -> String {
+        // The bytes were a `String` when encoded and are checksummed in the extent.
+        String::from_utf8(bytes.to_vec()).expect("spillway: a paged String is not UTF-8")
+    }
+}
+
+impl PagedData for Vec<u8> {
+    type Item<'a> = &'a Vec<u8>;
+    type Container = Vec<Vec<u8>>;
+    const WIDTH: Option<usize> = None;
+
+    fn item(&self) -> &Vec<u8> {
+        self
+    }
+    fn encoded_len(&self) -> usize {
+        self.len()
+    }
+    fn encode(&self, out: &mut [u8]) {
+        out.copy_from_slice(self)
+    }
+    fn decode(bytes: &[u8]) -> Vec<u8> {
+        bytes.to_vec()
+    }
+}
+
+/// Whether `a < b` for items borrowed for different lifetimes.
+#[inline(always)]
+pub(crate) fn less<X: PagedData>(a: X::Item<'_>, b: X::Item<'_>) -> bool {
+    X::Container::reborrow(a) < X::Container::reborrow(b)
+}
+
+/// Whether `a == b` for items borrowed for different lifetimes.
+#[inline(always)]
+pub(crate) fn equal<X: PagedData>(a: X::Item<'_>, b: X::Item<'_>) -> bool {
+    X::Container::reborrow(a) == X::Container::reborrow(b)
+}
+
+/// Bytes of the offsets that precede a variable-length column's data, per value.
+const OFFSET: usize = 8;
+
+/// Bytes of a column holding `values`.
+pub(crate) fn column_len<'v, X: PagedData>(values: impl Iterator<Item = &'v X>) -> usize {
+    match X::WIDTH {
+        Some(w) => values.count() * w,
+        None => values.map(|x| OFFSET + x.encoded_len()).sum(),
+    }
+}
+
+/// Writes a column of `n` values into `out` (exactly `column_len` bytes).
+pub(crate) fn write_column<'v, X: PagedData>(
+    n: usize,
+    values: impl Iterator<Item = &'v X>,
+    out: &mut [u8],
+) {
+    match X::WIDTH {
+        Some(w) => {
+            for (i, x) in values.enumerate() {
+                x.encode(&mut out[i * w..][..w]);
+            }
+        }
+        None => {
+            let (ends, data) = out.split_at_mut(n * OFFSET);
+            let mut at = 0usize;
+            for (i, x) in values.enumerate() {
+                let len = x.encoded_len();
+                x.encode(&mut data[at..at + len]);
+                at += len;
+                ends[i * OFFSET..][..OFFSET].copy_from_slice(&(at as u64).to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Decodes value `i` of a column of `n` values.
+#[inline]
+pub(crate) fn read_column<X: PagedData>(column: &[u8], n: usize, i: usize) -> X {
+    match X::WIDTH {
+        Some(w) => X::decode(&column[i * w..][..w]),
+        None => {
+            let end_at = |j: usize| {
+                u64::from_le_bytes(column[j * OFFSET..][..OFFSET].try_into().expect("8 bytes"))
+                    as usize
+            };
+            let start = if i == 0 { 0 } else { end_at(i - 1) };
+            X::decode(&column[n * OFFSET + start..n * OFFSET + end_at(i)])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<X: PagedData + std::fmt::Debug>(values: Vec<X>) {
+        let len = column_len(values.iter());
+        let mut out = vec![0u8; len];
+        write_column(values.len(), values.iter(), &mut out);
+        for (i, x) in values.iter().enumerate() {
+            assert_eq!(&read_column::<X>(&out, values.len(), i), x);
+        }
+    }
+
+    #[test]
+    fn columns_round_trip() {
+        round_trip(vec![1u64, 2, u64::MAX]);
+        round_trip(vec![(1u32, -2i64), (3, 4)]);
+        round_trip(vec![
+            String::new(),
+            "héllo".to_string(),
+            String::new(),
+            "x".into(),
+        ]);
+        round_trip(vec![vec![0u8; 0], vec![1, 2, 3], vec![255; 1000]]);
+        round_trip::<String>(vec![]);
+    }
+
+    #[test]
+    fn items_are_by_value_exactly_for_fixed_width() {
+        assert_eq!(<u64 as PagedData>::read_item(&7u64.to_le_bytes()), Some(7));
+        assert!(<String as PagedData>::read_item(b"abc").is_none());
+        assert!(less::<String>(&"a".to_string(), &"b".to_string()));
+        assert!(equal::<u64>(3, 3));
+    }
+}
