@@ -148,6 +148,15 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
         }
     }
 
+    /// An empty chunk that pages with `paging` once it is filled and sealed. Chunks made by
+    /// the batcher find their arrangement's paging by themselves; a `reduce` into a
+    /// [`crate::PagedSpine`] builds its output from the chunks its `push` closure fills, so
+    /// that closure starts each one with `*buf = PagedChunk::with_paging(&paging)` to let the
+    /// output trace page (with `Default`, its chunks stay resident).
+    pub fn with_paging(paging: &crate::Paging) -> Self {
+        PagedChunk::resident(VecChunk::default(), 0, paging.pager().cloned())
+    }
+
     /// The chunk's depth (see the module docs).
     pub fn depth(&self) -> u8 {
         self.0.depth
@@ -383,7 +392,7 @@ where
         self.len_records()
     }
     fn clear(&mut self) {
-        *self = PagedChunk::default();
+        *self = PagedChunk::resident(VecChunk::default(), 0, self.0.pager.clone());
     }
     fn consolidate_into(&mut self, target: &mut Self) {
         self.building().consolidate_into(target.building());
