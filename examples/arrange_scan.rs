@@ -6,8 +6,11 @@
 //! cargo run --release --example arrange_scan -- off   10000000          # PagedSpine, paging off
 //! cargo run --release --example arrange_scan -- col   10000000          # upstream ColChunk
 //! cargo run --release --example arrange_scan -- paged 10000000 32MiB    # PagedSpine, paging on
+//! cargo run --release --example arrange_scan -- paged-str 10000000 32MiB  # String keys
 //! ```
-//! Updates are `(key: u64, val: u64)` with keys uniform over N/4, `u64` times, `isize` diffs.
+//! Updates are `(key: u64, val: u64)` with keys uniform over N/4, `u64` times, `isize` diffs;
+//! the `-str` backends (`ord-str`, `off-str`, `paged-str`) use the key's 16-digit hex `String`.
+//! For `paged-str` the line also reports the decoded-body cache of by-reference reads.
 //! Prints one JSON line: `build_s`, `scan_s`, `scan_records`, `peak_rss_bytes` (VmHWM),
 //! `rss_after_scan_bytes` (VmRSS) and, for `paged`, the pool's counters.
 
@@ -56,6 +59,11 @@ where
     records
 }
 
+/// The `String` key of the `-str` backends.
+fn hex(key: u64) -> String {
+    format!("{key:016x}")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let backend = args.get(1).cloned().unwrap_or_else(|| "off".into());
@@ -74,12 +82,22 @@ fn main() {
             )
             .expect("pool"),
         ),
-        "ord" | "off" | "col" => None,
-        other => panic!("unknown backend {other:?}: ord, off, col or paged"),
+        "paged-str" => Some(
+            spillway::Pool::new(
+                spillway::PoolConfig::default()
+                    .budget(budget.unwrap_or(updates * 48 / 10))
+                    .expect("budget"),
+            )
+            .expect("pool"),
+        ),
+        "ord" | "off" | "col" | "ord-str" | "off-str" => None,
+        other => {
+            panic!("unknown backend {other:?}: ord, off, col, paged, ord-str, off-str or paged-str")
+        }
     };
     let keys = (updates / 4).max(1);
     let (backend2, pool2) = (backend.clone(), pool.clone());
-    let result = std::sync::Arc::new(std::sync::Mutex::new((0.0, 0.0, 0u64, 0u64)));
+    let result = std::sync::Arc::new(std::sync::Mutex::new((0.0, 0.0, 0u64, 0u64, (0, 0))));
     let sink = result.clone();
     timely::execute(timely::Config::thread(), move |worker| {
         let t0 = Instant::now();
@@ -87,9 +105,12 @@ fn main() {
             .as_ref()
             .map_or_else(Paging::disabled, Paging::enabled);
         macro_rules! run {
-            ($data:ident => $arrange:expr) => {{
+            ($data:ident => $arrange:expr) => {
+                run!($data: u64, |k| k => $arrange)
+            };
+            ($data:ident: $key:ty, $make_key:expr => $arrange:expr) => {{
                 let (mut input, probe, mut trace) = worker.dataflow::<u64, _, _>(|scope| {
-                    let (input, $data) = scope.new_collection::<(u64, u64), isize>();
+                    let (input, $data) = scope.new_collection::<($key, u64), isize>();
                     let arranged = $arrange;
                     let (probe, _) = arranged.stream.probe();
                     (input, probe, arranged.trace)
@@ -98,7 +119,7 @@ fn main() {
                 for round in 0..ROUNDS {
                     for _ in 0..updates / ROUNDS {
                         let r = rng.next_u64();
-                        input.update((r % keys, r >> 40), 1);
+                        input.update(($make_key(r % keys), r >> 40), 1);
                     }
                     input.advance_to(round + 1);
                     input.flush();
@@ -111,7 +132,13 @@ fn main() {
                 let records = scan(&mut trace);
                 let scan_s = t1.elapsed().as_secs_f64();
                 // Read while the arrangement is still alive.
-                *sink.lock().unwrap() = (build_s, scan_s, records, status_bytes("VmRSS:"));
+                *sink.lock().unwrap() = (
+                    build_s,
+                    scan_s,
+                    records,
+                    status_bytes("VmRSS:"),
+                    paging.decoded_cache_bytes(),
+                );
             }};
         }
         match backend2.as_str() {
@@ -133,14 +160,17 @@ fn main() {
                     arrange_core::<_, _, Ba, Sp>(d.inner, exchange, "ColArrange", Ba::new)
                 })
             }
+            "ord-str" => run!(d: String, hex => d.arrange_by_key()),
+            "off-str" | "paged-str" => run!(d: String, hex => d.arrange_by_key_paged(&paging)),
             _ => run!(d => d.arrange_by_key_paged(&paging)),
         }
     })
     .expect("timely");
-    let (build_s, scan_s, records, rss_after_scan) = *result.lock().unwrap();
+    let (build_s, scan_s, records, rss_after_scan, (cache_now, cache_peak)) =
+        *result.lock().unwrap();
     let stats = pool.as_ref().map(|p| p.stats()).unwrap_or_default();
     println!(
-        "{{\"backend\":\"{backend}\",\"updates\":{updates},\"budget_bytes\":{},\"build_s\":{build_s:.3},\"scan_s\":{scan_s:.3},\"scan_records\":{records},\"peak_rss_bytes\":{},\"rss_after_scan_bytes\":{},\"peak_resident_bytes\":{},\"extent_bytes_written\":{},\"bytes_compressed_in\":{},\"fault_ins\":{},\"writes_elided\":{}}}",
+        "{{\"backend\":\"{backend}\",\"updates\":{updates},\"budget_bytes\":{},\"build_s\":{build_s:.3},\"scan_s\":{scan_s:.3},\"scan_records\":{records},\"peak_rss_bytes\":{},\"rss_after_scan_bytes\":{},\"peak_resident_bytes\":{},\"extent_bytes_written\":{},\"bytes_compressed_in\":{},\"fault_ins\":{},\"writes_elided\":{},\"decoded_cache_bytes\":{cache_now},\"decoded_cache_peak_bytes\":{cache_peak}}}",
         pool.as_ref().map_or(0, |p| p.budget()),
         status_bytes("VmHWM:"),
         rss_after_scan,
