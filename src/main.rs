@@ -1,6 +1,7 @@
 //! The `spillway` command line. Thin: it parses flags and calls the workloads.
 
 use clap::{Parser, Subcommand};
+use spillway::workload::args::{QueryArgs, Workload};
 use spillway::workload::pool_throughput::{self, PoolThroughputArgs};
 
 #[derive(Parser)]
@@ -16,6 +17,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Arrange a generated input, join it against a probe collection, scan it, and report.
+    Join(QueryArgs),
+    /// Arrange a generated input, count records and take the largest value per key, scan it,
+    /// and report.
+    Reduce(QueryArgs),
     /// Measure how fast the pool evicts to and faults back from its extent store, next to raw
     /// lz4 on the same chunks.
     PoolThroughput(PoolThroughputArgs),
@@ -24,6 +30,8 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Join(args) => spillway::workload::run::run(Workload::Join, args),
+        Command::Reduce(args) => spillway::workload::run::run(Workload::Reduce, args),
         Command::PoolThroughput(args) => pool_throughput::run(args),
     };
     if let Err(e) = result {

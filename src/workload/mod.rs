@@ -1,8 +1,15 @@
 //! Workloads the `spillway` binary and the examples run. Each takes its arguments as a
 //! `clap::Args` struct, so the binary's subcommand and the example share one definition.
 
+pub mod args;
+pub mod colspill;
 pub mod data;
+pub mod input;
+pub mod metrics;
 pub mod pool_throughput;
+pub mod progress;
+pub mod query;
+pub mod run;
 
 /// Parses a byte size for clap (`256MiB`, `2GiB`, `65536`).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {

@@ -1,0 +1,335 @@
+//! The flags of `spillway join` and `spillway reduce`, and their validation into a [`Plan`]
+//! before any work starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use spillway_pool::{ExtentBackend, PoolConfig};
+
+use super::input::InputSpec;
+use super::parse_bytes;
+
+/// Which arrangement the workload runs on.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `PagedSpine` with paging on, through a pool with `--budget`.
+    Pool,
+    /// `PagedSpine` with paging off (resident).
+    Memory,
+    /// Upstream differential `OrdValSpine`.
+    #[value(name = "dd-ord")]
+    DdOrd,
+    /// Upstream differential columnar `ColChunk` trace, with its spill at `--budget / 32`
+    /// records.
+    #[value(name = "dd-col")]
+    DdCol,
+}
+
+impl Backend {
+    /// The name used on the command line and in the JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Pool => "pool",
+            Backend::Memory => "memory",
+            Backend::DdOrd => "dd-ord",
+            Backend::DdCol => "dd-col",
+        }
+    }
+
+    /// Every backend, in the order `compare` runs them by default.
+    pub const ALL: [Backend; 4] = [
+        Backend::Pool,
+        Backend::Memory,
+        Backend::DdOrd,
+        Backend::DdCol,
+    ];
+}
+
+/// Where the pool's evicted chunks go.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extents {
+    /// Scratch files in `--extent-dir` (default: the system temp dir).
+    File,
+    /// The swap device (needs active swap).
+    Swap,
+    /// Compressed, in memory.
+    Memory,
+}
+
+/// The query a run performs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    Join,
+    Reduce,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Join => "join",
+            Workload::Reduce => "reduce",
+        }
+    }
+
+    /// The name of the query phase, as in the JSON field `<phase>_s`.
+    pub fn query_phase(self) -> &'static str {
+        match self {
+            Workload::Join => "join",
+            Workload::Reduce => "query",
+        }
+    }
+}
+
+/// A count: an integer with `_` separators or a `K`/`M`/`G` suffix (decimal: `10M` is
+/// 10,000,000).
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    let t = s.trim().replace('_', "");
+    let (digits, scale) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1_000),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1_000_000),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1_000_000_000),
+        _ => (&t[..], 1),
+    };
+    let n: f64 = digits
+        .parse()
+        .map_err(|_| format!("cannot parse count {s:?} (examples: 1000000, 1_000_000, 10M)"))?;
+    if n.is_nan()
+        || n < 0.0
+        || n * scale as f64 > u64::MAX as f64
+        || (scale == 1 && n.fract() != 0.0)
+    {
+        return Err(format!(
+            "cannot parse count {s:?} (examples: 1000000, 1_000_000, 10M)"
+        ));
+    }
+    Ok((n * scale as f64).round() as u64)
+}
+
+/// The default pool budget: below the default data size (10M updates, 320 MB), so the first
+/// run visibly pages.
+pub const DEFAULT_BUDGET: &str = "64MiB";
+
+/// Flags shared by `join` and `reduce`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct QueryArgs {
+    /// Updates in the generated input (`10M`, `1_000_000`).
+    #[arg(long, default_value = "10M", value_parser = parse_count)]
+    pub updates: u64,
+    /// Distinct keys (default: updates / 4).
+    #[arg(long, value_parser = parse_count)]
+    pub keys: Option<u64>,
+    /// Records in the probe collection of `join` (default: updates / 10).
+    #[arg(long, value_parser = parse_count)]
+    pub probes: Option<u64>,
+    /// Timely rounds the updates are spread over, with compaction between rounds.
+    #[arg(long, default_value_t = 10)]
+    pub rounds: u64,
+    /// Fraction of updates retracted one round later.
+    #[arg(long, default_value_t = 0.0)]
+    pub retract: f64,
+    /// Seed of the generated input.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Arrangement backend.
+    #[arg(long, value_enum, default_value = "pool")]
+    pub backend: Backend,
+    /// Pool budget (`256MiB`, `2GiB`); for `dd-col`, its spill budget is this / 32 records.
+    #[arg(long, default_value = DEFAULT_BUDGET, value_parser = parse_bytes)]
+    pub budget: u64,
+    /// Extent store of the pool.
+    #[arg(long, value_enum, default_value = "file")]
+    pub extents: Extents,
+    /// Directory of file extents and of the `dd-col` spill file (default: the system temp
+    /// dir).
+    #[arg(long)]
+    pub extent_dir: Option<PathBuf>,
+    /// Pool spill threads (compression and writes off the workers' threads).
+    #[arg(long, default_value_t = 1)]
+    pub spill_threads: usize,
+    /// Worker threads per process.
+    #[arg(long, short = 'w', default_value_t = 1)]
+    pub workers: usize,
+    /// Processes in the cluster (timely's multi-process mode; needs `--hostfile`).
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub processes: usize,
+    /// This process's index in the cluster, from 0.
+    #[arg(long, short = 'p', default_value_t = 0)]
+    pub process: usize,
+    /// A file with one `host:port` per process, in process order.
+    #[arg(long)]
+    pub hostfile: Option<PathBuf>,
+    /// Print exactly one JSON object on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` while the run lasts.
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// A validated run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub workload: Workload,
+    pub backend: Backend,
+    pub input: InputSpec,
+    pub budget: u64,
+    pub pool: Option<PoolConfig>,
+    pub extent_dir: Option<PathBuf>,
+    pub workers: usize,
+    pub processes: usize,
+    pub process: usize,
+    pub addresses: Vec<String>,
+}
+
+impl Plan {
+    /// Validates `args`: every error a user can make is reported here, before any work.
+    pub fn new(workload: Workload, args: &QueryArgs) -> Result<Plan, String> {
+        if args.updates == 0 {
+            return Err("--updates must be at least 1".into());
+        }
+        if args.rounds == 0 || args.rounds > args.updates {
+            return Err(format!(
+                "--rounds must be between 1 and --updates ({})",
+                args.updates
+            ));
+        }
+        let keys = args.keys.unwrap_or((args.updates / 4).max(1));
+        if keys == 0 {
+            return Err("--keys must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&args.retract) {
+            return Err(format!(
+                "--retract {} is not a fraction between 0 and 1",
+                args.retract
+            ));
+        }
+        if args.workers == 0 {
+            return Err("--workers must be at least 1".into());
+        }
+        if args.processes == 0 || args.process >= args.processes {
+            return Err(format!(
+                "--process {} must be below --processes {}",
+                args.process, args.processes
+            ));
+        }
+        spillway_pool::config::validate_budget(args.budget)
+            .map_err(|e| format!("--budget: {e}"))?;
+        let addresses = match (&args.hostfile, args.processes) {
+            (_, 1) => Vec::new(),
+            (None, n) => return Err(format!("--processes {n} needs --hostfile")),
+            (Some(path), n) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--hostfile {}: {e}", path.display()))?;
+                let hosts: Vec<String> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from)
+                    .collect();
+                if hosts.len() < n {
+                    return Err(format!(
+                        "--hostfile {} lists {} hosts, --processes needs {n}",
+                        path.display(),
+                        hosts.len()
+                    ));
+                }
+                hosts.into_iter().take(n).collect()
+            }
+        };
+        if let Some(dir) = &args.extent_dir {
+            check_writable(dir)?;
+        }
+        let pool = match args.backend {
+            Backend::Pool => {
+                let extents = match args.extents {
+                    Extents::File => ExtentBackend::default(),
+                    Extents::Swap => ExtentBackend::Swap { rss_target: 0 },
+                    Extents::Memory => ExtentBackend::Memory { capacity: None },
+                };
+                let mut config = PoolConfig {
+                    budget: args.budget,
+                    extents,
+                    ..PoolConfig::default()
+                }
+                .spill_threads(args.spill_threads);
+                if let (Some(dir), Extents::File) = (&args.extent_dir, args.extents) {
+                    config = config.extent_dir(dir);
+                }
+                config.validate().map_err(|e| e.to_string())?;
+                Some(config)
+            }
+            _ => None,
+        };
+        Ok(Plan {
+            workload,
+            backend: args.backend,
+            input: InputSpec {
+                seed: args.seed,
+                updates: args.updates,
+                keys,
+                probes: args.probes.unwrap_or(args.updates / 10),
+                rounds: args.rounds,
+                retract: args.retract,
+            },
+            budget: args.budget,
+            pool,
+            extent_dir: args.extent_dir.clone(),
+            workers: args.workers,
+            processes: args.processes,
+            process: args.process,
+            addresses,
+        })
+    }
+
+    /// Where scratch files go: `--extent-dir`, or the system temp dir.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.extent_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// Timely's configuration: one thread, threads of one process, or a cluster.
+    pub fn timely_config(&self) -> timely::Config {
+        let communication = if self.processes > 1 {
+            timely::CommunicationConfig::Cluster {
+                threads: self.workers,
+                process: self.process,
+                addresses: self.addresses.clone(),
+                report: false,
+                zerocopy: false,
+            }
+        } else if self.workers > 1 {
+            timely::CommunicationConfig::Process(self.workers)
+        } else {
+            timely::CommunicationConfig::Thread
+        };
+        timely::Config {
+            communication,
+            worker: timely::WorkerConfig::default(),
+        }
+    }
+}
+
+/// Fails unless a file can be created in `dir`.
+fn check_writable(dir: &std::path::Path) -> Result<(), String> {
+    tempfile::tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| format!("--extent-dir {}: not writable: {e}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_parse_with_separators_and_suffixes() {
+        assert_eq!(parse_count("10M"), Ok(10_000_000));
+        assert_eq!(parse_count("1_000_000"), Ok(1_000_000));
+        assert_eq!(parse_count("2.5k"), Ok(2_500));
+        assert_eq!(parse_count("0"), Ok(0));
+        assert!(parse_count("ten").is_err());
+        assert!(parse_count("-5").is_err());
+        assert!(parse_count("1.5").is_err());
+    }
+}

@@ -1,0 +1,356 @@
+//! `spillway join` and `spillway reduce`: arrange a generated input on one backend, query it,
+//! scan it, and report.
+//!
+//! Phases, each timed on worker 0 and synchronized across workers and processes by probes:
+//! 1. **build**: the input's rounds are entered one at a time into an arrangement of
+//!    `(key, val)` (one timely time per round); after each round the inputs advance and the
+//!    arrangement's trace is compacted to the new round;
+//! 2. **query** (`join_s` / `query_s`): a second dataflow imports the finished trace and
+//!    either joins it with the probe collection (`join`) or computes a count of records and
+//!    the largest value per key (`reduce`); the outputs are summed into order-independent
+//!    checksums (see [`super::input`]);
+//! 3. **scan**: every batch of the trace is read with its cursor.
+//!
+//! Backends: `pool` and `memory` are `PagedSpine` with paging on and off; `dd-ord` is
+//! upstream's `OrdValSpine`; `dd-col` is upstream's columnar `ColChunk` trace with its own
+//! spill installed (see [`super::colspill`]).
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::trace::cursor::Cursor;
+use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
+use differential_dataflow::trace::{Navigable, TraceReader};
+use spillway_trace::{ArrangePaged, PagedBuilder, PagedChunk, PagedSpine, Paging};
+use timely::container::PushInto;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::Probe;
+use timely::progress::frontier::AntichainRef;
+use timely::worker::Worker;
+
+use super::args::{Backend, Plan, Workload};
+use super::colspill;
+use super::input::{record_hash, share, Checksum, InputSpec};
+use super::progress::Phases;
+
+/// Tags that keep the hashes of different outputs apart.
+const TAG_JOIN: u64 = 1;
+const TAG_COUNT: u64 = 2;
+const TAG_MAX: u64 = 3;
+const TAG_SCAN: u64 = 4;
+
+/// What one worker measured.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WorkerResult {
+    pub build_s: f64,
+    pub query_s: f64,
+    pub scan_s: f64,
+    pub output: Checksum,
+    pub scan: Checksum,
+    /// Updates (physical `(key, val, time, diff)` records) the scan visited.
+    pub scan_updates: u64,
+    /// Bytes upstream's spill wrote (`dd-col` only).
+    pub spill_bytes: u64,
+}
+
+/// A word from a cursor item, by value (`PagedChunk`) or by reference (upstream).
+pub trait Word: Copy {
+    fn word(self) -> u64;
+}
+impl Word for u64 {
+    fn word(self) -> u64 {
+        self
+    }
+}
+impl Word for &u64 {
+    fn word(self) -> u64 {
+        *self
+    }
+}
+impl Word for isize {
+    fn word(self) -> u64 {
+        self as u64
+    }
+}
+impl Word for &isize {
+    fn word(self) -> u64 {
+        *self as u64
+    }
+}
+
+type Data = (u64, u64);
+type Session = InputSession<u64, Data, isize>;
+
+/// Runs the chosen backend on this worker.
+pub fn run_worker(
+    worker: &mut Worker,
+    plan: &Plan,
+    pool: Option<&spillway_pool::Pool>,
+    phases: &Phases,
+) -> WorkerResult {
+    match plan.backend {
+        Backend::Pool | Backend::Memory => {
+            let paging = pool.map_or_else(Paging::disabled, Paging::enabled);
+            run_paged(worker, plan, &paging, phases)
+        }
+        Backend::DdOrd => run_ord(worker, plan, phases),
+        Backend::DdCol => {
+            let spill = colspill::install(plan)
+                .unwrap_or_else(|e| panic!("spillway: cannot install the dd-col spill: {e}"));
+            let result = run_col(worker, plan, phases);
+            let written = spill
+                .stats
+                .bytes_written
+                .load(std::sync::atomic::Ordering::Relaxed);
+            WorkerResult {
+                spill_bytes: written as u64,
+                ..result
+            }
+        }
+    }
+}
+
+/// The build phase: enters this worker's share of every round, compacting between rounds.
+fn build<Tr: TraceReader<Time = u64>>(
+    worker: &mut Worker,
+    spec: &InputSpec,
+    data: &mut Session,
+    probe: &ProbeHandle<u64>,
+    trace: &mut Tr,
+    phases: &Phases,
+) {
+    let (index, peers) = (worker.index(), worker.peers());
+    phases.start("build", spec.rounds);
+    for round in 0..spec.rounds {
+        let mut entered = 0;
+        for i in share(spec.round_range(round), index, peers) {
+            entered += 1;
+            let u = spec.update(i, round);
+            data.update((u.key, u.val), 1);
+            if let Some(at) = u.retract_at {
+                data.update_at((u.key, u.val), at, -1);
+            }
+        }
+        data.advance_to(round + 1);
+        data.flush();
+        while probe.less_than(&(round + 1)) {
+            worker.step();
+        }
+        let frontier = [round + 1];
+        trace.set_logical_compaction(AntichainRef::new(&frontier));
+        trace.set_physical_compaction(AntichainRef::new(&frontier));
+        phases.step_done(round + 1, entered);
+    }
+}
+
+/// Enters this worker's share of the probes and closes the input.
+fn enter_probes(worker: &Worker, spec: &InputSpec, mut probes: Session) {
+    for j in share(0..spec.probes, worker.index(), worker.peers()) {
+        probes.insert(spec.probe(j));
+    }
+    probes.close();
+}
+
+/// Steps until `probe` has seen everything.
+fn finish(worker: &mut Worker, probe: &ProbeHandle<u64>) {
+    while !probe.done() {
+        worker.step();
+    }
+}
+
+/// Reads every batch of `trace` with its cursor: the checksum of `(key, val)` and the number
+/// of updates visited.
+fn scan<Tr>(trace: &mut Tr) -> (Checksum, u64)
+where
+    Tr: TraceReader<Time = u64>,
+    Tr::Batch: Navigable,
+    for<'a> <<Tr::Batch as Navigable>::Cursor as Cursor>::Key<'a>: Word,
+    for<'a> <<Tr::Batch as Navigable>::Cursor as Cursor>::Val<'a>: Word,
+    for<'a> <<Tr::Batch as Navigable>::Cursor as Cursor>::DiffGat<'a>: Word,
+{
+    let batches = trace
+        .batches_through(AntichainRef::new(&[]))
+        .expect("the trace is complete");
+    let (mut sum, mut updates) = (Checksum::default(), 0u64);
+    for batch in &batches {
+        let mut cursor = batch.cursor();
+        while cursor.key_valid(batch) {
+            let key = cursor.key(batch).word();
+            while cursor.val_valid(batch) {
+                let hash = record_hash(TAG_SCAN, key, cursor.val(batch).word(), 0);
+                cursor.map_times(batch, |_t, r| {
+                    sum.add(hash, r.word() as i64);
+                    updates += 1;
+                });
+                cursor.step_val(batch);
+            }
+            cursor.step_key(batch);
+        }
+    }
+    (sum, updates)
+}
+
+/// Shared by the query's inspect closures: the checksum of everything they saw.
+fn accumulator() -> Rc<Cell<Checksum>> {
+    Rc::new(Cell::new(Checksum::default()))
+}
+
+fn add(acc: &Cell<Checksum>, hash: u64, diff: isize) {
+    let mut c = acc.get();
+    c.add(hash, diff as i64);
+    acc.set(c);
+}
+
+/// The three phases on one backend. `arrange` turns a collection `$c` into the backend's
+/// arrangement; reduce outputs go to `$builder`/`$spine` through the `push` closure `$fill`
+/// makes. Cursor items are read through [`Word`], so one body serves by-value and
+/// by-reference backends alike.
+macro_rules! phases {
+    ($worker:expr, $plan:expr, $phases:expr,
+     arrange = |$c:ident| $arrange:expr,
+     reduce_into = ($builder:ty, $spine:ty, $fill:expr)) => {{
+        let (worker, plan, phases): (&mut Worker, &Plan, &Phases) = ($worker, $plan, $phases);
+        let spec = plan.input;
+        let t0 = Instant::now();
+        let (mut data, probe, mut trace) = worker.dataflow::<u64, _, _>(|scope| {
+            let (input, $c) = scope.new_collection::<Data, isize>();
+            let arranged = $arrange;
+            let (probe, _) = arranged.stream.clone().probe();
+            (input, probe, arranged.trace)
+        });
+        build(worker, &spec, &mut data, &probe, &mut trace, phases);
+        drop(data);
+        finish(worker, &probe);
+        let build_s = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let acc = accumulator();
+        phases.start(plan.workload.query_phase(), 1);
+        match plan.workload {
+            Workload::Join => {
+                let a = acc.clone();
+                let (probes, out) = worker.dataflow::<u64, _, _>(|scope| {
+                    let data = trace.import(scope);
+                    let (input, $c) = scope.new_collection::<Data, isize>();
+                    let out = data
+                        .join_core($arrange, |k, v, q| Some((k.word(), v.word(), q.word())))
+                        .inspect(move |((k, v, q), _t, r)| {
+                            add(&a, record_hash(TAG_JOIN, *k, *v, *q), *r)
+                        });
+                    (input, out.inner.probe().0)
+                });
+                enter_probes(worker, &spec, probes);
+                finish(worker, &out);
+            }
+            Workload::Reduce => {
+                let (a, b) = (acc.clone(), acc.clone());
+                let out = worker.dataflow::<u64, _, _>(|scope| {
+                    let data = trace.import(scope);
+                    let count = data
+                        .clone()
+                        .reduce_abelian::<_, $builder, $spine, _, _>(
+                            "Count",
+                            |_k, s, t| t.push((count_of(s.iter().map(|&(_, r)| r)), 1)),
+                            $fill,
+                        )
+                        .as_collection(|k, c| (k.word(), c.word()))
+                        .inspect(move |((k, c), _t, r)| {
+                            add(&a, record_hash(TAG_COUNT, *k, *c, 0), *r)
+                        });
+                    let max = data
+                        .reduce_abelian::<_, $builder, $spine, _, _>(
+                            "Max",
+                            |_k, s, t| t.push((s[s.len() - 1].0.word(), 1)),
+                            $fill,
+                        )
+                        .as_collection(|k, m| (k.word(), m.word()))
+                        .inspect(move |((k, m), _t, r)| {
+                            add(&b, record_hash(TAG_MAX, *k, *m, 0), *r)
+                        });
+                    let (probe, _) = count.inner.probe();
+                    max.inner.probe_with(&probe);
+                    probe
+                });
+                finish(worker, &out);
+            }
+        }
+        let query_s = t1.elapsed().as_secs_f64();
+        phases.start("scan", 1);
+        let t2 = Instant::now();
+        let (scan_sum, scan_updates) = scan(&mut trace);
+        let scan_s = t2.elapsed().as_secs_f64();
+        WorkerResult {
+            build_s,
+            query_s,
+            scan_s,
+            output: acc.get(),
+            scan: scan_sum,
+            scan_updates,
+            spill_bytes: 0,
+        }
+    }};
+}
+
+/// `PagedSpine`, paging on or off.
+fn run_paged(worker: &mut Worker, plan: &Plan, paging: &Paging, phases: &Phases) -> WorkerResult {
+    type B = PagedBuilder<u64, u64, u64, isize>;
+    type S = PagedSpine<u64, u64, u64, isize>;
+    // Reduce outputs page with the arrangement's paging (see `PagedChunk::with_paging`).
+    let fill = || {
+        let paging = paging.clone();
+        move |buf: &mut PagedChunk<u64, u64, u64, isize>,
+              k: u64,
+              upds: &mut Vec<(u64, u64, isize)>| {
+            *buf = PagedChunk::with_paging(&paging);
+            for (v, t, r) in upds.drain(..) {
+                buf.push_into(((k, v), t, r));
+            }
+        }
+    };
+    phases!(
+        worker,
+        plan,
+        phases,
+        arrange = |c| c.arrange_by_key_paged(paging),
+        reduce_into = (B, S, fill())
+    )
+}
+
+/// The `push` of a reduce into upstream's `ValSpine`.
+fn fill_vec(vec: &mut Vec<(Data, u64, isize)>, k: &u64, upds: &mut Vec<(u64, u64, isize)>) {
+    vec.clear();
+    vec.extend(upds.drain(..).map(|(v, t, r)| ((*k, v), t, r)));
+}
+
+/// Upstream `OrdValSpine`.
+fn run_ord(worker: &mut Worker, plan: &Plan, phases: &Phases) -> WorkerResult {
+    type B = ValBuilder<u64, u64, u64, isize>;
+    type S = ValSpine<u64, u64, u64, isize>;
+    phases!(
+        worker,
+        plan,
+        phases,
+        arrange = |c| c.arrange_by_key(),
+        reduce_into = (B, S, fill_vec)
+    )
+}
+
+/// Upstream columnar `ColChunk` trace (its spill installed by the caller).
+fn run_col(worker: &mut Worker, plan: &Plan, phases: &Phases) -> WorkerResult {
+    type B = ValBuilder<u64, u64, u64, isize>;
+    type S = ValSpine<u64, u64, u64, isize>;
+    phases!(
+        worker,
+        plan,
+        phases,
+        arrange = |c| colspill::arrange(c),
+        reduce_into = (B, S, fill_vec)
+    )
+}
+
+/// Records per key: the sum of the key's multiplicities.
+fn count_of(diffs: impl Iterator<Item = isize>) -> u64 {
+    diffs.sum::<isize>() as u64
+}
