@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use spillway::workload::args::{QueryArgs, Workload};
+use spillway::workload::compare::CompareArgs;
 use spillway::workload::pool_throughput::{self, PoolThroughputArgs};
 
 #[derive(Parser)]
@@ -22,6 +23,8 @@ enum Command {
     /// Arrange a generated input, count records and take the largest value per key, scan it,
     /// and report.
     Reduce(QueryArgs),
+    /// Run a workload once per backend, each in its own process, and print them side by side.
+    Compare(CompareArgs),
     /// Measure how fast the pool evicts to and faults back from its extent store, next to raw
     /// lz4 on the same chunks.
     PoolThroughput(PoolThroughputArgs),
@@ -32,6 +35,7 @@ fn main() {
     let result = match &cli.command {
         Command::Join(args) => spillway::workload::run::run(Workload::Join, args),
         Command::Reduce(args) => spillway::workload::run::run(Workload::Reduce, args),
+        Command::Compare(args) => spillway::workload::compare::run(args),
         Command::PoolThroughput(args) => pool_throughput::run(args),
     };
     if let Err(e) = result {

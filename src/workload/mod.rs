@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod colspill;
+pub mod compare;
 pub mod data;
 pub mod input;
 pub mod metrics;
@@ -10,6 +11,7 @@ pub mod pool_throughput;
 pub mod progress;
 pub mod query;
 pub mod run;
+pub mod stdio;
 
 /// Parses a byte size for clap (`256MiB`, `2GiB`, `65536`).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {

@@ -101,6 +101,8 @@ pub fn run(workload: Workload, args: &QueryArgs) -> Result<(), Box<dyn std::erro
     }
     let started = Instant::now();
     let (plan2, phases2) = (plan.clone(), phases.clone());
+    // Connecting a cluster prints on stdout; keep it for the report (see `super::stdio`).
+    let quiet_stdout = (plan.processes > 1).then(super::stdio::StdoutToStderr::redirect);
     let guards = timely::execute(plan.timely_config(), move |worker| {
         let result = query::run_worker(worker, &plan2, pool.as_ref(), &phases2);
         gather(worker, &plan2, &result, || ProcessStats {
@@ -109,6 +111,7 @@ pub fn run(workload: Workload, args: &QueryArgs) -> Result<(), Box<dyn std::erro
             pool: pool.as_ref().map_or([0; 9], |p| pool_values(&p.stats())),
         })
     })?;
+    drop(quiet_stdout);
     let mut report = None;
     for result in guards.join() {
         if let Some(r) = result? {

@@ -1,0 +1,261 @@
+//! `spillway compare`: runs one workload once per backend, each in a child process of this
+//! binary (so each reports its own peak RSS), and prints a table side by side with every
+//! backend's ratio to `dd-ord`. Differing checksums are a loud error and a non-zero exit.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::args::{Backend, Plan, QueryArgs, Workload};
+use spillway_pool::format_size;
+
+/// The workload `compare` runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadArg {
+    Join,
+    Reduce,
+}
+
+impl From<WorkloadArg> for Workload {
+    fn from(w: WorkloadArg) -> Workload {
+        match w {
+            WorkloadArg::Join => Workload::Join,
+            WorkloadArg::Reduce => Workload::Reduce,
+        }
+    }
+}
+
+/// Flags of `spillway compare`: those of `join`/`reduce` (their `--backend` is ignored), plus
+/// which workload and backends.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CompareArgs {
+    /// The workload to run.
+    #[arg(long, value_enum, default_value = "join")]
+    pub workload: WorkloadArg,
+    /// Backends to run, in order (comma-separated).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "pool,memory,dd-ord,dd-col"
+    )]
+    pub backends: Vec<Backend>,
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+/// Flags of `compare` that are not forwarded to the children (they set their own).
+const OWN_FLAGS: [&str; 5] = [
+    "--workload",
+    "--backends",
+    "--backend",
+    "--metrics-addr",
+    "--json",
+];
+
+/// The command line of `compare` minus its own flags: what every child gets.
+fn forwarded(argv: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = argv.iter().skip_while(|a| *a != "compare").skip(1);
+    while let Some(arg) = args.next() {
+        let name = arg.split('=').next().unwrap_or("");
+        if OWN_FLAGS.contains(&name) {
+            if name != "--json" && !arg.contains('=') {
+                args.next(); // its value
+            }
+            continue;
+        }
+        out.push(arg.clone());
+    }
+    out
+}
+
+/// Runs the comparison; `Err` on a failed child or a checksum mismatch.
+pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let workload = Workload::from(args.workload);
+    // Validate every backend's run before starting any.
+    for &backend in &args.backends {
+        let query = QueryArgs {
+            backend,
+            ..args.query.clone()
+        };
+        Plan::new(workload, &query)?;
+    }
+    let argv: Vec<String> = std::env::args().collect();
+    let rest = forwarded(&argv);
+    let exe = std::env::current_exe()?;
+    let mut rows: Vec<(Backend, Result<Value, String>)> = Vec::new();
+    for &backend in &args.backends {
+        if !args.query.json {
+            eprintln!(
+                "spillway compare: running {} on {}...",
+                workload.name(),
+                backend.name()
+            );
+        }
+        let output = Command::new(&exe)
+            .arg(workload.name())
+            .args(&rest)
+            .args(["--backend", backend.name(), "--json", "--quiet"])
+            .output()?;
+        let row = if output.status.success() {
+            serde_json::from_slice::<Value>(&output.stdout)
+                .map_err(|e| format!("unreadable output: {e}"))
+        } else {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let last = stderr.lines().last().unwrap_or("").to_string();
+            Err(format!("failed ({}): {last}", output.status))
+        };
+        if args.query.json {
+            match &row {
+                Ok(v) => println!("{v}"),
+                Err(e) => println!(
+                    "{}",
+                    serde_json::json!({"backend": backend.name(), "error": e})
+                ),
+            }
+        }
+        rows.push((backend, row));
+    }
+    if !args.query.json {
+        print!("{}", table(workload, &rows));
+    }
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(b, _)| b.name())
+        .collect();
+    let mismatch = mismatches(&rows);
+    if !mismatch.is_empty() {
+        eprintln!(
+            "spillway compare: CHECKSUM MISMATCH: {}",
+            mismatch.join("; ")
+        );
+    }
+    match (failed.is_empty(), mismatch.is_empty()) {
+        (true, true) => Ok(()),
+        (false, _) => Err(format!("backends failed: {}", failed.join(", ")).into()),
+        (true, false) => Err("backends disagree on their output".into()),
+    }
+}
+
+/// Which fields differ between the successful rows.
+fn mismatches(rows: &[(Backend, Result<Value, String>)]) -> Vec<String> {
+    let ok: Vec<(&Backend, &Value)> = rows
+        .iter()
+        .filter_map(|(b, r)| Some((b, r.as_ref().ok()?)))
+        .collect();
+    let mut out = Vec::new();
+    for field in [
+        "checksum",
+        "output_records",
+        "scan_checksum",
+        "scan_records",
+    ] {
+        let values: Vec<String> = ok
+            .iter()
+            .map(|(b, v)| format!("{}={}", b.name(), v[field]))
+            .collect();
+        let first = ok.first().map(|(_, v)| &v[field]);
+        if ok.iter().any(|(_, v)| Some(&v[field]) != first) {
+            out.push(format!("{field}: {}", values.join(" ")));
+        }
+    }
+    out
+}
+
+fn f(v: &Value, field: &str) -> f64 {
+    v[field].as_f64().unwrap_or(0.0)
+}
+
+/// The comparison table, with each backend's ratio to `dd-ord` where it ran.
+fn table(workload: Workload, rows: &[(Backend, Result<Value, String>)]) -> String {
+    let query = format!("{}_s", workload.query_phase());
+    let query = if workload == Workload::Join {
+        "join_s".to_string()
+    } else {
+        query
+    };
+    let base = rows
+        .iter()
+        .find(|(b, _)| *b == Backend::DdOrd)
+        .and_then(|(_, r)| r.as_ref().ok());
+    let mut out = format!(
+        "{:<8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>10} {:>10} {:>17} {:>7} {:>7}\n",
+        "backend",
+        "build s",
+        workload.query_phase().to_string() + " s",
+        "scan s",
+        "total s",
+        "M upd/s",
+        "peak RSS",
+        "after scan",
+        "written",
+        "checksum",
+        "time×",
+        "RSS×"
+    );
+    for (backend, row) in rows {
+        let v = match row {
+            Ok(v) => v,
+            Err(e) => {
+                out += &format!("{:<8} {e}\n", backend.name());
+                continue;
+            }
+        };
+        let ratio = |field: &str| match base {
+            Some(b) if f(b, field) > 0.0 => format!("{:.2}", f(v, field) / f(b, field)),
+            _ => "-".into(),
+        };
+        let written = v["pool"]["extent_bytes_written"].as_u64().unwrap_or(0)
+            + v["dd_col_spill_bytes"].as_u64().unwrap_or(0);
+        out += &format!(
+            "{:<8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>10} {:>10} {:>10} {:>17} {:>7} {:>7}\n",
+            backend.name(),
+            f(v, "build_s"),
+            f(v, &query),
+            f(v, "scan_s"),
+            f(v, "total_s"),
+            f(v, "updates") / f(v, "total_s").max(1e-9) / 1e6,
+            format_size(v["peak_rss_bytes"].as_u64().unwrap_or(0)),
+            format_size(v["rss_after_scan_bytes"].as_u64().unwrap_or(0)),
+            format_size(written),
+            v["checksum"].as_str().unwrap_or("?"),
+            ratio("total_s"),
+            ratio("peak_rss_bytes"),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_forwards_everything_but_its_own_flags() {
+        let argv: Vec<String> = [
+            "spillway",
+            "compare",
+            "--updates",
+            "1M",
+            "--backends=pool,dd-ord",
+            "--json",
+            "--budget",
+            "8MiB",
+            "--workload",
+            "reduce",
+            "--backend",
+            "memory",
+            "-w",
+            "2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            forwarded(&argv),
+            ["--updates", "1M", "--budget", "8MiB", "-w", "2"]
+        );
+    }
+}

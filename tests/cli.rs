@@ -1,0 +1,310 @@
+//! The `spillway` binary as users and scripts call it: every backend, worker count and process
+//! count gives the same checksums; `--json` has every contracted field; bad flags fail fast
+//! with a message; `/metrics` answers while a run is in progress.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_spillway");
+
+/// Small runs: a tight budget so the pool really pages.
+const SMALL: [&str; 6] = ["--updates", "40k", "--budget", "256KiB", "--retract", "0.1"];
+
+fn spillway(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("spawn spillway")
+}
+
+fn json_run(args: &[&str]) -> Value {
+    let out = spillway(args);
+    assert!(
+        out.status.success(),
+        "spillway {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "exactly one JSON line: {stdout}");
+    serde_json::from_str(&stdout).expect("valid JSON")
+}
+
+fn answers(v: &Value) -> (String, String, String, String) {
+    let s = |f: &str| v[f].to_string();
+    (
+        s("checksum"),
+        s("output_records"),
+        s("scan_checksum"),
+        s("scan_records"),
+    )
+}
+
+#[test]
+fn every_backend_and_worker_count_agrees() {
+    for workload in ["join", "reduce"] {
+        let mut expected = None;
+        for backend in ["pool", "memory", "dd-ord", "dd-col"] {
+            for workers in ["1", "2"] {
+                let mut args = vec![
+                    workload,
+                    "--backend",
+                    backend,
+                    "--workers",
+                    workers,
+                    "--json",
+                ];
+                args.extend(SMALL);
+                let v = json_run(&args);
+                assert!(v["output_records"].as_i64().unwrap() > 1000, "{v}");
+                let got = answers(&v);
+                match &expected {
+                    None => expected = Some(got),
+                    Some(e) => {
+                        assert_eq!(&got, e, "{workload} on {backend} with {workers} workers")
+                    }
+                }
+                if backend == "pool" {
+                    assert!(
+                        v["pool"]["extent_bytes_written"].as_u64().unwrap() > 0,
+                        "pool never paged: {v}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn json_has_every_contracted_field() {
+    let mut args = vec!["join", "--json", "--backend", "pool"];
+    args.extend(SMALL);
+    let v = json_run(&args);
+    for field in [
+        "workload",
+        "backend",
+        "updates",
+        "workers",
+        "budget_bytes",
+        "build_s",
+        "join_s",
+        "scan_s",
+        "total_s",
+        "output_records",
+        "checksum",
+        "scan_records",
+        "scan_checksum",
+        "peak_rss_bytes",
+        "rss_after_scan_bytes",
+    ] {
+        assert!(!v[field].is_null(), "missing {field}: {v}");
+    }
+    assert!(v["checksum"].is_string() && v["scan_checksum"].is_string());
+    for field in [
+        "resident_bytes",
+        "peak_resident_bytes",
+        "extent_bytes_written",
+        "extent_bytes_read",
+        "bytes_compressed_in",
+        "evictions_compress",
+        "evictions_cheap",
+        "writes_elided",
+        "fault_ins",
+    ] {
+        assert!(v["pool"][field].is_u64(), "missing pool.{field}: {v}");
+    }
+    assert_eq!(v["workload"], "join");
+    assert_eq!(v["updates"], 40_000);
+    assert!(v["peak_rss_bytes"].as_u64().unwrap() > 0);
+    let mut args = vec!["reduce", "--json"];
+    args.extend(SMALL);
+    let v = json_run(&args);
+    assert!(v["query_s"].is_f64() && v["workload"] == "reduce", "{v}");
+}
+
+#[test]
+fn bad_flags_fail_fast_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let unwritable = dir.path().join("missing/nested");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["join", "--backend", "mongo"], "mongo"),
+        (vec!["join", "--budget", "0"], "budget"),
+        (vec!["join", "--budget", "64PiB"], "budget"),
+        (vec!["join", "--budget", "lots"], "lots"),
+        (vec!["join", "--updates", "ten"], "ten"),
+        (vec!["join", "--retract", "1.5"], "retract"),
+        (
+            vec!["join", "--extent-dir", unwritable.to_str().unwrap()],
+            "extent-dir",
+        ),
+        (vec!["join", "--processes", "2"], "hostfile"),
+        (vec!["compare", "--backends", "pool,nope"], "nope"),
+    ];
+    for (args, needle) in cases {
+        let started = Instant::now();
+        let out = spillway(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: message {stderr:?} lacks {needle:?}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{args:?} did work before failing"
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn two_processes_on_loopback_agree_with_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostfile = dir.path().join("hosts");
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .unwrap();
+    let hostfile = hostfile.to_str().unwrap();
+    for workload in ["join", "reduce"] {
+        let mut single = vec![workload, "--json"];
+        single.extend(SMALL);
+        let expected = answers(&json_run(&single));
+        let spawn = |process: &str| {
+            let mut args = vec![
+                workload,
+                "--json",
+                "--processes",
+                "2",
+                "--process",
+                process,
+                "--hostfile",
+                hostfile,
+                "--workers",
+                "2",
+            ];
+            args.extend(SMALL);
+            Command::new(BIN)
+                .args(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (p0, p1) = (spawn("0"), spawn("1"));
+        let (o1, o0) = (
+            p1.wait_with_output().unwrap(),
+            p0.wait_with_output().unwrap(),
+        );
+        assert!(
+            o0.status.success() && o1.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&o0.stderr),
+            String::from_utf8_lossy(&o1.stderr)
+        );
+        assert!(o1.stdout.is_empty(), "only process 0 reports");
+        let v: Value = serde_json::from_slice(&o0.stdout).unwrap();
+        assert_eq!(v["workers"], 4);
+        assert_eq!(answers(&v), expected, "{workload} over 2 processes");
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[test]
+fn metrics_answer_while_a_run_is_in_progress() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .args([
+            "join",
+            "--updates",
+            "3M",
+            "--budget",
+            "4MiB",
+            "--json",
+            "--metrics-addr",
+            &addr,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut scraped = None;
+    while Instant::now() < deadline {
+        if let Some(r) = http_get(port, "/metrics") {
+            if r.contains("spillway_phase{phase=\"build\"} 1") && r.contains("spillway_pool_") {
+                scraped = Some(r);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let still_running = child.try_wait().unwrap().is_none();
+    let missing = http_get(port, "/nothing-here");
+    child.kill().ok();
+    child.wait().unwrap();
+    let scraped = scraped.expect("no /metrics answer during the build phase");
+    assert!(still_running, "the run ended before the scrape was checked");
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+    assert!(scraped.contains("spillway_pool_budget_bytes"), "{scraped}");
+    assert!(missing.unwrap_or_default().starts_with("HTTP/1.1 404"));
+}
+
+#[test]
+fn compare_prints_a_table_and_agrees() {
+    let mut args = vec!["compare", "--backends", "pool,dd-ord"];
+    args.extend(SMALL);
+    let out = spillway(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("pool ")), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("dd-ord ") && l.contains("1.00")),
+        "{stdout}"
+    );
+    let mut args = vec![
+        "compare",
+        "--json",
+        "--workload",
+        "reduce",
+        "--backends",
+        "memory,dd-col",
+    ];
+    args.extend(SMALL);
+    let out = spillway(&args);
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["checksum"], lines[1]["checksum"]);
+    assert_eq!(lines[1]["backend"], "dd-col");
+}
