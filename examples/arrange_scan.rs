@@ -20,21 +20,12 @@ use differential_dataflow::input::Input;
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::{Navigable, TraceReader};
 use spillway::workload::data::SplitMix64;
+use spillway::workload::run::status_bytes;
 use spillway_trace::{ArrangePaged, Paging};
 use timely::dataflow::operators::Probe;
 use timely::progress::frontier::AntichainRef;
 
 const ROUNDS: u64 = 10;
-
-fn status_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
-}
 
 /// Counts the records of every batch of `trace` with each batch's cursor.
 fn scan<Tr>(trace: &mut Tr) -> u64
@@ -73,19 +64,13 @@ fn main() {
     let budget = args
         .get(3)
         .map(|s| spillway::pool::parse_size(s).expect("budget"));
+    // Default budget: one tenth of the arrangement (32 bytes an update, 48 with String keys).
+    let record_bytes = if backend == "paged-str" { 48 } else { 32 };
     let pool = match backend.as_str() {
-        "paged" => Some(
+        "paged" | "paged-str" => Some(
             spillway::Pool::new(
                 spillway::PoolConfig::default()
-                    .budget(budget.unwrap_or(updates * 32 / 10))
-                    .expect("budget"),
-            )
-            .expect("pool"),
-        ),
-        "paged-str" => Some(
-            spillway::Pool::new(
-                spillway::PoolConfig::default()
-                    .budget(budget.unwrap_or(updates * 48 / 10))
+                    .budget(budget.unwrap_or(updates * record_bytes / 10))
                     .expect("budget"),
             )
             .expect("pool"),

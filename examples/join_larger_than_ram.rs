@@ -62,16 +62,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
 
     let stats = pool.stats();
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM"))
-        .unwrap_or("VmHWM: ?");
     println!(
-        "{updates} updates through a {budget} pool: peak resident {} MiB, {} MiB written to extents, {} fault-ins; {hwm}",
+        "{updates} updates through a {budget} pool: peak resident {} MiB, {} MiB written to extents, {} fault-ins; peak RSS {} MiB",
         stats.peak_resident_bytes >> 20,
         stats.extent_bytes_written >> 20,
-        stats.fault_ins
+        stats.fault_ins,
+        spillway::workload::run::status_bytes("VmHWM:") >> 20
     );
     Ok(())
 }

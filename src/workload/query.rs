@@ -324,29 +324,29 @@ fn fill_vec(vec: &mut Vec<(Data, u64, isize)>, k: &u64, upds: &mut Vec<(u64, u64
     vec.extend(upds.drain(..).map(|(v, t, r)| ((*k, v), t, r)));
 }
 
+/// Where upstream backends' reduce outputs go: upstream's `ValSpine`.
+type UpstreamBuilder = ValBuilder<u64, u64, u64, isize>;
+type UpstreamSpine = ValSpine<u64, u64, u64, isize>;
+
 /// Upstream `OrdValSpine`.
 fn run_ord(worker: &mut Worker, plan: &Plan, phases: &Phases) -> WorkerResult {
-    type B = ValBuilder<u64, u64, u64, isize>;
-    type S = ValSpine<u64, u64, u64, isize>;
     phases!(
         worker,
         plan,
         phases,
         arrange = |c| c.arrange_by_key(),
-        reduce_into = (B, S, fill_vec)
+        reduce_into = (UpstreamBuilder, UpstreamSpine, fill_vec)
     )
 }
 
 /// Upstream columnar `ColChunk` trace (its spill installed by the caller).
 fn run_col(worker: &mut Worker, plan: &Plan, phases: &Phases) -> WorkerResult {
-    type B = ValBuilder<u64, u64, u64, isize>;
-    type S = ValSpine<u64, u64, u64, isize>;
     phases!(
         worker,
         plan,
         phases,
         arrange = |c| colspill::arrange(c),
-        reduce_into = (B, S, fill_vec)
+        reduce_into = (UpstreamBuilder, UpstreamSpine, fill_vec)
     )
 }
 
