@@ -64,3 +64,30 @@ pub enum PoolError {
     #[error("corrupt extent {extent}: {reason}")]
     Corrupt { extent: ExtentAddr, reason: String },
 }
+
+impl PoolError {
+    /// The same failure, reported for `extent`: a coalesced read that failed fails every
+    /// extent it was reading, each named in its own error.
+    pub fn for_extent(&self, extent: ExtentAddr) -> PoolError {
+        match self {
+            PoolError::ReadIo { source, .. } => PoolError::ReadIo {
+                extent,
+                source: match source.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(source.kind(), source.to_string()),
+                },
+            },
+            PoolError::Checksum {
+                expected, actual, ..
+            } => PoolError::Checksum {
+                extent,
+                expected: *expected,
+                actual: *actual,
+            },
+            PoolError::Corrupt { reason, .. } => PoolError::Corrupt {
+                extent,
+                reason: reason.clone(),
+            },
+        }
+    }
+}

@@ -51,5 +51,7 @@ pub mod stats;
 pub use codec::Compression;
 pub use config::{format_size, parse_size, ExtentBackend, PoolConfig};
 pub use error::{ConfigError, PoolError};
-pub use pool::{Backing, ChunkHandle, ChunkHints, ChunkState, PinGuard, Pool};
+pub use pool::{
+    Backing, ChunkHandle, ChunkHints, ChunkState, PinGuard, Pool, VectoredReads, COALESCE_CAP,
+};
 pub use stats::PoolStats;

@@ -66,6 +66,9 @@ use crate::slot::{slot_class_of, slot_size, SLOT_CLASSES};
 use crate::spill::{self, ChunkRef, SpillQueue};
 use crate::stats::{bump, Counters, PoolStats, StatsSource};
 
+mod vectored;
+pub use vectored::{VectoredReads, COALESCE_CAP, READ_AHEAD};
+
 /// Number of depth bands; deeper hints share the last band.
 pub const DEPTH_BANDS: usize = 16;
 
@@ -1029,11 +1032,22 @@ impl Shared {
         len: usize,
         buf: &mut AlignedBuf,
     ) -> Result<(), PoolError> {
+        self.fill_loading_slot(class, slot, len, |dst| self.read_extent(extent, buf, dst))
+    }
+
+    /// Runs `fill` on the first `len` bytes of `slot`, which the caller holds in `Loading`.
+    fn fill_loading_slot<R>(
+        &self,
+        class: usize,
+        slot: u32,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> R {
         let ptr = self.regions[class].slot_ptr(slot);
         // SAFETY: the chunk is `Loading` with this slot: no view of the slot exists (pins are
         // only handed out once it is resident) and no other thread writes it.
         let dst = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) };
-        self.read_extent(extent, buf, dst)
+        fill(dst)
     }
 
     /// Reads and decodes `extent` into `dst`, counting bytes and failures.
@@ -1043,20 +1057,39 @@ impl Shared {
         buf: &mut AlignedBuf,
         dst: &mut [u8],
     ) -> Result<(), PoolError> {
-        let padded = extent.meta.padded_len();
-        self.store.read(extent.addr, padded, buf).map_err(|e| {
-            bump(&self.counters.io_errors, 1);
-            let source = match e {
-                StoreError::Io { source, .. } => source,
-                StoreError::NoSpace => std::io::Error::other("store reported no space on read"),
-            };
-            PoolError::ReadIo {
-                extent: extent.addr,
-                source,
-            }
-        })?;
-        bump(&self.counters.extent_bytes_read, padded as u64);
-        codec::decode_into(&extent.meta, buf.as_slice(), dst).map_err(|e| match e {
+        self.read_span(extent.addr, 1, extent.meta.padded_len(), buf)?;
+        self.decode_frame(extent, buf.as_slice(), dst)
+    }
+
+    /// Reads `count` extents at consecutive slots from `first` with one store call (see
+    /// [`ExtentStore::read_span`]), counting bytes and failures.
+    fn read_span(
+        &self,
+        first: ExtentAddr,
+        count: u32,
+        last_len: usize,
+        buf: &mut AlignedBuf,
+    ) -> Result<(), PoolError> {
+        self.store
+            .read_span(first, count, last_len, buf)
+            .map_err(|e| {
+                bump(&self.counters.io_errors, 1);
+                let source = match e {
+                    StoreError::Io { source, .. } => source,
+                    StoreError::NoSpace => std::io::Error::other("store reported no space on read"),
+                };
+                PoolError::ReadIo {
+                    extent: first,
+                    source,
+                }
+            })?;
+        bump(&self.counters.extent_bytes_read, buf.len() as u64);
+        Ok(())
+    }
+
+    /// Verifies and decodes the stored `frame` of `extent` into `dst`.
+    fn decode_frame(&self, extent: Stored, frame: &[u8], dst: &mut [u8]) -> Result<(), PoolError> {
+        codec::decode_into(&extent.meta, frame, dst).map_err(|e| match e {
             DecodeError::Checksum { expected, actual } => {
                 bump(&self.counters.checksum_failures, 1);
                 PoolError::Checksum {
@@ -1325,6 +1358,20 @@ impl ChunkHandle {
     /// the extent cannot be read back intact.
     pub fn pin(&self) -> Result<PinGuard, PoolError> {
         let sh = &self.shared;
+        self.pin_with(|extent, dst| {
+            let mut buf = sh.take_read_buf();
+            let result = sh.read_extent(extent, &mut buf, dst);
+            sh.return_read_buf(buf);
+            result
+        })
+    }
+
+    /// [`ChunkHandle::pin`], with `load` filling the body of an evicted chunk from its extent.
+    fn pin_with(
+        &self,
+        mut load: impl FnMut(Stored, &mut [u8]) -> Result<(), PoolError>,
+    ) -> Result<PinGuard, PoolError> {
+        let sh = &self.shared;
         let mut st = lock(&sh.state);
         loop {
             if let Some(pin) = sh.pin_resident(&mut st, self.chunk()) {
@@ -1347,15 +1394,15 @@ impl ChunkHandle {
                 // Address space for this class is exhausted (a budget far beyond the region
                 // reservation): serve a copy on the heap instead.
                 drop(st);
-                let bytes = self.read_to_vec()?;
+                let mut bytes = vec![0; self.len];
+                load(extent, &mut bytes)?;
+                bump(&sh.counters.copy_out_reads, 1);
                 return Ok(PinGuard::detached(sh, bytes));
             };
             sh.add_resident(&mut st, size);
             st.entries[self.id as usize].body = Body::Loading { slot, extent };
             drop(st);
-            let mut buf = sh.take_read_buf();
-            let result = sh.load(extent, class, slot, self.len, &mut buf);
-            sh.return_read_buf(buf);
+            let result = sh.fill_loading_slot(class, slot, self.len, |dst| load(extent, dst));
             st = lock(&sh.state);
             sh.land_load(&mut st, self.id, result.is_ok());
             sh.changed.notify_all();

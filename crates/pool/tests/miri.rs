@@ -90,3 +90,22 @@ fn spill_threads_and_readers_race_cleanly() {
     );
     assert_eq!(s.inserts, s.frees);
 }
+
+#[test]
+fn vectored_pins_fault_in_under_a_small_budget() {
+    let pool = pool(2, 0);
+    let chunks: Vec<_> = (0..5)
+        .map(|i| pool.insert(&body(i, BODY), ChunkHints::depth(0)))
+        .collect();
+    pool.evict_to(0);
+    let handles: Vec<_> = chunks.iter().rev().collect();
+    let mut seen = [0; 5];
+    // The memory store reads one extent per read: five reads, through the reader thread.
+    let stats = pool.pin_each(&handles, |i, pin| {
+        seen[i] += 1;
+        assert_eq!(&*pin.unwrap(), &body(4 - i as u8, BODY)[..]);
+    });
+    assert_eq!(seen, [1; 5]);
+    assert_eq!((stats.faulted, stats.reads), (5, 5));
+    assert!(pool.stats().resident_bytes <= 2 * SLOT as u64);
+}

@@ -661,19 +661,42 @@ impl ExtentStore for FileStore {
     }
 
     fn read(&self, addr: ExtentAddr, len: usize, buf: &mut AlignedBuf) -> Result<(), StoreError> {
+        self.read_span(addr, 1, len, buf)
+    }
+
+    fn reads_spans(&self) -> bool {
+        true
+    }
+
+    /// Consecutive slots of a class are consecutive ranges of its file: one `pread`.
+    fn read_span(
+        &self,
+        first: ExtentAddr,
+        count: u32,
+        last_len: usize,
+        buf: &mut AlignedBuf,
+    ) -> Result<(), StoreError> {
         let io_error = |source| StoreError::Io {
             op: "read",
-            addr,
+            addr: first,
             source,
         };
         buf.clear();
-        let file = check_addr(addr, len)
+        let file = check_addr(first, last_len)
+            .and_then(|()| match first.slot.checked_add(count.saturating_sub(1)) {
+                Some(_) if count > 0 => Ok(()),
+                _ => Err(invalid_input(format!(
+                    "a span of {count} slots from slot {}",
+                    first.slot
+                ))),
+            })
             .and_then(|()| {
-                self.files[addr.class as usize].get().ok_or_else(|| {
+                self.files[first.class as usize].get().ok_or_else(|| {
                     invalid_input("no extent of this class was ever written".to_string())
                 })
             })
             .map_err(io_error)?;
+        let len = (count as usize - 1) * extent_class_size(first.class) + last_len;
         // O_DIRECT transfers whole blocks: read the padded length, keep `len`.
         let transfer = if file.direct {
             len.next_multiple_of(EXTENT_ALIGN)
@@ -681,7 +704,7 @@ impl ExtentStore for FileStore {
             len
         };
         buf.resize(transfer);
-        match self.read_exact_at(file, buf.as_mut_slice(), Self::slot_offset(addr)) {
+        match self.read_exact_at(file, buf.as_mut_slice(), Self::slot_offset(first)) {
             Ok(()) => {
                 buf.resize(len);
                 Ok(())

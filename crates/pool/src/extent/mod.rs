@@ -82,6 +82,37 @@ pub trait ExtentStore: Send + Sync + 'static {
     /// `addr` into `buf`, replacing its contents.
     fn read(&self, addr: ExtentAddr, len: usize, buf: &mut AlignedBuf) -> Result<(), StoreError>;
 
+    /// Whether extents at consecutive slots of one class are adjacent in one address range,
+    /// so that [`ExtentStore::read_span`] can fetch several with one transfer.
+    fn reads_spans(&self) -> bool {
+        false
+    }
+
+    /// Reads the extents at slots `first.slot .. first.slot + count` of `first.class` with one
+    /// transfer into `buf` (replacing its contents): every extent but the last is read with
+    /// its whole class slot, the last with `last_len` bytes (its padded length), so extent `i`
+    /// starts at `i * extent_class_size(first.class)`. Stores that do not
+    /// [`read spans`](ExtentStore::reads_spans) only accept `count == 1`.
+    fn read_span(
+        &self,
+        first: ExtentAddr,
+        count: u32,
+        last_len: usize,
+        buf: &mut AlignedBuf,
+    ) -> Result<(), StoreError> {
+        if count == 1 {
+            return self.read(first, last_len, buf);
+        }
+        Err(StoreError::Io {
+            op: "read span",
+            addr: first,
+            source: io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the {} store reads one extent at a time", self.name()),
+            ),
+        })
+    }
+
     /// Releases the extent at `addr` (of padded length `len`). The address may be reused.
     fn free(&self, addr: ExtentAddr, len: usize);
 
