@@ -277,6 +277,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Pool {
+    /// Whether `other` is a clone of this pool (the same buffers and store).
+    pub fn same_pool(&self, other: &Pool) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Builds a pool, validating the configuration and opening the extent store first.
     pub fn new(config: PoolConfig) -> Result<Pool, ConfigError> {
         config.validate()?;

@@ -180,7 +180,7 @@ where
     R: PagedData,
 {
     /// The body as a `VecChunk`: free when resident (or decoded), one decode when pooled.
-    fn materialize(&self) -> VecChunk<K, V, T, R> {
+    pub(crate) fn materialize(&self) -> VecChunk<K, V, T, R> {
         match (&self.0.body, self.0.decoded.get()) {
             (PagedColumn::Resident(vec), _) | (_, Some(vec)) => vec.clone(),
             (
@@ -218,7 +218,7 @@ where
 
     /// The first and last `(key, val, time)`: resident metadata, no decode.
     #[allow(clippy::type_complexity)]
-    fn fences(&self) -> ((&K, &V, &T), (&K, &V, &T)) {
+    pub(crate) fn fences(&self) -> ((&K, &V, &T), (&K, &V, &T)) {
         match &self.0.body {
             PagedColumn::Resident(vec) => {
                 let s = vec.as_slice();
@@ -228,6 +228,30 @@ where
             PagedColumn::Pooled { first, last, .. } => {
                 ((&first.0, &first.1, &first.2), (&last.0, &last.1, &last.2))
             }
+        }
+    }
+
+    /// How a lookup reads this chunk: resident records (the body, or its decoded cache), or
+    /// the pooled columns to pin.
+    pub(crate) fn lookup_body(&self) -> LookupBody<'_, K, V, T, R> {
+        match (&self.0.body, self.0.decoded.get()) {
+            (PagedColumn::Resident(vec), _) | (_, Some(vec)) => LookupBody::Records(vec.as_slice()),
+            (
+                PagedColumn::Pooled {
+                    handle,
+                    len,
+                    columns,
+                    ..
+                },
+                None,
+            ) => LookupBody::Pooled {
+                handle,
+                columns: Columns {
+                    len: *len,
+                    offsets: *columns,
+                },
+                pool: self.pager().expect("pooled chunks have a pager").pool(),
+            },
         }
     }
 
@@ -288,6 +312,30 @@ where
     let diffs = times + column_len(records.iter().map(|x| &x.1));
     let end = diffs + column_len(records.iter().map(|x| &x.2));
     [0, vals, times, diffs, end]
+}
+
+/// A chunk as a lookup reads it (see [`PagedChunk::lookup_body`]).
+pub(crate) enum LookupBody<'c, K, V, T, R> {
+    Records(&'c [((K, V), T, R)]),
+    Pooled {
+        handle: &'c ChunkHandle,
+        columns: Columns,
+        pool: &'c spillway_pool::Pool,
+    },
+}
+
+/// The layout of a pooled body: `len` records in four columns at `offsets`.
+#[derive(Clone, Copy)]
+pub(crate) struct Columns {
+    pub len: usize,
+    pub offsets: [usize; 5],
+}
+
+impl Columns {
+    /// Column `c` (0 keys, 1 vals, 2 times, 3 diffs) of `body`.
+    pub fn column<'b>(&self, body: &'b [u8], c: usize) -> &'b [u8] {
+        &body[self.offsets[c]..self.offsets[c + 1]]
+    }
 }
 
 /// Decodes a pooled body of `len` records laid out at `columns`.

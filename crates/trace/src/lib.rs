@@ -24,10 +24,14 @@ pub mod arrange;
 pub mod chunk;
 pub mod data;
 pub mod fixed;
+pub mod join;
 pub mod pager;
+pub mod vectored;
 
 pub use arrange::{ArrangePaged, ArrangeSelfPaged, PagedBatcher, PagedBuilder, PagedSpine};
 pub use chunk::{PagedChunk, PagedCursor};
 pub use data::PagedData;
 pub use fixed::{FixedColumn, FixedWidth};
+pub use join::{JoinVectored, VectoredJoin};
 pub use pager::{ColumnPager, Paging, PagingPolicy};
+pub use vectored::{for_each_update, get_vectored, LookupStats};
