@@ -47,12 +47,25 @@ fn answers(v: &Value) -> (String, String, String, String) {
 fn every_backend_and_worker_count_agrees() {
     for workload in ["join", "reduce"] {
         let mut expected = None;
-        for backend in ["pool", "memory", "dd-ord", "dd-col"] {
+        let runs = [
+            ("pool", "cursor"),
+            ("pool", "vectored"),
+            ("memory", "cursor"),
+            ("memory", "vectored"),
+            ("dd-ord", "cursor"),
+            ("dd-col", "cursor"),
+        ];
+        for (backend, tactic) in runs {
+            if workload == "reduce" && tactic == "vectored" {
+                continue;
+            }
             for workers in ["1", "2"] {
                 let mut args = vec![
                     workload,
                     "--backend",
                     backend,
+                    "--join-tactic",
+                    tactic,
                     "--workers",
                     workers,
                     "--json",
@@ -64,7 +77,10 @@ fn every_backend_and_worker_count_agrees() {
                 match &expected {
                     None => expected = Some(got),
                     Some(e) => {
-                        assert_eq!(&got, e, "{workload} on {backend} with {workers} workers")
+                        assert_eq!(
+                            &got, e,
+                            "{workload} on {backend} ({tactic}) with {workers} workers"
+                        )
                     }
                 }
                 if backend == "pool" {
@@ -99,6 +115,7 @@ fn json_has_every_contracted_field() {
         "scan_checksum",
         "peak_rss_bytes",
         "rss_after_scan_bytes",
+        "join_tactic",
     ] {
         assert!(!v[field].is_null(), "missing {field}: {v}");
     }
@@ -141,6 +158,12 @@ fn bad_flags_fail_fast_with_a_message() {
             "extent-dir",
         ),
         (vec!["join", "--processes", "2"], "hostfile"),
+        (
+            vec!["join", "--backend", "dd-ord", "--join-tactic", "vectored"],
+            "paged backend",
+        ),
+        (vec!["reduce", "--join-tactic", "vectored"], "`join` only"),
+        (vec!["join", "--join-tactic", "sideways"], "sideways"),
         (vec!["compare", "--backends", "pool,nope"], "nope"),
     ];
     for (args, needle) in cases {
@@ -273,7 +296,13 @@ fn metrics_answer_while_a_run_is_in_progress() {
 
 #[test]
 fn compare_prints_a_table_and_agrees() {
-    let mut args = vec!["compare", "--backends", "pool,dd-ord"];
+    let mut args = vec![
+        "compare",
+        "--backends",
+        "pool,dd-ord",
+        "--join-tactic",
+        "vectored",
+    ];
     args.extend(SMALL);
     let out = spillway(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);

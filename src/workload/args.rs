@@ -56,6 +56,25 @@ pub enum Extents {
     Memory,
 }
 
+/// How `join` matches the probes against the arrangement.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinTactic {
+    /// differential's `join_core`: cursors over both sides.
+    Cursor,
+    /// spillway's `VectoredJoin`: probe keys looked up in groups with vectored reads (paged
+    /// backends only).
+    Vectored,
+}
+
+impl JoinTactic {
+    pub fn name(self) -> &'static str {
+        match self {
+            JoinTactic::Cursor => "cursor",
+            JoinTactic::Vectored => "vectored",
+        }
+    }
+}
+
 /// The query a run performs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
@@ -136,6 +155,10 @@ pub struct QueryArgs {
     /// Pool budget (`256MiB`, `2GiB`); for `dd-col`, its spill budget is this / 32 records.
     #[arg(long, default_value = DEFAULT_BUDGET, value_parser = parse_bytes)]
     pub budget: u64,
+    /// How `join` probes the arrangement: `cursor` (differential's `join_core`) or
+    /// `vectored` (grouped vectored lookups; `pool` and `memory` backends).
+    #[arg(long, value_enum, default_value = "cursor")]
+    pub join_tactic: JoinTactic,
     /// Extent store of the pool.
     #[arg(long, value_enum, default_value = "file")]
     pub extents: Extents,
@@ -174,6 +197,7 @@ pub struct QueryArgs {
 pub struct Plan {
     pub workload: Workload,
     pub backend: Backend,
+    pub join_tactic: JoinTactic,
     pub input: InputSpec,
     pub budget: u64,
     pub pool: Option<PoolConfig>,
@@ -214,6 +238,17 @@ impl Plan {
                 "--process {} must be below --processes {}",
                 args.process, args.processes
             ));
+        }
+        if args.join_tactic == JoinTactic::Vectored {
+            if workload != Workload::Join {
+                return Err("--join-tactic applies to `join` only".into());
+            }
+            if !matches!(args.backend, Backend::Pool | Backend::Memory) {
+                return Err(format!(
+                    "--join-tactic vectored needs a paged backend (pool or memory), not {}",
+                    args.backend.name()
+                ));
+            }
         }
         spillway_pool::config::validate_budget(args.budget)
             .map_err(|e| format!("--budget: {e}"))?;
@@ -266,6 +301,7 @@ impl Plan {
         Ok(Plan {
             workload,
             backend: args.backend,
+            join_tactic: args.join_tactic,
             input: InputSpec {
                 seed: args.seed,
                 updates: args.updates,

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::args::{Backend, Plan, QueryArgs, Workload};
+use super::args::{Backend, JoinTactic, Plan, QueryArgs, Workload};
 use spillway_pool::format_size;
 
 /// The workload `compare` runs.
@@ -45,8 +45,9 @@ pub struct CompareArgs {
 }
 
 /// Flags of `compare` that are not forwarded to the children (they set their own).
-const OWN_FLAGS: [&str; 5] = [
+const OWN_FLAGS: [&str; 6] = [
     "--workload",
+    "--join-tactic",
     "--backends",
     "--backend",
     "--metrics-addr",
@@ -70,6 +71,15 @@ fn forwarded(argv: &[String]) -> Vec<String> {
     out
 }
 
+/// The join tactic a backend runs with: the requested one on paged backends, `cursor` on
+/// upstream ones (the vectored tactic reads paged chunks).
+fn tactic_for(backend: Backend, requested: JoinTactic) -> JoinTactic {
+    match backend {
+        Backend::Pool | Backend::Memory => requested,
+        Backend::DdOrd | Backend::DdCol => JoinTactic::Cursor,
+    }
+}
+
 /// Runs the comparison; `Err` on a failed child or a checksum mismatch.
 pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
     let workload = Workload::from(args.workload);
@@ -77,6 +87,7 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
     for &backend in &args.backends {
         let query = QueryArgs {
             backend,
+            join_tactic: tactic_for(backend, args.query.join_tactic),
             ..args.query.clone()
         };
         Plan::new(workload, &query)?;
@@ -97,6 +108,10 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
             .arg(workload.name())
             .args(&rest)
             .args(["--backend", backend.name(), "--json", "--quiet"])
+            .args([
+                "--join-tactic",
+                tactic_for(backend, args.query.join_tactic).name(),
+            ])
             .output()?;
         let row = if output.status.success() {
             serde_json::from_slice::<Value>(&output.stdout)

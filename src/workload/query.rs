@@ -23,14 +23,14 @@ use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
 use differential_dataflow::trace::{Navigable, TraceReader};
-use spillway_trace::{ArrangePaged, PagedBuilder, PagedChunk, PagedSpine, Paging};
+use spillway_trace::{ArrangePaged, JoinVectored, PagedBuilder, PagedChunk, PagedSpine, Paging};
 use timely::container::PushInto;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::Probe;
 use timely::progress::frontier::AntichainRef;
 use timely::worker::Worker;
 
-use super::args::{Backend, Plan, Workload};
+use super::args::{Backend, JoinTactic, Plan, Workload};
 use super::colspill;
 use super::input::{record_hash, share, Checksum, InputSpec};
 use super::progress::Phases;
@@ -204,12 +204,14 @@ fn add(acc: &Cell<Checksum>, hash: u64, diff: isize) {
 }
 
 /// The three phases on one backend. `arrange` turns a collection `$c` into the backend's
-/// arrangement; reduce outputs go to `$builder`/`$spine` through the `push` closure `$fill`
+/// arrangement; `join` joins the imported arrangement `$data` with the probes' `$probes`
+/// into `(key, val, probe)` records; reduce outputs go to `$builder`/`$spine` through the `push` closure `$fill`
 /// makes. Cursor items are read through [`Word`], so one body serves by-value and
 /// by-reference backends alike.
 macro_rules! phases {
     ($worker:expr, $plan:expr, $phases:expr,
      arrange = |$c:ident| $arrange:expr,
+     join = |$data:ident, $probes:ident| $join:expr,
      reduce_into = ($builder:ty, $spine:ty, $fill:expr)) => {{
         let (worker, plan, phases): (&mut Worker, &Plan, &Phases) = ($worker, $plan, $phases);
         let spec = plan.input;
@@ -232,13 +234,12 @@ macro_rules! phases {
             Workload::Join => {
                 let a = acc.clone();
                 let (probes, out) = worker.dataflow::<u64, _, _>(|scope| {
-                    let data = trace.import(scope);
+                    let $data = trace.import(scope);
                     let (input, $c) = scope.new_collection::<Data, isize>();
-                    let out = data
-                        .join_core($arrange, |k, v, q| Some((k.word(), v.word(), q.word())))
-                        .inspect(move |((k, v, q), _t, r)| {
-                            add(&a, record_hash(TAG_JOIN, *k, *v, *q), *r)
-                        });
+                    let $probes = $arrange;
+                    let out = $join.inspect(move |((k, v, q), _t, r)| {
+                        add(&a, record_hash(TAG_JOIN, *k, *v, *q), *r)
+                    });
                     (input, out.inner.probe().0)
                 });
                 enter_probes(worker, &spec, probes);
@@ -314,6 +315,10 @@ fn run_paged(worker: &mut Worker, plan: &Plan, paging: &Paging, phases: &Phases)
         plan,
         phases,
         arrange = |c| c.arrange_by_key_paged(paging),
+        join = |data, probes| match plan.join_tactic {
+            JoinTactic::Cursor => data.join_core(probes, |k, v, q| Some((k, v, q))),
+            JoinTactic::Vectored => data.join_core_vectored(probes, |k, v, q| Some((k, v, q))),
+        },
         reduce_into = (B, S, fill())
     )
 }
@@ -335,6 +340,7 @@ fn run_ord(worker: &mut Worker, plan: &Plan, phases: &Phases) -> WorkerResult {
         plan,
         phases,
         arrange = |c| c.arrange_by_key(),
+        join = |data, probes| data.join_core(probes, |k, v, q| Some((*k, *v, *q))),
         reduce_into = (UpstreamBuilder, UpstreamSpine, fill_vec)
     )
 }
@@ -346,6 +352,7 @@ fn run_col(worker: &mut Worker, plan: &Plan, phases: &Phases) -> WorkerResult {
         plan,
         phases,
         arrange = |c| colspill::arrange(c),
+        join = |data, probes| data.join_core(probes, |k, v, q| Some((*k, *v, *q))),
         reduce_into = (UpstreamBuilder, UpstreamSpine, fill_vec)
     )
 }

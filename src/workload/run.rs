@@ -300,6 +300,7 @@ impl Report {
         });
         if p.workload == Workload::Join {
             out["join_s"] = json!(self.query_s);
+            out["join_tactic"] = json!(p.join_tactic.name());
         }
         out
     }
@@ -316,7 +317,7 @@ impl Report {
             i.keys,
             i.rounds,
             match p.workload {
-                Workload::Join => format!(", {} probes", i.probes),
+                Workload::Join => format!(", {} probes ({} tactic)", i.probes, p.join_tactic.name()),
                 Workload::Reduce => String::new(),
             },
             p.backend.name(),
