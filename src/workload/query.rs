@@ -81,7 +81,7 @@ impl Word for &isize {
 }
 
 type Data = (u64, u64);
-type Session = InputSession<u64, Data, isize>;
+pub(crate) type Session = InputSession<u64, Data, isize>;
 
 /// Runs the chosen backend on this worker.
 pub fn run_worker(
@@ -113,7 +113,7 @@ pub fn run_worker(
 }
 
 /// The build phase: enters this worker's share of every round, compacting between rounds.
-fn build<Tr: TraceReader<Time = u64>>(
+pub(crate) fn build<Tr: TraceReader<Time = u64>>(
     worker: &mut Worker,
     spec: &InputSpec,
     data: &mut Session,

@@ -171,6 +171,23 @@ fn sweep<'c, K, V, T, R>(
     }
 }
 
+/// How many chunks of `batches` some of `keys` (sorted, no duplicates) can fall into, by
+/// their fences: the chunks a lookup of `keys` visits. Reads nothing.
+pub fn chunks_touched<B, K, V, T, R>(batches: &[B], keys: &[K]) -> u64
+where
+    B: Borrow<ChunkBatch<PagedChunk<K, V, T, R>>>,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
+{
+    let mut visits = Vec::new();
+    for batch in batches {
+        sweep(&batch.borrow().chunks, keys, &mut visits);
+    }
+    visits.len() as u64
+}
+
 /// Emits the updates of `keys[range]` among resident `records`.
 fn search_records<K, V, T, R>(
     records: &[((K, V), T, R)],
