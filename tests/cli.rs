@@ -325,6 +325,8 @@ fn compare_prints_a_table_and_agrees() {
         "reduce",
         "--backends",
         "memory,dd-col",
+        "--repeat",
+        "2",
     ];
     args.extend(SMALL);
     let out = spillway(&args);
@@ -336,4 +338,7 @@ fn compare_prints_a_table_and_agrees() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["checksum"], lines[1]["checksum"]);
     assert_eq!(lines[1]["backend"], "dd-col");
+    assert_eq!(lines[0]["runs"], 2, "{}", lines[0]);
+    assert_eq!(lines[0]["total_s_runs"].as_array().map(Vec::len), Some(2));
+    assert!(lines[0]["answers_differ"].is_null());
 }

@@ -40,13 +40,18 @@ pub struct CompareArgs {
         default_value = "pool,memory,dd-ord,dd-col"
     )]
     pub backends: Vec<Backend>,
+    /// Runs per backend (interleaved); the table and JSON report each field's median, and
+    /// every run's output must agree.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub repeat: u32,
     #[command(flatten)]
     pub query: QueryArgs,
 }
 
 /// Flags of `compare` that are not forwarded to the children (they set their own).
-const OWN_FLAGS: [&str; 6] = [
+const OWN_FLAGS: [&str; 7] = [
     "--workload",
+    "--repeat",
     "--join-tactic",
     "--backends",
     "--backend",
@@ -95,34 +100,50 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
     let argv: Vec<String> = std::env::args().collect();
     let rest = forwarded(&argv);
     let exe = std::env::current_exe()?;
-    let mut rows: Vec<(Backend, Result<Value, String>)> = Vec::new();
-    for &backend in &args.backends {
-        if !args.query.json {
-            eprintln!(
-                "spillway compare: running {} on {}...",
-                workload.name(),
-                backend.name()
-            );
+    // Runs interleave backends (pool, dd-ord, pool, dd-ord, ...) so that a noisy stretch of
+    // the machine's time does not land on one backend only.
+    let mut runs: Vec<Result<Vec<Value>, String>> = vec![Ok(Vec::new()); args.backends.len()];
+    for rep in 1..=args.repeat {
+        for (&backend, runs) in args.backends.iter().zip(&mut runs) {
+            let Ok(done) = runs else { continue };
+            if !args.query.json {
+                eprintln!(
+                    "spillway compare: running {} on {} ({rep} of {})...",
+                    workload.name(),
+                    backend.name(),
+                    args.repeat
+                );
+            }
+            let output = Command::new(&exe)
+                .arg(workload.name())
+                .args(&rest)
+                .args(["--backend", backend.name(), "--json", "--quiet"])
+                .args([
+                    "--join-tactic",
+                    tactic_for(backend, args.query.join_tactic).name(),
+                ])
+                .output()?;
+            if output.status.success() {
+                match serde_json::from_slice::<Value>(&output.stdout) {
+                    Ok(v) => done.push(v),
+                    Err(e) => *runs = Err(format!("unreadable output: {e}")),
+                }
+            } else {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let last = stderr.lines().last().unwrap_or("").to_string();
+                *runs = Err(format!("failed ({}): {last}", output.status));
+            }
         }
-        let output = Command::new(&exe)
-            .arg(workload.name())
-            .args(&rest)
-            .args(["--backend", backend.name(), "--json", "--quiet"])
-            .args([
-                "--join-tactic",
-                tactic_for(backend, args.query.join_tactic).name(),
-            ])
-            .output()?;
-        let row = if output.status.success() {
-            serde_json::from_slice::<Value>(&output.stdout)
-                .map_err(|e| format!("unreadable output: {e}"))
-        } else {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let last = stderr.lines().last().unwrap_or("").to_string();
-            Err(format!("failed ({}): {last}", output.status))
-        };
-        if args.query.json {
-            match &row {
+    }
+    let rows: Vec<(Backend, Result<Value, String>)> = args
+        .backends
+        .iter()
+        .zip(runs)
+        .map(|(&b, runs)| (b, runs.map(|r| median_run(&r))))
+        .collect();
+    if args.query.json {
+        for (backend, row) in &rows {
+            match row {
                 Ok(v) => println!("{v}"),
                 Err(e) => println!(
                     "{}",
@@ -130,7 +151,6 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
                 ),
             }
         }
-        rows.push((backend, row));
     }
     if !args.query.json {
         print!("{}", table(workload, &rows));
@@ -154,19 +174,67 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-/// Which fields differ between the successful rows.
+/// Fields that `median_run` takes the median of.
+const MEASURED: [&str; 7] = [
+    "build_s",
+    "join_s",
+    "query_s",
+    "scan_s",
+    "total_s",
+    "peak_rss_bytes",
+    "rss_after_scan_bytes",
+];
+
+/// Fields every run of one backend must agree on.
+const ANSWERS: [&str; 4] = [
+    "checksum",
+    "output_records",
+    "scan_checksum",
+    "scan_records",
+];
+
+/// One row from the runs of a backend: the first run, with each [`MEASURED`] field replaced
+/// by its median over the runs (each field on its own) and `runs` and `total_s_runs` added.
+/// A run whose answers differ from the first's is reported in `answers_differ`.
+fn median_run(runs: &[Value]) -> Value {
+    let mut row = runs[0].clone();
+    for field in MEASURED {
+        if row.get(field).is_none() {
+            continue;
+        }
+        let mut values: Vec<f64> = runs.iter().map(|v| f(v, field)).collect();
+        values.sort_by(f64::total_cmp);
+        let median = values[values.len() / 2];
+        row[field] = if row[field].is_u64() {
+            serde_json::json!(median as u64)
+        } else {
+            serde_json::json!(median)
+        };
+    }
+    row["runs"] = serde_json::json!(runs.len());
+    row["total_s_runs"] = runs.iter().map(|v| v["total_s"].clone()).collect();
+    let differ: Vec<&str> = ANSWERS
+        .into_iter()
+        .filter(|&field| runs.iter().any(|v| v[field] != runs[0][field]))
+        .collect();
+    if !differ.is_empty() {
+        row["answers_differ"] = serde_json::json!(differ);
+    }
+    row
+}
+
+/// Which fields differ between the successful rows (or between one backend's runs).
 fn mismatches(rows: &[(Backend, Result<Value, String>)]) -> Vec<String> {
     let ok: Vec<(&Backend, &Value)> = rows
         .iter()
         .filter_map(|(b, r)| Some((b, r.as_ref().ok()?)))
         .collect();
-    let mut out = Vec::new();
-    for field in [
-        "checksum",
-        "output_records",
-        "scan_checksum",
-        "scan_records",
-    ] {
+    let mut out: Vec<String> = ok
+        .iter()
+        .filter(|(_, v)| !v["answers_differ"].is_null())
+        .map(|(b, v)| format!("{} runs differ in {}", b.name(), v["answers_differ"]))
+        .collect();
+    for field in ANSWERS {
         let values: Vec<String> = ok
             .iter()
             .map(|(b, v)| format!("{}={}", b.name(), v[field]))
@@ -195,7 +263,16 @@ fn table(workload: Workload, rows: &[(Backend, Result<Value, String>)]) -> Strin
         .iter()
         .find(|(b, _)| *b == Backend::DdOrd)
         .and_then(|(_, r)| r.as_ref().ok());
-    let mut out = format!(
+    let runs = rows
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok()?["runs"].as_u64())
+        .max()
+        .unwrap_or(1);
+    let mut out = String::new();
+    if runs > 1 {
+        out += &format!("medians of {runs} interleaved runs per backend\n");
+    }
+    out += &format!(
         "{:<8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>10} {:>10} {:>17} {:>7} {:>7}\n",
         "backend",
         "build s",
@@ -272,5 +349,21 @@ mod tests {
             forwarded(&argv),
             ["--updates", "1M", "--budget", "8MiB", "-w", "2"]
         );
+    }
+
+    #[test]
+    fn medians_are_per_field_and_differing_answers_are_flagged() {
+        let run = |total: f64, rss: u64, checksum: &str| serde_json::json!({"total_s": total, "peak_rss_bytes": rss, "checksum": checksum});
+        let row = median_run(&[run(3.0, 10, "a"), run(1.0, 30, "a"), run(2.0, 20, "a")]);
+        assert_eq!(
+            (f(&row, "total_s"), row["peak_rss_bytes"].as_u64()),
+            (2.0, Some(20))
+        );
+        assert_eq!(row["runs"], 3);
+        assert!(row["answers_differ"].is_null());
+        let row = median_run(&[run(1.0, 1, "a"), run(1.0, 1, "b")]);
+        assert_eq!(row["answers_differ"], serde_json::json!(["checksum"]));
+        let rows = vec![(Backend::Pool, Ok(row))];
+        assert_eq!(mismatches(&rows).len(), 1);
     }
 }
