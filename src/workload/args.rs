@@ -67,6 +67,16 @@ pub enum JoinTactic {
 }
 
 impl JoinTactic {
+    /// The tactic `backend` runs: the one asked for, or by default `vectored` on the paged
+    /// backends (faster there, and bounded in memory for every type) and `cursor` upstream.
+    pub fn resolve(backend: Backend, asked: Option<JoinTactic>) -> JoinTactic {
+        match (asked, backend) {
+            (Some(tactic), _) => tactic,
+            (None, Backend::Pool | Backend::Memory) => JoinTactic::Vectored,
+            (None, Backend::DdOrd | Backend::DdCol) => JoinTactic::Cursor,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             JoinTactic::Cursor => "cursor",
@@ -156,9 +166,10 @@ pub struct QueryArgs {
     #[arg(long, default_value = DEFAULT_BUDGET, value_parser = parse_bytes)]
     pub budget: u64,
     /// How `join` probes the arrangement: `cursor` (differential's `join_core`) or
-    /// `vectored` (grouped vectored lookups; `pool` and `memory` backends).
-    #[arg(long, value_enum, default_value = "cursor")]
-    pub join_tactic: JoinTactic,
+    /// `vectored` (grouped vectored lookups; `pool` and `memory` only). Default: `vectored`
+    /// on `pool` and `memory`, `cursor` on upstream backends.
+    #[arg(long, value_enum)]
+    pub join_tactic: Option<JoinTactic>,
     /// Extent store of the pool.
     #[arg(long, value_enum, default_value = "file")]
     pub extents: Extents,
@@ -239,7 +250,7 @@ impl Plan {
                 args.process, args.processes
             ));
         }
-        if args.join_tactic == JoinTactic::Vectored {
+        if args.join_tactic == Some(JoinTactic::Vectored) {
             if workload != Workload::Join {
                 return Err("--join-tactic applies to `join` only".into());
             }
@@ -301,7 +312,7 @@ impl Plan {
         Ok(Plan {
             workload,
             backend: args.backend,
-            join_tactic: args.join_tactic,
+            join_tactic: JoinTactic::resolve(args.backend, args.join_tactic),
             input: InputSpec {
                 seed: args.seed,
                 updates: args.updates,

@@ -76,11 +76,11 @@ fn forwarded(argv: &[String]) -> Vec<String> {
     out
 }
 
-/// The join tactic a backend runs with: the requested one on paged backends, `cursor` on
-/// upstream ones (the vectored tactic reads paged chunks).
-fn tactic_for(backend: Backend, requested: JoinTactic) -> JoinTactic {
+/// The join tactic a backend runs with: the requested one (or the default) on paged
+/// backends, `cursor` on upstream ones (the vectored tactic reads paged chunks).
+fn tactic_for(backend: Backend, requested: Option<JoinTactic>) -> JoinTactic {
     match backend {
-        Backend::Pool | Backend::Memory => requested,
+        Backend::Pool | Backend::Memory => JoinTactic::resolve(backend, requested),
         Backend::DdOrd | Backend::DdCol => JoinTactic::Cursor,
     }
 }
@@ -92,7 +92,7 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
     for &backend in &args.backends {
         let query = QueryArgs {
             backend,
-            join_tactic: tactic_for(backend, args.query.join_tactic),
+            join_tactic: Some(tactic_for(backend, args.query.join_tactic)),
             ..args.query.clone()
         };
         Plan::new(workload, &query)?;

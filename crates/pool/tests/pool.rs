@@ -2,12 +2,12 @@
 //! fault injection through the I/O seam, configuration errors, and concurrent churn.
 
 mod common;
-use common::{assert_drained, body, check, insert, SLOT};
+use common::{assert_drained, body, check, faulty_pool, insert, SLOT};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use spillway_pool::aligned::AlignedBuf;
-use spillway_pool::extent::file::{FaultyIo, FileStore, FileStoreOptions, ReadFault, WriteFault};
+use spillway_pool::extent::file::{ReadFault, WriteFault};
 use spillway_pool::extent::memory::MemoryStore;
 use spillway_pool::extent::{ExtentAddr, ExtentStore, StoreError};
 use spillway_pool::slot::MIN_SLOT;
@@ -431,20 +431,6 @@ fn prefetch_faults_in_ahead_of_the_read() {
     assert_eq!((s.prefetches, s.fault_ins, s.prefetches_dropped), (1, 1, 0));
     check(&a, 5);
     assert_eq!(pool.stats().fault_ins, 1, "the read found it resident");
-}
-
-fn faulty_pool(budget_slots: u64) -> (Pool, Arc<FaultyIo>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let io = Arc::new(FaultyIo::new());
-    let store =
-        FileStore::open_with_io(dir.path(), FileStoreOptions::default(), io.clone()).unwrap();
-    let config = PoolConfig {
-        budget: budget_slots * SLOT,
-        spill_threads: 0,
-        write_behind: Some(0),
-        ..PoolConfig::default()
-    };
-    (Pool::with_store(config, Arc::new(store)).unwrap(), io, dir)
 }
 
 #[test]

@@ -2,29 +2,12 @@
 //! together, the budget kept, and read failures reported per extent (never wrong bytes).
 
 mod common;
-use common::{assert_drained, body, SLOT};
-use std::sync::Arc;
+use common::{assert_drained, body, faulty_pool, SLOT};
 
-use spillway_pool::extent::file::{FaultyIo, FileStore, FileStoreOptions, ReadFault};
+use spillway_pool::extent::file::ReadFault;
 use spillway_pool::{
     ChunkHandle, ChunkHints, ExtentBackend, Pool, PoolConfig, PoolError, COALESCE_CAP,
 };
-
-/// A pool over file extents with inline writes (so extents of chunks evicted together land
-/// at consecutive slots) and the given fault-injecting I/O.
-fn file_pool(budget_slots: u64) -> (Pool, Arc<FaultyIo>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let io = Arc::new(FaultyIo::new());
-    let store =
-        FileStore::open_with_io(dir.path(), FileStoreOptions::default(), io.clone()).unwrap();
-    let config = PoolConfig {
-        budget: budget_slots * SLOT,
-        spill_threads: 0,
-        write_behind: Some(0),
-        ..PoolConfig::default()
-    };
-    (Pool::with_store(config, Arc::new(store)).unwrap(), io, dir)
-}
 
 /// Bytes that do not compress: each extent is as long as its body.
 fn noise(seed: u64, len: usize) -> Vec<u8> {
@@ -56,7 +39,7 @@ fn pin_all(
 
 #[test]
 fn adjacent_extents_share_reads_and_bytes_come_back() {
-    let (pool, io, _dir) = file_pool(16);
+    let (pool, io, _dir) = faulty_pool(16);
     let len = 150_000;
     let chunks: Vec<_> = (0..24)
         .map(|i| pool.insert(&body(i, len), ChunkHints::depth(0)))
@@ -101,7 +84,7 @@ fn adjacent_extents_share_reads_and_bytes_come_back() {
 
 #[test]
 fn reads_respect_the_coalescing_cap() {
-    let (pool, _io, _dir) = file_pool(64);
+    let (pool, _io, _dir) = faulty_pool(64);
     let len = 300_000;
     let chunks: Vec<_> = (0..10)
         .map(|i| pool.insert(&noise(i, len), ChunkHints::depth(0)))
@@ -121,7 +104,7 @@ fn reads_respect_the_coalescing_cap() {
 
 #[test]
 fn resident_chunks_need_no_read_and_duplicates_are_visited_each() {
-    let (pool, _io, _dir) = file_pool(64);
+    let (pool, _io, _dir) = faulty_pool(64);
     let chunks: Vec<_> = (0..6)
         .map(|i| pool.insert(&body(i, 100_000), ChunkHints::depth(0)))
         .collect();
@@ -135,7 +118,7 @@ fn resident_chunks_need_no_read_and_duplicates_are_visited_each() {
 
 #[test]
 fn a_failed_read_fails_exactly_its_extents() {
-    let (pool, io, _dir) = file_pool(64);
+    let (pool, io, _dir) = faulty_pool(64);
     let chunks: Vec<_> = (0..12)
         .map(|i| pool.insert(&noise(i, 300_000), ChunkHints::depth(0)))
         .collect();
@@ -169,7 +152,7 @@ fn a_failed_read_fails_exactly_its_extents() {
 
 #[test]
 fn a_corrupted_extent_is_caught_and_named() {
-    let (pool, io, _dir) = file_pool(64);
+    let (pool, io, _dir) = faulty_pool(64);
     let chunks: Vec<_> = (0..4)
         .map(|i| pool.insert(&noise(i, 100_000), ChunkHints::depth(0)))
         .collect();

@@ -1,8 +1,11 @@
 //! Helpers shared by the pool's integration tests.
 #![allow(dead_code)] // each test binary uses a subset
 
+use std::sync::Arc;
+
+use spillway_pool::extent::file::{FaultyIo, FileStore, FileStoreOptions};
 use spillway_pool::slot::MIN_SLOT;
-use spillway_pool::{ChunkHandle, ChunkHints, Pool, PoolStats};
+use spillway_pool::{ChunkHandle, ChunkHints, Pool, PoolConfig, PoolStats};
 
 /// One smallest slot, in bytes.
 pub const SLOT: u64 = MIN_SLOT as u64;
@@ -38,4 +41,21 @@ pub fn assert_drained(s: &PoolStats) {
     assert_eq!(s.oversize_bytes, 0, "{s:?}");
     assert_eq!(s.spill_in_flight, 0, "{s:?}");
     assert_eq!(s.extent_bytes_live, 0, "{s:?}");
+}
+
+/// A pool over file extents in a fresh temp dir whose I/O goes through a fault injector,
+/// with evictions written inline (no spill threads, no write-behind): chunks evicted together
+/// get consecutive extent slots, and every test sees states deterministically.
+pub fn faulty_pool(budget_slots: u64) -> (Pool, Arc<FaultyIo>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let io = Arc::new(FaultyIo::new());
+    let store =
+        FileStore::open_with_io(dir.path(), FileStoreOptions::default(), io.clone()).unwrap();
+    let config = PoolConfig {
+        budget: budget_slots * SLOT,
+        spill_threads: 0,
+        write_behind: Some(0),
+        ..PoolConfig::default()
+    };
+    (Pool::with_store(config, Arc::new(store)).unwrap(), io, dir)
 }
