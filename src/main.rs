@@ -23,6 +23,9 @@ enum Command {
     /// Arrange a generated input, count records and take the largest value per key, scan it,
     /// and report.
     Reduce(QueryArgs),
+    /// Run `join` and print, spine level by spine level, where the arrangement's updates and
+    /// bytes live and what each level cost (writes, elisions, fault-ins, merge time).
+    Levels(QueryArgs),
     /// Run a workload once per backend, each in its own process, and print them side by side.
     Compare(CompareArgs),
     /// Measure how fast the pool evicts to and faults back from its extent store, next to raw
@@ -35,6 +38,7 @@ fn main() {
     let result = match &cli.command {
         Command::Join(args) => spillway::workload::run::run(Workload::Join, args),
         Command::Reduce(args) => spillway::workload::run::run(Workload::Reduce, args),
+        Command::Levels(args) => spillway::workload::levels::run(args),
         Command::Compare(args) => spillway::workload::compare::run(args),
         Command::PoolThroughput(args) => pool_throughput::run(args),
     };

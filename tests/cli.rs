@@ -164,6 +164,12 @@ fn bad_flags_fail_fast_with_a_message() {
         ),
         (vec!["reduce", "--join-tactic", "vectored"], "`join` only"),
         (vec!["join", "--join-tactic", "sideways"], "sideways"),
+        (
+            vec!["join", "--lazy-below", "2", "--eager-from", "1"],
+            "cannot be both",
+        ),
+        (vec!["join", "--eager-from", "deep"], "deep"),
+        (vec!["levels", "--backend", "dd-ord"], "paged arrangements"),
         (vec!["compare", "--backends", "pool,nope"], "nope"),
     ];
     for (args, needle) in cases {
@@ -341,4 +347,55 @@ fn compare_prints_a_table_and_agrees() {
     assert_eq!(lines[0]["runs"], 2, "{}", lines[0]);
     assert_eq!(lines[0]["total_s_runs"].as_array().map(Vec::len), Some(2));
     assert!(lines[0]["answers_differ"].is_null());
+}
+
+#[test]
+fn levels_reports_every_level_and_policies_agree() {
+    let mut join = vec!["join", "--json"];
+    join.extend(SMALL);
+    let expected = answers(&json_run(&join));
+    for policy in [
+        vec![],
+        vec!["--eager-from", "0", "--lazy-below", "none"],
+        vec!["--eager-from", "none", "--lazy-below", "255"],
+    ] {
+        let mut args = vec!["levels", "--json"];
+        args.extend(SMALL);
+        args.extend(policy.iter().copied());
+        let v = json_run(&args);
+        assert_eq!(answers(&v), expected, "{policy:?}");
+        assert!(v["policy"].is_object(), "{v}");
+        let levels = v["levels"].as_array().expect("levels");
+        assert!(levels.len() >= 2, "a merged trace has several levels: {v}");
+        let total = |field: &str| {
+            levels
+                .iter()
+                .map(|l| l[field].as_u64().unwrap())
+                .sum::<u64>()
+        };
+        assert_eq!(total("records"), v["scan_updates"].as_u64().unwrap());
+        assert_eq!(
+            total("extent_bytes_written"),
+            v["pool"]["extent_bytes_written"].as_u64().unwrap()
+        );
+        assert_eq!(
+            total("writes_elided"),
+            v["pool"]["writes_elided"].as_u64().unwrap()
+        );
+        assert_eq!(
+            v["series"].as_array().map(Vec::len),
+            Some(10),
+            "one sample per round"
+        );
+        if policy.contains(&"0") {
+            assert_eq!(v["policy"]["eager_from"], 0);
+        }
+    }
+    let mut args = vec!["levels"];
+    args.extend(SMALL);
+    let out = spillway(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(stdout.contains("level batches"), "{stdout}");
+    assert!(stdout.contains("policy lazy ≤ 0, eager ≥ 2"), "{stdout}");
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use spillway_pool::{ExtentBackend, PoolConfig};
+use spillway_trace::PagingPolicy;
 
 use super::input::InputSpec;
 use super::parse_bytes;
@@ -134,6 +135,20 @@ pub fn parse_count(s: &str) -> Result<u64, String> {
     Ok((n * scale as f64).round() as u64)
 }
 
+/// A spine level for `--eager-from` / `--lazy-below`: a depth, or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Level(pub Option<u8>);
+
+/// Parses a [`Level`]: `0` to `255`, or `none`.
+pub fn parse_level(s: &str) -> Result<Level, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Level(None));
+    }
+    s.parse::<u8>()
+        .map(|l| Level(Some(l)))
+        .map_err(|_| format!("cannot parse level {s:?} (a depth from 0 to 255, or none)"))
+}
+
 /// The default pool budget: below the default data size (10M updates, 320 MB), so the first
 /// run visibly pages.
 pub const DEFAULT_BUDGET: &str = "64MiB";
@@ -170,6 +185,14 @@ pub struct QueryArgs {
     /// on `pool` and `memory`, `cursor` on upstream backends.
     #[arg(long, value_enum)]
     pub join_tactic: Option<JoinTactic>,
+    /// Spine levels at or above this are backed eagerly by idle spill threads (`none`: no
+    /// level). Default: 2.
+    #[arg(long, value_parser = parse_level)]
+    pub eager_from: Option<Level>,
+    /// Spine levels at or below this are written only when evicted (`none`: no level).
+    /// Levels between the two are backed eagerly only under pressure. Default: 0.
+    #[arg(long, value_parser = parse_level)]
+    pub lazy_below: Option<Level>,
     /// Extent store of the pool.
     #[arg(long, value_enum, default_value = "file")]
     pub extents: Extents,
@@ -209,6 +232,10 @@ pub struct Plan {
     pub workload: Workload,
     pub backend: Backend,
     pub join_tactic: JoinTactic,
+    /// How paged arrangements back each spine level (`pool` backend).
+    pub policy: PagingPolicy,
+    /// Collect the per-level report (`spillway levels`).
+    pub levels: bool,
     pub input: InputSpec,
     pub budget: u64,
     pub pool: Option<PoolConfig>,
@@ -261,6 +288,15 @@ impl Plan {
                 ));
             }
         }
+        let default = PagingPolicy::default();
+        let policy = PagingPolicy {
+            lazy_below: args.lazy_below.map_or(default.lazy_below, |l| l.0),
+            eager_from: args.eager_from.map_or(default.eager_from, |l| l.0),
+            ..default
+        };
+        policy
+            .validate()
+            .map_err(|e| format!("--lazy-below / --eager-from: {e}"))?;
         spillway_pool::config::validate_budget(args.budget)
             .map_err(|e| format!("--budget: {e}"))?;
         let addresses = match (&args.hostfile, args.processes) {
@@ -313,6 +349,8 @@ impl Plan {
             workload,
             backend: args.backend,
             join_tactic: JoinTactic::resolve(args.backend, args.join_tactic),
+            policy,
+            levels: false,
             input: InputSpec {
                 seed: args.seed,
                 updates: args.updates,
@@ -378,5 +416,13 @@ mod tests {
         assert!(parse_count("ten").is_err());
         assert!(parse_count("-5").is_err());
         assert!(parse_count("1.5").is_err());
+    }
+
+    #[test]
+    fn levels_parse_as_depths_or_none() {
+        assert_eq!(parse_level("2"), Ok(Level(Some(2))));
+        assert_eq!(parse_level("none"), Ok(Level(None)));
+        assert!(parse_level("-1").is_err());
+        assert!(parse_level("256").is_err());
     }
 }

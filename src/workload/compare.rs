@@ -76,12 +76,20 @@ fn forwarded(argv: &[String]) -> Vec<String> {
     out
 }
 
-/// The join tactic a backend runs with: the requested one (or the default) on paged
-/// backends, `cursor` on upstream ones (the vectored tactic reads paged chunks).
-fn tactic_for(backend: Backend, requested: Option<JoinTactic>) -> JoinTactic {
-    match backend {
-        Backend::Pool | Backend::Memory => JoinTactic::resolve(backend, requested),
-        Backend::DdOrd | Backend::DdCol => JoinTactic::Cursor,
+/// The `--join-tactic` a child runs with: for `join`, the requested one (or the default) on
+/// paged backends and `cursor` on upstream ones (the vectored tactic reads paged chunks); for
+/// `reduce`, whatever was asked (so that a misplaced flag is refused as in `reduce` itself).
+fn tactic_for(
+    workload: Workload,
+    backend: Backend,
+    requested: Option<JoinTactic>,
+) -> Option<JoinTactic> {
+    match (workload, backend) {
+        (Workload::Reduce, _) => requested,
+        (Workload::Join, Backend::Pool | Backend::Memory) => {
+            Some(JoinTactic::resolve(backend, requested))
+        }
+        (Workload::Join, Backend::DdOrd | Backend::DdCol) => Some(JoinTactic::Cursor),
     }
 }
 
@@ -92,7 +100,7 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
     for &backend in &args.backends {
         let query = QueryArgs {
             backend,
-            join_tactic: Some(tactic_for(backend, args.query.join_tactic)),
+            join_tactic: tactic_for(workload, backend, args.query.join_tactic),
             ..args.query.clone()
         };
         Plan::new(workload, &query)?;
@@ -114,14 +122,12 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
                     args.repeat
                 );
             }
+            let tactic = tactic_for(workload, backend, args.query.join_tactic);
             let output = Command::new(&exe)
                 .arg(workload.name())
                 .args(&rest)
                 .args(["--backend", backend.name(), "--json", "--quiet"])
-                .args([
-                    "--join-tactic",
-                    tactic_for(backend, args.query.join_tactic).name(),
-                ])
+                .args(tactic.iter().flat_map(|t| ["--join-tactic", t.name()]))
                 .output()?;
             if output.status.success() {
                 match serde_json::from_slice::<Value>(&output.stdout) {

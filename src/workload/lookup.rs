@@ -45,6 +45,7 @@ pub fn arrange(worker: &mut Worker, spec: &InputSpec, paging: &Paging) -> Lookup
         &probe,
         &mut trace,
         &Phases::new(false),
+        |_| {},
     );
     drop(data);
     while !probe.done() {

@@ -15,11 +15,12 @@
 //! upstream's `OrdValSpine`; `dd-col` is upstream's columnar `ColChunk` trace with its own
 //! spill installed (see [`super::colspill`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Instant;
 
 use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
 use differential_dataflow::trace::{Navigable, TraceReader};
@@ -33,6 +34,7 @@ use timely::worker::Worker;
 use super::args::{Backend, JoinTactic, Plan, Workload};
 use super::colspill;
 use super::input::{record_hash, share, Checksum, InputSpec};
+use super::levels::{Event, LevelsSink, Recorder};
 use super::progress::Phases;
 
 /// Tags that keep the hashes of different outputs apart.
@@ -89,17 +91,36 @@ pub fn run_worker(
     plan: &Plan,
     pool: Option<&spillway_pool::Pool>,
     phases: &Phases,
+    levels: &LevelsSink,
 ) -> WorkerResult {
     match plan.backend {
         Backend::Pool | Backend::Memory => {
-            let paging = pool.map_or_else(Paging::disabled, Paging::enabled);
-            run_paged(worker, plan, &paging, phases)
+            let paging = pool.map_or_else(Paging::disabled, |pool| {
+                Paging::with_policy(pool, plan.policy)
+            });
+            // Worker 0 reports the levels of its trace and of its process's pool.
+            let recorder = (plan.levels && worker.index() == 0)
+                .then(|| RefCell::new(Recorder::new(pool.cloned())));
+            let on = |event: Event| {
+                if let Some(r) = &recorder {
+                    r.borrow_mut().on(event);
+                }
+            };
+            let (result, mut trace) = run_paged(worker, plan, &paging, phases, on);
+            if let Some(recorder) = recorder {
+                let batches = trace
+                    .batches_through(AntichainRef::new(&[]))
+                    .expect("the trace is complete");
+                let report = recorder.into_inner().finish(&batches);
+                *levels.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+            }
+            result
         }
-        Backend::DdOrd => run_ord(worker, plan, phases),
+        Backend::DdOrd => run_ord(worker, plan, phases).0,
         Backend::DdCol => {
             let spill = colspill::install(plan)
                 .unwrap_or_else(|e| panic!("spillway: cannot install the dd-col spill: {e}"));
-            let result = run_col(worker, plan, phases);
+            let result = run_col(worker, plan, phases).0;
             let written = spill
                 .stats
                 .bytes_written
@@ -120,6 +141,7 @@ pub(crate) fn build<Tr: TraceReader<Time = u64>>(
     probe: &ProbeHandle<u64>,
     trace: &mut Tr,
     phases: &Phases,
+    mut after_round: impl FnMut(u64),
 ) {
     let (index, peers) = (worker.index(), worker.peers());
     phases.start("build", spec.rounds);
@@ -142,6 +164,7 @@ pub(crate) fn build<Tr: TraceReader<Time = u64>>(
         trace.set_logical_compaction(AntichainRef::new(&frontier));
         trace.set_physical_compaction(AntichainRef::new(&frontier));
         phases.step_done(round + 1, entered);
+        after_round(round);
     }
 }
 
@@ -212,8 +235,10 @@ macro_rules! phases {
     ($worker:expr, $plan:expr, $phases:expr,
      arrange = |$c:ident| $arrange:expr,
      join = |$data:ident, $probes:ident| $join:expr,
-     reduce_into = ($builder:ty, $spine:ty, $fill:expr)) => {{
+     reduce_into = ($builder:ty, $spine:ty, $fill:expr),
+     on = $on:expr) => {{
         let (worker, plan, phases): (&mut Worker, &Plan, &Phases) = ($worker, $plan, $phases);
+        let on = $on;
         let spec = plan.input;
         let t0 = Instant::now();
         let (mut data, probe, mut trace) = worker.dataflow::<u64, _, _>(|scope| {
@@ -222,11 +247,20 @@ macro_rules! phases {
             let (probe, _) = arranged.stream.clone().probe();
             (input, probe, arranged.trace)
         });
-        build(worker, &spec, &mut data, &probe, &mut trace, phases);
+        build(
+            worker,
+            &spec,
+            &mut data,
+            &probe,
+            &mut trace,
+            phases,
+            |round| on(Event::Round(round)),
+        );
         drop(data);
         finish(worker, &probe);
         let build_s = t0.elapsed().as_secs_f64();
 
+        on(Event::QueryStart);
         let t1 = Instant::now();
         let acc = accumulator();
         phases.start(plan.workload.query_phase(), 1);
@@ -278,11 +312,12 @@ macro_rules! phases {
             }
         }
         let query_s = t1.elapsed().as_secs_f64();
+        on(Event::QueryEnd);
         phases.start("scan", 1);
         let t2 = Instant::now();
         let (scan_sum, scan_updates) = scan(&mut trace);
         let scan_s = t2.elapsed().as_secs_f64();
-        WorkerResult {
+        let result = WorkerResult {
             build_s,
             query_s,
             scan_s,
@@ -290,12 +325,22 @@ macro_rules! phases {
             scan: scan_sum,
             scan_updates,
             spill_bytes: 0,
-        }
+        };
+        (result, trace)
     }};
 }
 
-/// `PagedSpine`, paging on or off.
-fn run_paged(worker: &mut Worker, plan: &Plan, paging: &Paging, phases: &Phases) -> WorkerResult {
+/// The trace of the paged backends.
+type PagedTrace = TraceAgent<PagedSpine<u64, u64, u64, isize>>;
+
+/// `PagedSpine`, paging on or off; `on` hears the phase events.
+fn run_paged(
+    worker: &mut Worker,
+    plan: &Plan,
+    paging: &Paging,
+    phases: &Phases,
+    on: impl Fn(Event),
+) -> (WorkerResult, PagedTrace) {
     type B = PagedBuilder<u64, u64, u64, isize>;
     type S = PagedSpine<u64, u64, u64, isize>;
     // Reduce outputs page with the arrangement's paging (see `PagedChunk::with_paging`).
@@ -319,7 +364,8 @@ fn run_paged(worker: &mut Worker, plan: &Plan, paging: &Paging, phases: &Phases)
             JoinTactic::Cursor => data.join_core(probes, |k, v, q| Some((k, v, q))),
             JoinTactic::Vectored => data.join_core_vectored(probes, |k, v, q| Some((k, v, q))),
         },
-        reduce_into = (B, S, fill())
+        reduce_into = (B, S, fill()),
+        on = on
     )
 }
 
@@ -334,26 +380,36 @@ type UpstreamBuilder = ValBuilder<u64, u64, u64, isize>;
 type UpstreamSpine = ValSpine<u64, u64, u64, isize>;
 
 /// Upstream `OrdValSpine`.
-fn run_ord(worker: &mut Worker, plan: &Plan, phases: &Phases) -> WorkerResult {
+fn run_ord(
+    worker: &mut Worker,
+    plan: &Plan,
+    phases: &Phases,
+) -> (WorkerResult, impl TraceReader<Time = u64>) {
     phases!(
         worker,
         plan,
         phases,
         arrange = |c| c.arrange_by_key(),
         join = |data, probes| data.join_core(probes, |k, v, q| Some((*k, *v, *q))),
-        reduce_into = (UpstreamBuilder, UpstreamSpine, fill_vec)
+        reduce_into = (UpstreamBuilder, UpstreamSpine, fill_vec),
+        on = |_: Event| {}
     )
 }
 
 /// Upstream columnar `ColChunk` trace (its spill installed by the caller).
-fn run_col(worker: &mut Worker, plan: &Plan, phases: &Phases) -> WorkerResult {
+fn run_col(
+    worker: &mut Worker,
+    plan: &Plan,
+    phases: &Phases,
+) -> (WorkerResult, impl TraceReader<Time = u64>) {
     phases!(
         worker,
         plan,
         phases,
         arrange = |c| colspill::arrange(c),
         join = |data, probes| data.join_core(probes, |k, v, q| Some((*k, *v, *q))),
-        reduce_into = (UpstreamBuilder, UpstreamSpine, fill_vec)
+        reduce_into = (UpstreamBuilder, UpstreamSpine, fill_vec),
+        on = |_: Event| {}
     )
 }
 

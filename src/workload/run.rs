@@ -16,6 +16,7 @@ use timely::worker::Worker;
 
 use super::args::{Backend, Plan, QueryArgs, Workload};
 use super::input::Checksum;
+use super::levels::{LevelsReport, LevelsSink};
 use super::metrics;
 use super::progress::Phases;
 use super::query::{self, WorkerResult};
@@ -86,6 +87,22 @@ pub fn status_bytes(field: &str) -> u64 {
 /// Runs `workload` as `args` say and prints its report.
 pub fn run(workload: Workload, args: &QueryArgs) -> Result<(), Box<dyn std::error::Error>> {
     let plan = Plan::new(workload, args)?;
+    if let Some((report, _)) = execute(plan, args)? {
+        if args.json {
+            println!("{}", report.json());
+        } else {
+            print!("{}", report.summary());
+        }
+    }
+    Ok(())
+}
+
+/// What process 0 of a run returns: the report, and the per-level report if asked for.
+pub type Outcome = Option<(Report, Option<LevelsReport>)>;
+
+/// Runs `plan` (with `args`' output flags: progress bar, metrics). Process 0 returns the
+/// report, and the per-level report if the plan asks for one; other processes `None`.
+pub fn execute(plan: Plan, args: &QueryArgs) -> Result<Outcome, Box<dyn std::error::Error>> {
     let pool = plan.pool.clone().map(Pool::new).transpose()?;
     let phases = Arc::new(Phases::new(!args.quiet && !args.json));
     if let Some(addr) = args.metrics_addr {
@@ -100,11 +117,12 @@ pub fn run(workload: Workload, args: &QueryArgs) -> Result<(), Box<dyn std::erro
         }
     }
     let started = Instant::now();
-    let (plan2, phases2) = (plan.clone(), phases.clone());
+    let levels: LevelsSink = Arc::default();
+    let (plan2, phases2, levels2) = (plan.clone(), phases.clone(), levels.clone());
     // Connecting a cluster prints on stdout; keep it for the report (see `super::stdio`).
     let quiet_stdout = (plan.processes > 1).then(super::stdio::StdoutToStderr::redirect);
     let guards = timely::execute(plan.timely_config(), move |worker| {
-        let result = query::run_worker(worker, &plan2, pool.as_ref(), &phases2);
+        let result = query::run_worker(worker, &plan2, pool.as_ref(), &phases2, &levels2);
         gather(worker, &plan2, &result, || ProcessStats {
             peak_rss: status_bytes("VmHWM:"),
             rss_after_scan: status_bytes("VmRSS:"),
@@ -121,15 +139,11 @@ pub fn run(workload: Workload, args: &QueryArgs) -> Result<(), Box<dyn std::erro
     phases.finish();
     let Some((workers, processes)) = report else {
         // Only process 0 reports.
-        return Ok(());
+        return Ok(None);
     };
     let report = Report::assemble(plan, workers, processes, started.elapsed().as_secs_f64());
-    if args.json {
-        println!("{}", report.json());
-    } else {
-        print!("{}", report.summary());
-    }
-    Ok(())
+    let levels = levels.lock().unwrap_or_else(|p| p.into_inner()).take();
+    Ok(Some((report, levels)))
 }
 
 /// Sends this worker's result, and its process's stats if it leads its process, to worker 0,
@@ -284,6 +298,12 @@ impl Report {
             "processes": p.processes,
             "budget_bytes": p.budget,
             "extents": p.pool.as_ref().map(|c| c.extents.name()),
+            "policy": (p.backend == Backend::Pool).then(|| json!({
+                "lazy_below": p.policy.lazy_below,
+                "eager_from": p.policy.eager_from,
+                "raw_depth0": p.policy.raw_depth0,
+                "min_bytes": p.policy.min_bytes,
+            })),
             "build_s": self.build_s,
             "query_s": self.query_s,
             "scan_s": self.scan_s,
@@ -352,6 +372,7 @@ impl Report {
             Backend::Pool => {
                 let [resident, peak, written, read, compressed_in, ev_compress, ev_cheap, elided, faults] =
                     self.pool;
+                out += &format!("  policy {}\n", super::levels::describe(&p.policy));
                 out += &format!(
                     "  pool   budget {}, peak resident {}, now {}\n         wrote {} ({} compressed in, {} evictions, {} cheap), read {} in {} fault-ins, {} writes elided\n",
                     format_size(p.budget),

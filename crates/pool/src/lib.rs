@@ -54,4 +54,4 @@ pub use error::{ConfigError, PoolError};
 pub use pool::{
     Backing, ChunkHandle, ChunkHints, ChunkState, PinGuard, Pool, VectoredReads, COALESCE_CAP,
 };
-pub use stats::PoolStats;
+pub use stats::{LevelStats, PoolStats};

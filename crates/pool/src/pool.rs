@@ -64,7 +64,7 @@ use crate::extent::{ExtentAddr, ExtentStore, StoreError};
 use crate::region::SlotRegion;
 use crate::slot::{slot_class_of, slot_size, SLOT_CLASSES};
 use crate::spill::{self, ChunkRef, SpillQueue};
-use crate::stats::{bump, Counters, PoolStats, StatsSource};
+use crate::stats::{bump, read, Counters, LevelCounters, LevelStats, PoolStats, StatsSource};
 
 mod vectored;
 pub use vectored::{VectoredReads, COALESCE_CAP, READ_AHEAD};
@@ -245,6 +245,8 @@ pub(crate) struct Shared {
     /// landing, a chunk freed or unpinned.
     changed: Condvar,
     counters: Counters,
+    /// Counters per depth band (see [`LevelStats`]).
+    levels: [LevelCounters; DEPTH_BANDS],
     queue: Arc<SpillQueue>,
     /// The inline writer's encoder: single-flight for evictions written on a worker thread.
     inline: Mutex<ExtentEncoder>,
@@ -280,6 +282,49 @@ impl Pool {
     /// Whether `other` is a clone of this pool (the same buffers and store).
     pub fn same_pool(&self, other: &Pool) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Statistics per depth band (level), deepest band last: where the pool's bytes live, and
+    /// what each level cost in writes, elisions and fault-ins. Takes the state lock once and
+    /// walks every chunk: for reports, not for hot paths.
+    pub fn level_stats(&self) -> Vec<LevelStats> {
+        let sh = &self.shared;
+        let mut out: Vec<LevelStats> = sh
+            .levels
+            .iter()
+            .map(|c| LevelStats {
+                chunks_written: read(&c.chunks_written),
+                extent_bytes_written: read(&c.extent_bytes_written),
+                writes_elided: read(&c.writes_elided),
+                fault_ins: read(&c.fault_ins),
+                ..LevelStats::default()
+            })
+            .collect();
+        let st = lock(&sh.state);
+        for e in &st.entries {
+            let (holds_slot, extent) = match &e.body {
+                Body::Vacant => continue,
+                Body::Resident { extent, .. } => (true, *extent),
+                Body::Writing { .. } => (true, None),
+                Body::Loading { extent, .. } => (true, Some(*extent)),
+                Body::Evicted { extent } => (false, Some(*extent)),
+                Body::Oversize { .. } => (false, None),
+            };
+            let level = &mut out[e.band()];
+            level.chunks += 1;
+            if holds_slot {
+                level.resident_bytes += e.slot_bytes();
+            }
+            if let Some(extent) = extent {
+                level.extent_bytes += extent.meta.padded_len() as u64;
+            }
+        }
+        out
+    }
+
+    /// Slot bytes of resident chunks now (the budgeted quantity; see [`PoolStats`]).
+    pub fn resident_bytes(&self) -> u64 {
+        lock(&self.shared.state).resident_bytes
     }
 
     /// Builds a pool, validating the configuration and opening the extent store first.
@@ -335,6 +380,7 @@ impl Pool {
             state: Mutex::default(),
             changed: Condvar::new(),
             counters: Counters::default(),
+            levels: Default::default(),
             queue: Arc::clone(&queue),
             inline: Mutex::default(),
             read_bufs: Mutex::default(),
@@ -939,6 +985,9 @@ impl Shared {
         }
         match result {
             Ok(extent) => {
+                let level = &self.levels[e.band()];
+                bump(&level.chunks_written, 1);
+                bump(&level.extent_bytes_written, extent.meta.padded_len() as u64);
                 if evict && e.pins == 0 && !e.freed && !e.referenced {
                     e.body = Body::Evicted { extent };
                     st.resident_bytes -= size;
@@ -1127,6 +1176,7 @@ impl Shared {
             };
             e.referenced = true;
             bump(&self.counters.fault_ins, 1);
+            bump(&self.levels[e.band()].fault_ins, 1);
             if !e.queued && !e.freed {
                 enqueue(st, id);
             }
@@ -1178,7 +1228,10 @@ impl Shared {
                 self.release_slot(st, class, slot);
                 match x {
                     Some(x) => extent = Some(x),
-                    None => bump(&self.counters.writes_elided, 1),
+                    None => {
+                        bump(&self.counters.writes_elided, 1);
+                        bump(&self.levels[band].writes_elided, 1);
+                    }
                 }
             }
             Body::Evicted { extent: x } => extent = Some(x),

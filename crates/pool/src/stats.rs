@@ -95,6 +95,35 @@ pool_stats! {
     Counter pageout_declined: "Extents left resident after the last pageout retry (swap backend).",
 }
 
+/// Statistics of one depth band, a *level*: the chunks inserted with that depth hint (deeper
+/// hints share the last band, [`crate::pool::DEPTH_BANDS`]` - 1`). From [`crate::Pool::level_stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LevelStats {
+    /// Live chunks.
+    pub chunks: u64,
+    /// Slot bytes of its chunks that hold a slot (resident, being written or loaded).
+    pub resident_bytes: u64,
+    /// Padded bytes of its chunks' live extents.
+    pub extent_bytes: u64,
+    /// Chunks written to an extent (by eviction or eager backing).
+    pub chunks_written: u64,
+    /// Padded bytes those writes stored.
+    pub extent_bytes_written: u64,
+    /// Chunks freed before they were ever written.
+    pub writes_elided: u64,
+    /// Evicted chunks read back into a slot.
+    pub fault_ins: u64,
+}
+
+/// The per-level counters behind [`LevelStats`] (its gauges are computed at snapshot time).
+#[derive(Debug, Default)]
+pub(crate) struct LevelCounters {
+    pub chunks_written: AtomicU64,
+    pub extent_bytes_written: AtomicU64,
+    pub writes_elided: AtomicU64,
+    pub fault_ins: AtomicU64,
+}
+
 /// Increments a counter by `n`.
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);

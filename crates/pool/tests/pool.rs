@@ -697,3 +697,35 @@ fn metrics_are_exported_to_prometheus() {
     );
     assert_eq!(families.len(), PoolStats::default().fields().len());
 }
+
+#[test]
+fn level_stats_split_the_pool_by_depth_and_add_up() {
+    let (pool, _dir) = sync_pool(16);
+    let young: Vec<_> = (0..4).map(|i| insert(&pool, i, 0)).collect();
+    let old: Vec<_> = (10..14).map(|i| insert(&pool, i, 3)).collect();
+    let deepest = insert(&pool, 20, 200); // shares the last band
+                                          // The deepest bands go first: everything but the four young chunks.
+    pool.evict_to(4 * SLOT);
+    check(&old[0], 10); // one fault-in at level 3
+    drop(young); // freed unwritten: elided at level 0
+    let levels = pool.level_stats();
+    let s = pool.stats();
+    assert_eq!(levels.len(), spillway_pool::pool::DEPTH_BANDS);
+    assert_eq!((levels[0].chunks, levels[0].writes_elided), (0, 4));
+    assert_eq!(levels[3].chunks, 4);
+    assert_eq!(levels[3].fault_ins, 1);
+    assert_eq!(levels[15].chunks, 1, "depth 200 counts in the last band");
+    assert!(levels[15].chunks_written == 1 && levels[15].extent_bytes > 0);
+    let sum = |f: fn(&spillway_pool::LevelStats) -> u64| levels.iter().map(f).sum::<u64>();
+    assert_eq!(sum(|l| l.chunks), s.live_chunks);
+    assert_eq!(sum(|l| l.resident_bytes), s.resident_bytes);
+    assert_eq!(sum(|l| l.extent_bytes), s.extent_bytes_live);
+    assert_eq!(sum(|l| l.writes_elided), s.writes_elided);
+    assert_eq!(sum(|l| l.fault_ins), s.fault_ins);
+    assert_eq!(sum(|l| l.extent_bytes_written), s.extent_bytes_written);
+    assert_eq!(
+        sum(|l| l.chunks_written),
+        s.evictions_compress + s.eager_writes
+    );
+    drop((old, deepest));
+}

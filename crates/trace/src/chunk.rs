@@ -492,6 +492,7 @@ where
             in1.push_front(a);
             return;
         }
+        let started = std::time::Instant::now();
         let (va, vb) = (a.materialize(), b.materialize());
         let pager = a.pager().or(b.pager()).cloned();
         let depth = if pager::in_batcher() {
@@ -514,7 +515,9 @@ where
         for c in back.drain(..).rev() {
             in2.push_front(c);
         }
+        let records = merged.iter().map(|c| c.as_slice().len()).sum();
         rewrap(merged, None, depth, pager.as_ref(), |c| out.push_back(c));
+        crate::levels::record_merge(depth, started.elapsed(), records);
     }
 
     fn extract(

@@ -25,6 +25,7 @@ pub mod chunk;
 pub mod data;
 pub mod fixed;
 pub mod join;
+pub mod levels;
 pub mod pager;
 pub mod vectored;
 

@@ -17,9 +17,23 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use spillway_pool::{ChunkHints, Compression, Pool};
+use spillway_pool::{Backing, ChunkHints, Compression, Pool};
 
-/// When chunks page.
+/// When chunks page, and how each *level* (a chunk's depth: 0 for batcher output, merge
+/// outputs one deeper than their deepest input) is backed.
+///
+/// Young levels are merged away soon: writing them to extents early is wasted compression and
+/// I/O, and under pressure they are the last evicted anyway (the pool evicts deepest first).
+/// Old levels live long and are read by every join: backing them early, while spill threads
+/// are idle, turns their later eviction into a page release. So:
+/// - levels `≤ lazy_below` are **lazy**: written only when budget pressure evicts them (a
+///   chunk freed before that costs no write at all);
+/// - levels `≥ eager_from` are **eager**: backed by idle spill threads as soon as sealed;
+/// - levels in between are backed eagerly only if the pool is already under pressure (over
+///   [`PRESSURE`] of its budget) when they are sealed, lazily otherwise.
+///
+/// The default (lazy at level 0, eager from level 2, raw level 0) was chosen from the
+/// measurements in `doc/benchmarks.md` ("Spine levels").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PagingPolicy {
     /// Bodies smaller than this stay resident: paging them costs more than it saves.
@@ -27,13 +41,64 @@ pub struct PagingPolicy {
     /// Depth-0 chunks (fresh from the batcher, consumed by the next merge) are stored
     /// uncompressed when they page: their extents are read back soon.
     pub raw_depth0: bool,
+    /// Levels at or below this are lazy; `None`: no level is forced lazy.
+    pub lazy_below: Option<u8>,
+    /// Levels at or above this are eager; `None`: no level is forced eager.
+    pub eager_from: Option<u8>,
 }
+
+/// The residency, as a fraction of the budget, above which levels between `lazy_below` and
+/// `eager_from` are backed eagerly.
+pub const PRESSURE: f64 = 0.75;
 
 impl Default for PagingPolicy {
     fn default() -> Self {
         PagingPolicy {
             min_bytes: 64 << 10,
             raw_depth0: true,
+            lazy_below: Some(0),
+            eager_from: Some(2),
+        }
+    }
+}
+
+impl PagingPolicy {
+    /// Every level lazy: chunks are written only when evicted.
+    pub fn lazy_everywhere() -> Self {
+        PagingPolicy {
+            lazy_below: Some(u8::MAX),
+            eager_from: None,
+            ..Self::default()
+        }
+    }
+
+    /// Every level eager: chunks are backed as soon as they are sealed.
+    pub fn eager_everywhere() -> Self {
+        PagingPolicy {
+            lazy_below: None,
+            eager_from: Some(0),
+            ..Self::default()
+        }
+    }
+
+    /// Refuses thresholds that overlap (a level both lazy and eager).
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.lazy_below, self.eager_from) {
+            (Some(lazy), Some(eager)) if lazy >= eager => Err(format!(
+                "lazy_below ({lazy}) must be below eager_from ({eager}): a level cannot be both"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// How a chunk at `depth` is backed; `pressed` says whether the pool is under pressure
+    /// (asked only for levels between the two thresholds).
+    pub fn backing(&self, depth: u8, pressed: impl FnOnce() -> bool) -> Backing {
+        match (self.lazy_below, self.eager_from) {
+            (Some(lazy), _) if depth <= lazy => Backing::Lazy,
+            (_, Some(eager)) if depth >= eager => Backing::Eager,
+            _ if pressed() => Backing::Eager,
+            _ => Backing::Lazy,
         }
     }
 }
@@ -82,14 +147,19 @@ impl ColumnPager {
 
     /// Pool hints for a chunk at `depth`.
     pub(crate) fn hints(&self, depth: u8) -> ChunkHints {
-        let hints = ChunkHints::depth(depth);
-        if depth == 0 && self.policy.raw_depth0 {
-            ChunkHints {
-                compression: Compression::Raw,
-                ..hints
-            }
+        let pool = &self.pool;
+        let backing = self.policy.backing(depth, || {
+            pool.resident_bytes() as f64 > PRESSURE * pool.budget() as f64
+        });
+        let compression = if depth == 0 && self.policy.raw_depth0 {
+            Compression::Raw
         } else {
-            hints
+            Compression::default()
+        };
+        ChunkHints {
+            depth,
+            backing,
+            compression,
         }
     }
 }
@@ -196,4 +266,33 @@ pub(crate) fn keep_chain_heads() -> bool {
             .as_ref()
             .is_some_and(|call| call.keep_chain_heads)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_are_lazy_eager_or_pressure_driven() {
+        let policy = PagingPolicy::default();
+        let (calm, pressed) = (|| false, || true);
+        assert_eq!(policy.backing(0, pressed), Backing::Lazy);
+        assert_eq!(policy.backing(1, calm), Backing::Lazy);
+        assert_eq!(policy.backing(1, pressed), Backing::Eager);
+        assert_eq!(policy.backing(2, calm), Backing::Eager);
+        assert_eq!(policy.backing(200, calm), Backing::Eager);
+        let lazy = PagingPolicy::lazy_everywhere();
+        assert!((0..=255).all(|d| lazy.backing(d, pressed) == Backing::Lazy));
+        let eager = PagingPolicy::eager_everywhere();
+        assert!((0..=255).all(|d| eager.backing(d, calm) == Backing::Eager));
+        for p in [policy, lazy, eager] {
+            assert_eq!(p.validate(), Ok(()));
+        }
+        let overlapping = PagingPolicy {
+            lazy_below: Some(3),
+            eager_from: Some(3),
+            ..policy
+        };
+        assert!(overlapping.validate().is_err());
+    }
 }

@@ -115,18 +115,25 @@ fn make_pool(case: &Case) -> TestPool {
 }
 
 /// Builds the paging configuration of one worker. Paged, e.g.:
-/// `Paging::with_policy(pool, PagingPolicy { min_bytes: 0, raw_depth0: true })`
-/// (`min_bytes: 0` so the small cases page too).
+/// `Paging::with_policy(pool, PagingPolicy { min_bytes: 0, raw_depth0: true, .. })`
+/// (`min_bytes: 0` so the small cases page too), with the level policy varied by case.
 fn make_paging(pool: &TestPool, _worker_index: usize, case: &Case) -> TestPaging {
     use spillway_trace::*;
     if !case.paging {
         return Paging::disabled();
     }
+    // The level policy must not change any answer: vary it with the (already varied) budget.
+    let levels = match case.paging_budget / (64 << 10) % 3 {
+        0 => PagingPolicy::default(),
+        1 => PagingPolicy::lazy_everywhere(),
+        _ => PagingPolicy::eager_everywhere(),
+    };
     Paging::with_policy(
         pool,
         PagingPolicy {
             min_bytes: 0,
             raw_depth0: true,
+            ..levels
         },
     )
 }

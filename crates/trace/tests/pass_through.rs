@@ -36,6 +36,7 @@ fn paging(pool: &Pool) -> Paging {
         PagingPolicy {
             min_bytes: 0,
             raw_depth0: true,
+            ..PagingPolicy::default()
         },
     )
 }

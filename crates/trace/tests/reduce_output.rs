@@ -28,6 +28,7 @@ fn run(page_output: bool) -> (Out, PoolStats) {
             PagingPolicy {
                 min_bytes: 4096,
                 raw_depth0: false,
+                ..PagingPolicy::default()
             },
         );
         let sink = out2.clone();

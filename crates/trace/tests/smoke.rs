@@ -19,6 +19,7 @@ fn run(paged: bool, pool: Pool) -> (Out, spillway_pool::PoolStats) {
             PagingPolicy {
                 min_bytes: 4096,
                 raw_depth0: true,
+                ..PagingPolicy::default()
             },
         );
         let (mut data, mut probe_keys) = worker.dataflow::<u64, _, _>(|scope| {

@@ -63,6 +63,7 @@ fn run(backend: Backend) -> (Outputs, PagedStats) {
                 PagingPolicy {
                     min_bytes: 1024,
                     raw_depth0: false,
+                    ..PagingPolicy::default()
                 },
             ),
             _ => Paging::disabled(),

@@ -40,6 +40,7 @@ fn paging(pool: &Pool) -> Paging {
         PagingPolicy {
             min_bytes: 1024,
             raw_depth0: false,
+            ..PagingPolicy::default()
         },
     )
 }
