@@ -1,0 +1,79 @@
+//! Spine levels: the join workload under each backing policy, timed by criterion, with the
+//! per-level table (batches, records, resident and extent bytes, chunks written and elided,
+//! fault-ins during the join, merge time) printed once per policy and saved as JSON next to
+//! criterion's report (`target/criterion/spine_levels/<policy>/levels.json`).
+//!
+//! ```text
+//! cargo bench --bench spine_levels                       # 20M updates, 32 MiB, ~15 minutes
+//! SPILLWAY_BENCH_UPDATES=2M SPILLWAY_BENCH_BUDGET=4MiB cargo bench --bench spine_levels
+//! ```
+//! Policies: `memory` (paging off), `lazy` (every level written only when evicted), `eager`
+//! (every level backed when sealed), `default` (level-keyed: see `PagingPolicy`).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use criterion::{Criterion, Throughput};
+use spillway::workload::args::QueryArgs;
+use spillway::workload::levels::collect;
+
+#[derive(Parser)]
+struct Wrap {
+    #[command(flatten)]
+    query: QueryArgs,
+}
+
+const POLICIES: [(&str, &[&str]); 4] = [
+    ("memory", &["--backend", "memory"]),
+    ("lazy", &["--eager-from", "none", "--lazy-below", "255"]),
+    ("eager", &["--eager-from", "0", "--lazy-below", "none"]),
+    ("default", &[]),
+];
+
+fn main() {
+    let updates = std::env::var("SPILLWAY_BENCH_UPDATES").unwrap_or_else(|_| "20M".into());
+    let budget = std::env::var("SPILLWAY_BENCH_BUDGET").unwrap_or_else(|_| "32MiB".into());
+    let mut criterion = Criterion::default().configure_from_args();
+    let mut group = criterion.benchmark_group("spine_levels");
+    group.sample_size(10);
+    let out_dir =
+        PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+            .join("criterion/spine_levels");
+    for (name, flags) in POLICIES {
+        let mut argv = vec![
+            "bench",
+            "--updates",
+            &updates,
+            "--budget",
+            &budget,
+            "--quiet",
+        ];
+        argv.extend_from_slice(flags);
+        let args = Wrap::parse_from(argv).query;
+        let run = || {
+            collect(&args)
+                .expect("the run succeeds")
+                .expect("a single process reports")
+        };
+        // One run outside the timing, for the table.
+        let (report, levels) = run();
+        eprintln!(
+            "\n{name}: {:.2} s total, {} written\n{}",
+            report.total_s,
+            spillway::pool::format_size(levels.end.iter().map(|l| l.extent_bytes_written).sum()),
+            levels.table()
+        );
+        let dir = out_dir.join(name);
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let mut json = report.json();
+            let (rows, series) = levels.json();
+            json["levels"] = rows;
+            json["series"] = series;
+            let _ = std::fs::write(dir.join("levels.json"), json.to_string());
+        }
+        group.throughput(Throughput::Elements(report.plan.input.updates));
+        group.bench_function(name, |b| b.iter(run));
+    }
+    group.finish();
+    criterion.final_summary();
+}
