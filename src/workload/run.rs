@@ -22,7 +22,7 @@ use super::progress::Phases;
 use super::query::{self, WorkerResult};
 
 /// The pool counters a report carries (zeros without a pool), in JSON order.
-const POOL_FIELDS: [&str; 9] = [
+const POOL_FIELDS: [&str; POOL_VALUES] = [
     "resident_bytes",
     "peak_resident_bytes",
     "extent_bytes_written",
@@ -32,9 +32,14 @@ const POOL_FIELDS: [&str; 9] = [
     "evictions_cheap",
     "writes_elided",
     "fault_ins",
+    "eager_writes",
+    "inline_writes",
 ];
 
-fn pool_values(s: &PoolStats) -> [u64; 9] {
+/// How many pool counters a report carries.
+const POOL_VALUES: usize = 11;
+
+fn pool_values(s: &PoolStats) -> [u64; POOL_VALUES] {
     [
         s.resident_bytes,
         s.peak_resident_bytes,
@@ -45,6 +50,8 @@ fn pool_values(s: &PoolStats) -> [u64; 9] {
         s.evictions_cheap,
         s.writes_elided,
         s.fault_ins,
+        s.eager_writes,
+        s.inline_writes,
     ]
 }
 
@@ -53,7 +60,7 @@ fn pool_values(s: &PoolStats) -> [u64; 9] {
 struct ProcessStats {
     peak_rss: u64,
     rss_after_scan: u64,
-    pool: [u64; 9],
+    pool: [u64; POOL_VALUES],
 }
 
 /// Everything one run measured.
@@ -69,7 +76,7 @@ pub struct Report {
     pub scan_updates: u64,
     peak_rss: u64,
     rss_after_scan: u64,
-    pool: [u64; 9],
+    pool: [u64; POOL_VALUES],
     col_spill_bytes: u64,
 }
 
@@ -126,7 +133,9 @@ pub fn execute(plan: Plan, args: &QueryArgs) -> Result<Outcome, Box<dyn std::err
         gather(worker, &plan2, &result, || ProcessStats {
             peak_rss: status_bytes("VmHWM:"),
             rss_after_scan: status_bytes("VmRSS:"),
-            pool: pool.as_ref().map_or([0; 9], |p| pool_values(&p.stats())),
+            pool: pool
+                .as_ref()
+                .map_or([0; POOL_VALUES], |p| pool_values(&p.stats())),
         })
     })?;
     drop(quiet_stdout);
@@ -234,7 +243,9 @@ fn decode_process(m: &[u64]) -> ProcessStats {
     ProcessStats {
         peak_rss: m[0],
         rss_after_scan: m[1],
-        pool: m[2..11].try_into().expect("nine pool values"),
+        pool: m[2..2 + POOL_VALUES]
+            .try_into()
+            .expect("a pool value per field"),
     }
 }
 
@@ -246,7 +257,7 @@ impl Report {
         total_s: f64,
     ) -> Report {
         let max = |f: fn(&WorkerResult) -> f64| workers.iter().map(f).fold(0.0, f64::max);
-        let mut pool = [0u64; 9];
+        let mut pool = [0u64; POOL_VALUES];
         for p in &processes {
             for (sum, v) in pool.iter_mut().zip(p.pool) {
                 *sum += v;
@@ -370,11 +381,11 @@ impl Report {
         );
         match p.backend {
             Backend::Pool => {
-                let [resident, peak, written, read, compressed_in, ev_compress, ev_cheap, elided, faults] =
+                let [resident, peak, written, read, compressed_in, ev_compress, ev_cheap, elided, faults, eager, inline] =
                     self.pool;
                 out += &format!("  policy {}\n", super::levels::describe(&p.policy));
                 out += &format!(
-                    "  pool   budget {}, peak resident {}, now {}\n         wrote {} ({} compressed in, {} evictions, {} cheap), read {} in {} fault-ins, {} writes elided\n",
+                    "  pool   budget {}, peak resident {}, now {}\n         wrote {} ({} compressed in, {} evictions, {} cheap, {} eager, {} inline), read {} in {} fault-ins, {} writes elided\n",
                     format_size(p.budget),
                     format_size(peak),
                     format_size(resident),
@@ -382,6 +393,8 @@ impl Report {
                     format_size(compressed_in),
                     ev_compress,
                     ev_cheap,
+                    eager,
+                    inline,
                     format_size(read),
                     faults,
                     elided
