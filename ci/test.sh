@@ -21,3 +21,9 @@ if [ "${SPILLWAY_MIRI:-1}" = 1 ]; then
     echo "skipping Miri: no nightly toolchain with the miri component on this machine"
   fi
 fi
+# Larger than RAM: 40M updates in a 768 MiB memory cgroup (a release build and about three
+# minutes; needs root and cgroup v1 or v2, and skips with a message otherwise).
+# SPILLWAY_LTR=0 skips it on purpose.
+if [ "${SPILLWAY_LTR:-1}" = 1 ]; then
+  bash ci/larger-than-ram.sh
+fi

@@ -44,6 +44,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for i in 0..updates {
             let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
             data.insert((x % keys, x >> 40));
+            // Keep the dataflow consuming as we go, so input does not queue up in memory.
+            if i % 65_536 == 0 {
+                data.flush();
+                worker.step();
+            }
             if i % (updates / 10).max(1) == 0 {
                 let next = data.time() + 1;
                 data.advance_to(next);

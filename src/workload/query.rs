@@ -133,6 +133,10 @@ pub fn run_worker(
     }
 }
 
+/// Updates entered between worker steps: the input queued ahead of the dataflow stays near
+/// this many records (2 MiB), whatever the round size, instead of a whole round.
+const SLICE: u64 = 1 << 16;
+
 /// The build phase: enters this worker's share of every round, compacting between rounds.
 pub(crate) fn build<Tr: TraceReader<Time = u64>>(
     worker: &mut Worker,
@@ -154,6 +158,10 @@ pub(crate) fn build<Tr: TraceReader<Time = u64>>(
             if let Some(at) = u.retract_at {
                 data.update_at((u.key, u.val), at, -1);
             }
+            if entered % SLICE == 0 {
+                data.flush();
+                worker.step();
+            }
         }
         data.advance_to(round + 1);
         data.flush();
@@ -169,9 +177,13 @@ pub(crate) fn build<Tr: TraceReader<Time = u64>>(
 }
 
 /// Enters this worker's share of the probes and closes the input.
-fn enter_probes(worker: &Worker, spec: &InputSpec, mut probes: Session) {
-    for j in share(0..spec.probes, worker.index(), worker.peers()) {
+fn enter_probes(worker: &mut Worker, spec: &InputSpec, mut probes: Session) {
+    for (n, j) in share(0..spec.probes, worker.index(), worker.peers()).enumerate() {
         probes.insert(spec.probe(j));
+        if (n as u64 + 1) % SLICE == 0 {
+            probes.flush();
+            worker.step();
+        }
     }
     probes.close();
 }
