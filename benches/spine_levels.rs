@@ -12,23 +12,8 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
 use criterion::{Criterion, Throughput};
-use spillway::workload::args::QueryArgs;
-use spillway::workload::levels::collect;
-
-#[derive(Parser)]
-struct Wrap {
-    #[command(flatten)]
-    query: QueryArgs,
-}
-
-const POLICIES: [(&str, &[&str]); 4] = [
-    ("memory", &["--backend", "memory"]),
-    ("lazy", &["--eager-from", "none", "--lazy-below", "255"]),
-    ("eager", &["--eager-from", "0", "--lazy-below", "none"]),
-    ("default", &[]),
-];
+use spillway::workload::levels::{collect_flags, report_json, POLICIES};
 
 fn main() {
     let updates = std::env::var("SPILLWAY_BENCH_UPDATES").unwrap_or_else(|_| "20M".into());
@@ -40,21 +25,9 @@ fn main() {
         PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
             .join("criterion/spine_levels");
     for (name, flags) in POLICIES {
-        let mut argv = vec![
-            "bench",
-            "--updates",
-            &updates,
-            "--budget",
-            &budget,
-            "--quiet",
-        ];
+        let mut argv = vec!["--updates", &updates, "--budget", &budget, "--quiet"];
         argv.extend_from_slice(flags);
-        let args = Wrap::parse_from(argv).query;
-        let run = || {
-            collect(&args)
-                .expect("the run succeeds")
-                .expect("a single process reports")
-        };
+        let run = || collect_flags(&argv).expect("the run succeeds");
         // One run outside the timing, for the table.
         let (report, levels) = run();
         eprintln!(
@@ -65,10 +38,7 @@ fn main() {
         );
         let dir = out_dir.join(name);
         if std::fs::create_dir_all(&dir).is_ok() {
-            let mut json = report.json();
-            let (rows, series) = levels.json();
-            json["levels"] = rows;
-            json["series"] = series;
+            let json = report_json(&report, &levels);
             let _ = std::fs::write(dir.join("levels.json"), json.to_string());
         }
         group.throughput(Throughput::Elements(report.plan.input.updates));

@@ -15,8 +15,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use plotters::prelude::*;
 use serde_json::Value;
-use spillway::workload::args::QueryArgs;
-use spillway::workload::levels::collect;
+use spillway::workload::levels::{collect_flags, report_json, POLICIES};
 
 #[derive(Parser)]
 struct Args {
@@ -39,19 +38,6 @@ struct Args {
     )]
     font: PathBuf,
 }
-
-#[derive(Parser)]
-struct Wrap {
-    #[command(flatten)]
-    query: QueryArgs,
-}
-
-const POLICIES: [(&str, &[&str]); 4] = [
-    ("memory", &["--backend", "memory"]),
-    ("lazy", &["--eager-from", "none", "--lazy-below", "255"]),
-    ("eager", &["--eager-from", "0", "--lazy-below", "none"]),
-    ("default", &[]),
-];
 
 const MIB: f64 = (1 << 20) as f64;
 
@@ -79,16 +65,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn run_here(args: &Args) -> Result<Vec<(String, Value)>, Box<dyn std::error::Error>> {
     let mut runs = Vec::new();
     for (name, flags) in POLICIES {
-        let mut argv = vec!["plot", "--updates", &args.updates, "--budget", &args.budget];
-        argv.push("--quiet");
+        let mut argv = vec![
+            "--updates",
+            &args.updates,
+            "--budget",
+            &args.budget,
+            "--quiet",
+        ];
         argv.extend_from_slice(flags);
         eprintln!("plot_levels: running {name}...");
-        let (report, levels) = collect(&Wrap::parse_from(argv).query)?.ok_or("no report")?;
-        let mut json = report.json();
-        let (rows, series) = levels.json();
-        json["levels"] = rows;
-        json["series"] = series;
-        runs.push((name.to_string(), json));
+        let (report, levels) = collect_flags(&argv)?;
+        runs.push((name.to_string(), report_json(&report, &levels)));
     }
     Ok(runs)
 }
@@ -126,12 +113,7 @@ fn levels_over_time(
         let at = |s: &Value, field: &str, level: usize| s[field][level].as_f64().unwrap_or(0.0);
         let levels = series
             .iter()
-            .flat_map(|s| {
-                s["resident_bytes"]
-                    .as_array()
-                    .map_or(0, Vec::len)
-                    .checked_sub(0)
-            })
+            .map(|s| s["resident_bytes"].as_array().map_or(0, Vec::len))
             .max()
             .unwrap_or(0);
         let used: Vec<usize> = (0..levels)

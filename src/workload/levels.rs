@@ -261,17 +261,45 @@ pub fn collect(
     }))
 }
 
+/// The backing policies `benches/spine_levels.rs` and `examples/plot_levels.rs` compare, as
+/// `spillway levels` flags.
+pub const POLICIES: [(&str, &[&str]); 4] = [
+    ("memory", &["--backend", "memory"]),
+    ("lazy", &["--eager-from", "none", "--lazy-below", "255"]),
+    ("eager", &["--eager-from", "0", "--lazy-below", "none"]),
+    ("default", &[]),
+];
+
+/// [`collect`] with `spillway levels` flags, in this process (which must be the only one).
+pub fn collect_flags(
+    flags: &[&str],
+) -> Result<(super::run::Report, LevelsReport), Box<dyn std::error::Error>> {
+    #[derive(clap::Parser)]
+    struct Levels {
+        #[command(flatten)]
+        query: QueryArgs,
+    }
+    let argv = std::iter::once("levels").chain(flags.iter().copied());
+    let args = <Levels as clap::Parser>::try_parse_from(argv)?.query;
+    collect(&args)?.ok_or_else(|| "only a single-process run reports here".into())
+}
+
+/// The JSON `spillway levels --json` prints: the run's report with `levels` and `series`.
+pub fn report_json(report: &super::run::Report, levels: &LevelsReport) -> Value {
+    let mut out = report.json();
+    let (rows, series) = levels.json();
+    out["levels"] = rows;
+    out["series"] = series;
+    out
+}
+
 /// `spillway levels`.
 pub fn run(args: &QueryArgs) -> Result<(), Box<dyn std::error::Error>> {
     let Some((report, levels)) = collect(args)? else {
         return Ok(());
     };
     if args.json {
-        let mut out = report.json();
-        let (rows, series) = levels.json();
-        out["levels"] = rows;
-        out["series"] = series;
-        println!("{out}");
+        println!("{}", report_json(&report, &levels));
     } else {
         print!("{}", report.summary());
         print!("{}", levels.table());

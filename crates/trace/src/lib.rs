@@ -18,7 +18,11 @@
 //! Keys, values, times and diffs must be [`PagedData`]: fixed-width types ([`FixedWidth`]:
 //! integers, tuples of them, your own), which cursors return by value, or variable-length
 //! ones (`String`, `Vec<u8>`), returned by reference (see [`chunk`] for why both are sound,
-//! and what the by-reference path costs). See `doc/design/paged-trace.md` for the design and what is still to come.
+//! and what the by-reference path costs). Many keys are looked up at once with
+//! [`get_vectored`] / [`for_each_update`] (one sweep per batch, coalesced reads, no caches),
+//! and [`JoinVectored::join_core_vectored`] joins through them. [`PagingPolicy`] backs each
+//! spine level lazily or eagerly; [`levels`] and `Pool::level_stats` report per level. See
+//! `doc/design/paged-trace.md` for the design and what is still to come.
 
 pub mod arrange;
 pub mod chunk;
