@@ -186,7 +186,8 @@ pub struct QueryArgs {
     #[arg(long, value_enum)]
     pub join_tactic: Option<JoinTactic>,
     /// Spine levels at or above this are backed eagerly by idle spill threads (`none`: no
-    /// level). Default: 2.
+    /// level). Default: none (levels above `--lazy-below` are backed eagerly only under
+    /// pressure).
     #[arg(long, value_parser = parse_level)]
     pub eager_from: Option<Level>,
     /// Spine levels at or below this are written only when evicted (`none`: no level).

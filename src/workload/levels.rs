@@ -113,7 +113,7 @@ impl Recorder {
     }
 }
 
-/// The policy in words: `lazy ≤ 0, eager ≥ 2, between: eager under pressure, raw level 0`.
+/// The policy in words: `lazy ≤ 0, no level eager, between: eager under pressure, raw level 0`.
 pub fn describe(policy: &PagingPolicy) -> String {
     let lazy = policy
         .lazy_below

@@ -232,6 +232,9 @@ struct State {
     stale: [usize; DEPTH_BANDS],
     /// Extents of reclaimed chunks, released in the store once the state lock is dropped.
     to_free: Vec<Stored>,
+    /// Threads waiting on `Shared::changed`: notifying costs a system call, so state changes
+    /// notify only when someone waits (see [`Shared::wake`]).
+    waiters: u32,
 }
 
 /// Everything the pool's handles and spill threads share.
@@ -439,7 +442,7 @@ impl Pool {
                     let mut st = lock(&self.sh.state);
                     st.resident_bytes -= slot_size(self.class) as u64;
                     self.sh.release_slot(&mut st, self.class, self.slot);
-                    self.sh.changed.notify_all();
+                    self.sh.wake(&st);
                 }
             }
         }
@@ -520,7 +523,7 @@ impl Pool {
         let (mut st, _) = sh.reserve_room(st, 0, false);
         sh.trim_warm(&mut st);
         // Waiters for room re-check against the new budget.
-        sh.changed.notify_all();
+        sh.wake(&st);
         Ok(())
     }
 
@@ -557,7 +560,7 @@ impl Pool {
             if st.writes_in_flight == 0 && sh.queue.pending() == 0 {
                 return;
             }
-            drop(sh.changed.wait_timeout(st, Duration::from_millis(5)));
+            drop(sh.wait_timeout(st, Duration::from_millis(5)));
         }
     }
 
@@ -724,7 +727,7 @@ impl Shared {
                 bump(&self.counters.budget_overshoots, 1);
                 return (st, true);
             }
-            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = self.wait(st);
         }
     }
 
@@ -826,8 +829,8 @@ impl Shared {
 
     /// Wakes `quiesce` waiters after a spill job.
     pub(crate) fn job_finished(&self) {
-        let _st = lock(&self.state);
-        self.changed.notify_all();
+        let st = lock(&self.state);
+        self.wake(&st);
     }
 
     /// Claims a queued eviction write for a compressor (`Writing { running: true }`). False if
@@ -869,7 +872,39 @@ impl Shared {
         }
         bump(&self.counters.spill_cancelled, 1);
         self.try_reclaim(st, id);
-        self.changed.notify_all();
+        self.wake(st);
+    }
+
+    /// Wakes the threads waiting on `changed`, if any. Callers hold the state lock and made
+    /// their change under it, so a thread that is about to wait (counted in `waiters` under
+    /// the same lock) either sees the change or is counted here.
+    fn wake(&self, st: &State) {
+        if st.waiters > 0 {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Waits on `changed`, counted in `waiters`.
+    fn wait<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.waiters += 1;
+        let mut st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        st.waiters -= 1;
+        st
+    }
+
+    /// [`Shared::wait`] for at most `timeout`.
+    fn wait_timeout<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, State> {
+        st.waiters += 1;
+        let (mut st, _) = self
+            .changed
+            .wait_timeout(st, timeout)
+            .unwrap_or_else(|p| p.into_inner());
+        st.waiters -= 1;
+        st
     }
 
     /// Drops the state lock, then releases in the store the extents reclaimed under it (store
@@ -1032,7 +1067,7 @@ impl Shared {
             }
         }
         self.try_reclaim(st, c.0);
-        self.changed.notify_all();
+        self.wake(st);
         self.unlock(guard);
     }
 
@@ -1073,7 +1108,7 @@ impl Shared {
         let result = self.load(extent, class, slot, len, read_buf);
         let mut st = lock(&self.state);
         self.land_load(&mut st, c.0, result.is_ok());
-        self.changed.notify_all();
+        self.wake(&st);
         self.unlock(st);
     }
 
@@ -1259,7 +1294,7 @@ impl Shared {
         e.freed = true;
         bump(&self.counters.frees, 1);
         self.try_reclaim(&mut st, c.0);
-        self.changed.notify_all();
+        self.wake(&st);
         self.unlock(st);
     }
 
@@ -1272,7 +1307,7 @@ impl Shared {
             if st.entries[id as usize].freed {
                 self.try_reclaim(&mut st, id);
             }
-            self.changed.notify_all();
+            self.wake(&st);
             self.unlock(st);
         }
     }
@@ -1438,7 +1473,7 @@ impl ChunkHandle {
             let e = &st.entries[self.id as usize];
             let Body::Evicted { .. } = e.body else {
                 // Loading (a prefetch): wait for it to land.
-                st = sh.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+                st = sh.wait(st);
                 continue;
             };
             let (size, class) = (e.slot_bytes(), e.class as usize);
@@ -1463,7 +1498,7 @@ impl ChunkHandle {
             let result = sh.fill_loading_slot(class, slot, self.len, |dst| load(extent, dst));
             st = lock(&sh.state);
             sh.land_load(&mut st, self.id, result.is_ok());
-            sh.changed.notify_all();
+            sh.wake(&st);
             result?;
         }
     }
@@ -1490,7 +1525,7 @@ impl ChunkHandle {
                 bump(&sh.counters.copy_out_reads, 1);
                 return result;
             }
-            st = sh.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = sh.wait(st);
         }
     }
 

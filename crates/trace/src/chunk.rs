@@ -569,6 +569,7 @@ where
     }
 
     fn settle(input: &mut VecDeque<Self>, done: bool, out: &mut VecDeque<Self>) {
+        fold_small_tail(input);
         let scope_pager = pager::batcher_pager();
         let keep_chain_heads = pager::keep_chain_heads();
         let before = out.len();
@@ -611,6 +612,38 @@ where
         // Link each newly sealed chunk to its predecessor in the sequence, for prefetch.
         for i in before.max(1)..out.len() {
             let _ = out[i - 1].0.next.set(Rc::downgrade(&out[i].0));
+        }
+    }
+}
+
+/// Folds the last chunk of `input` into the one before while both are resident and fit one
+/// chunk together: what `pack` would combine anyway, done as chunks arrive. A reduce's builder
+/// pushes one chunk per key and settles after each push; without this, `pack` re-walks its
+/// growing carry of tiny chunks on every push, quadratic in the records per output chunk.
+fn fold_small_tail<K, V, T, R>(input: &mut VecDeque<PagedChunk<K, V, T, R>>)
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    while input.len() >= 2 {
+        let (a, b) = (&input[input.len() - 2], &input[input.len() - 1]);
+        let foldable = !a.is_pooled()
+            && !b.is_pooled()
+            && a.len_records() + b.len_records() <= TARGET
+            && a.depth() == b.depth()
+            && a.pager().is_some() == b.pager().is_some();
+        if !foldable {
+            return;
+        }
+        let b = input.pop_back().expect("two chunks");
+        let LookupBody::Records(records) = b.lookup_body() else {
+            unreachable!("checked resident")
+        };
+        let a = input.back_mut().expect("one chunk").building();
+        for record in records {
+            a.push_into(record.clone());
         }
     }
 }

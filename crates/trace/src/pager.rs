@@ -32,8 +32,11 @@ use spillway_pool::{Backing, ChunkHints, Compression, Pool};
 /// - levels in between are backed eagerly only if the pool is already under pressure (over
 ///   [`PRESSURE`] of its budget) when they are sealed, lazily otherwise.
 ///
-/// The default (lazy at level 0, eager from level 2, raw level 0) was chosen from the
-/// measurements in `doc/benchmarks.md` ("Spine levels").
+/// The default (level 0 lazy and raw, every deeper level eager under pressure, none eager
+/// unconditionally) was chosen from the measurements in `doc/benchmarks.md` ("Spine
+/// levels"): level 0 is where lazy backing saves writes (half its chunks are merged away
+/// before pressure reaches them), deeper levels are all written under pressure anyway, and
+/// unconditional eager backing only costs when the budget holds everything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PagingPolicy {
     /// Bodies smaller than this stay resident: paging them costs more than it saves.
@@ -57,7 +60,7 @@ impl Default for PagingPolicy {
             min_bytes: 64 << 10,
             raw_depth0: true,
             lazy_below: Some(0),
-            eager_from: Some(2),
+            eager_from: None,
         }
     }
 }
@@ -279,13 +282,19 @@ mod tests {
         assert_eq!(policy.backing(0, pressed), Backing::Lazy);
         assert_eq!(policy.backing(1, calm), Backing::Lazy);
         assert_eq!(policy.backing(1, pressed), Backing::Eager);
-        assert_eq!(policy.backing(2, calm), Backing::Eager);
-        assert_eq!(policy.backing(200, calm), Backing::Eager);
+        assert_eq!(policy.backing(200, calm), Backing::Lazy);
+        assert_eq!(policy.backing(200, pressed), Backing::Eager);
+        let keyed = PagingPolicy {
+            eager_from: Some(2),
+            ..policy
+        };
+        assert_eq!(keyed.backing(1, calm), Backing::Lazy);
+        assert_eq!(keyed.backing(2, calm), Backing::Eager);
         let lazy = PagingPolicy::lazy_everywhere();
         assert!((0..=255).all(|d| lazy.backing(d, pressed) == Backing::Lazy));
         let eager = PagingPolicy::eager_everywhere();
         assert!((0..=255).all(|d| eager.backing(d, calm) == Backing::Eager));
-        for p in [policy, lazy, eager] {
+        for p in [policy, keyed, lazy, eager] {
             assert_eq!(p.validate(), Ok(()));
         }
         let overlapping = PagingPolicy {
