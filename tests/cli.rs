@@ -398,7 +398,7 @@ fn levels_reports_every_level_and_policies_agree() {
     assert!(out.status.success());
     assert!(stdout.contains("level batches"), "{stdout}");
     assert!(
-        stdout.contains("policy lazy ≤ 0, no level eager"),
+        stdout.contains("policy lazy ≤ 0, deeper levels eager under pressure"),
         "{stdout}"
     );
 }

@@ -113,16 +113,18 @@ impl Recorder {
     }
 }
 
-/// The policy in words: `lazy ≤ 0, no level eager, between: eager under pressure, raw level 0`.
+/// The policy in words, e.g. `lazy ≤ 0, deeper levels eager under pressure, raw level 0`.
 pub fn describe(policy: &PagingPolicy) -> String {
-    let lazy = policy
-        .lazy_below
-        .map_or("no level lazy".into(), |l| format!("lazy ≤ {l}"));
-    let eager = policy
-        .eager_from
-        .map_or("no level eager".into(), |l| format!("eager ≥ {l}"));
+    let zones = match (policy.lazy_below, policy.eager_from) {
+        (Some(lazy), Some(eager)) => {
+            format!("lazy ≤ {lazy}, eager ≥ {eager}, between: eager under pressure")
+        }
+        (Some(lazy), None) => format!("lazy ≤ {lazy}, deeper levels eager under pressure"),
+        (None, Some(eager)) => format!("eager ≥ {eager}, shallower levels eager under pressure"),
+        (None, None) => "every level eager under pressure".to_string(),
+    };
     format!(
-        "{lazy}, {eager}, between: eager under pressure{}",
+        "{zones}{}",
         if policy.raw_depth0 {
             ", raw level 0"
         } else {
