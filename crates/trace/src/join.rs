@@ -28,12 +28,13 @@ use differential_dataflow::difference::{Multiply, Semigroup};
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::join::{join_with_tactic, Fresh, JoinTactic};
+use differential_dataflow::trace::chunk::vec::VecChunk;
 use differential_dataflow::trace::chunk::ChunkBatch;
 use differential_dataflow::{AsCollection, Data, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
 use timely::progress::Timestamp;
 
-use crate::chunk::PagedChunk;
+use crate::chunk::{LookupBody, PagedChunk};
 use crate::data::PagedData;
 use crate::vectored::{for_each_update, LookupStats};
 use crate::PagedSpine;
@@ -264,7 +265,8 @@ where
     batches: Vec<ChunkCursor<K, V, T, R>>,
 }
 
-/// A batch's position: the next chunk to decode, and the decoded current one.
+/// A batch's position: its current chunk, read in place when resident and decoded (once)
+/// when pooled, and the next record in it.
 struct ChunkCursor<K, V, T, R>
 where
     K: PagedData,
@@ -273,8 +275,10 @@ where
     R: PagedData + Semigroup,
 {
     batch: Batch<K, V, T, R>,
-    next_chunk: usize,
-    records: Vec<((K, V), T, R)>,
+    /// Index of the current chunk; `None` before the first.
+    chunk: Option<usize>,
+    /// The current chunk's body, if it is pooled.
+    decoded: Option<VecChunk<K, V, T, R>>,
     at: usize,
 }
 
@@ -285,15 +289,27 @@ where
     T: PagedData + Lattice + Timestamp,
     R: PagedData + Semigroup,
 {
-    /// The next record's key, decoding the next chunk when the current one is used up.
-    fn head(&mut self) -> Option<&K> {
-        while self.at == self.records.len() {
-            let chunk = self.batch.chunks.get(self.next_chunk)?;
-            self.next_chunk += 1;
-            self.records = chunk.materialize().as_slice().to_vec();
+    /// The current chunk's records.
+    fn records(&self) -> &[((K, V), T, R)] {
+        if let Some(decoded) = &self.decoded {
+            return decoded.as_slice();
+        }
+        match self.chunk.map(|c| self.batch.chunks[c].lookup_body()) {
+            Some(LookupBody::Records(records)) => records,
+            _ => &[],
+        }
+    }
+
+    /// The next record, moving to the next chunk when the current one is used up.
+    fn head(&mut self) -> Option<&((K, V), T, R)> {
+        while self.at == self.records().len() {
+            let next = self.chunk.map_or(0, |c| c + 1);
+            let chunk = self.batch.chunks.get(next)?;
+            self.decoded = chunk.is_pooled().then(|| chunk.materialize());
+            self.chunk = Some(next);
             self.at = 0;
         }
-        Some(&self.records[self.at].0 .0)
+        Some(&self.records()[self.at])
     }
 }
 
@@ -309,8 +325,8 @@ where
             .into_iter()
             .map(|batch| ChunkCursor {
                 batch,
-                next_chunk: 0,
-                records: Vec::new(),
+                chunk: None,
+                decoded: None,
                 at: 0,
             })
             .collect();
@@ -329,15 +345,17 @@ where
             let Some(key) = self
                 .batches
                 .iter_mut()
-                .filter_map(|b| b.head().cloned())
+                .filter_map(|b| b.head().map(|r| r.0 .0.clone()))
                 .min()
             else {
                 return;
             };
             let i = keys.len();
             for b in &mut self.batches {
-                while b.head() == Some(&key) {
-                    let ((_, v), t, r) = &b.records[b.at];
+                while let Some(((k, v), t, r)) = b.head() {
+                    if *k != key {
+                        break;
+                    }
                     updates.push(((i, v.clone()), t.clone(), r.clone()));
                     b.at += 1;
                 }

@@ -76,13 +76,9 @@ thread_local! {
     };
 }
 
-/// The merges this thread ran into each level since it started (or since [`take_merge_times`]),
-/// over every paged arrangement it maintains, paged or not. Batcher merges count at level 0.
-pub fn merge_times() -> [MergeTime; LEVELS] {
-    MERGES.with(|m| *m.borrow())
-}
-
-/// [`merge_times`], resetting them.
+/// The merges this thread ran into each level since it started or the last call (which it
+/// resets), over every paged arrangement it maintains, paged or not. Batcher merges count at
+/// level 0.
 pub fn take_merge_times() -> [MergeTime; LEVELS] {
     MERGES.with(|m| std::mem::take(&mut *m.borrow_mut()))
 }
