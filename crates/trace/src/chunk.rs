@@ -46,7 +46,6 @@ use std::rc::{Rc, Weak};
 use differential_dataflow::consolidation::Consolidate;
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
-use differential_dataflow::trace::chunk::vec::VecChunk;
 use differential_dataflow::trace::chunk::{pack, Chunk, NavigableChunk};
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::Navigable;
@@ -58,6 +57,7 @@ use timely::Accountable;
 
 use crate::data::{column_len, equal, less, read_column, write_column, PagedData};
 use crate::pager::{self, ColumnPager};
+use crate::records::{merge_into, Advancer, Filler, Records, Update};
 
 /// In batcher chains, only the chunks from this position on page (the first ones stay
 /// resident): chains shorter than this are consumed by the batcher's next merge.
@@ -79,13 +79,13 @@ struct ChunkInner<K, V, T, R> {
     /// cursor opening this chunk prefetches that one (a scan reads them in order).
     next: OnceCell<Weak<ChunkInner<K, V, T, R>>>,
     /// A pooled body decoded for by-reference cursor reads (variable-length types only).
-    decoded: OnceCell<VecChunk<K, V, T, R>>,
+    decoded: OnceCell<Records<K, V, T, R>>,
 }
 
 /// A chunk body: resident, or pooled with its resident metadata.
 pub enum PagedColumn<K, V, T, R> {
-    /// In memory, as upstream's `VecChunk`.
-    Resident(VecChunk<K, V, T, R>),
+    /// In memory (see [`crate::records`]).
+    Resident(Records<K, V, T, R>),
     /// In a pool slot (or its extent), as four columns.
     Pooled {
         handle: ChunkHandle,
@@ -105,7 +105,7 @@ impl<K, V, T, R> Clone for PagedChunk<K, V, T, R> {
 
 impl<K, V, T, R> Default for PagedChunk<K, V, T, R> {
     fn default() -> Self {
-        PagedChunk::resident(VecChunk::default(), 0, None)
+        PagedChunk::resident(Records::default(), 0, None)
     }
 }
 
@@ -126,7 +126,7 @@ fn decoded_bytes<K, V, T, R>(len: usize, body: usize) -> usize {
 }
 
 impl<K, V, T, R> PagedChunk<K, V, T, R> {
-    fn resident(vec: VecChunk<K, V, T, R>, depth: u8, pager: Option<Rc<ColumnPager>>) -> Self {
+    fn resident(vec: Records<K, V, T, R>, depth: u8, pager: Option<Rc<ColumnPager>>) -> Self {
         PagedChunk(Rc::new(ChunkInner {
             body: PagedColumn::Resident(vec),
             depth,
@@ -154,7 +154,7 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
     /// that closure starts each one with `*buf = PagedChunk::with_paging(&paging)` to let the
     /// output trace page (with `Default`, its chunks stay resident).
     pub fn with_paging(paging: &crate::Paging) -> Self {
-        PagedChunk::resident(VecChunk::default(), 0, paging.pager().cloned())
+        PagedChunk::resident(Records::default(), 0, paging.pager().cloned())
     }
 
     /// The chunk's depth (see the module docs).
@@ -179,8 +179,8 @@ where
     T: PagedData,
     R: PagedData,
 {
-    /// The body as a `VecChunk`: free when resident (or decoded), one decode when pooled.
-    pub(crate) fn materialize(&self) -> VecChunk<K, V, T, R> {
+    /// The body as [`Records`]: free when resident (or decoded), one decode when pooled.
+    pub(crate) fn materialize(&self) -> Records<K, V, T, R> {
         match (&self.0.body, self.0.decoded.get()) {
             (PagedColumn::Resident(vec), _) | (_, Some(vec)) => vec.clone(),
             (
@@ -197,7 +197,7 @@ where
 
     /// The decoded body of a pooled chunk, for by-reference reads: decoded on first use and
     /// kept until the chunk drops (see the module docs).
-    fn decoded(&self) -> &VecChunk<K, V, T, R> {
+    fn decoded(&self) -> &Records<K, V, T, R> {
         self.0.decoded.get_or_init(|| {
             let PagedColumn::Pooled {
                 handle,
@@ -256,8 +256,7 @@ where
     }
 
     /// Writes a resident body into the pool (the caller decided it should page).
-    fn page_out(vec: &VecChunk<K, V, T, R>, depth: u8, pager: &Rc<ColumnPager>) -> Self {
-        let records = vec.as_slice();
+    fn page_out(records: &[Update<K, V, T, R>], depth: u8, pager: &Rc<ColumnPager>) -> Self {
         let len = records.len();
         let columns = layout(records);
         let handle = pager
@@ -287,13 +286,13 @@ where
     }
 
     /// The resident body, for the chunker's in-place building (copy-on-write if shared).
-    fn building(&mut self) -> &mut VecChunk<K, V, T, R> {
+    fn building(&mut self) -> &mut Vec<Update<K, V, T, R>> {
         if Rc::get_mut(&mut self.0).is_none() || self.is_pooled() {
             let (vec, depth, pager) = (self.materialize(), self.0.depth, self.0.pager.clone());
             *self = PagedChunk::resident(vec, depth, pager);
         }
         match &mut Rc::get_mut(&mut self.0).expect("unique").body {
-            PagedColumn::Resident(vec) => vec,
+            PagedColumn::Resident(vec) => vec.make_mut(),
             PagedColumn::Pooled { .. } => unreachable!("materialized above"),
         }
     }
@@ -339,7 +338,7 @@ impl Columns {
 }
 
 /// Decodes a pooled body of `len` records laid out at `columns`.
-fn decode<K, V, T, R>(body: &[u8], len: usize, columns: &[usize; 5]) -> VecChunk<K, V, T, R>
+fn decode<K, V, T, R>(body: &[u8], len: usize, columns: &[usize; 5]) -> Records<K, V, T, R>
 where
     K: PagedData,
     V: PagedData,
@@ -348,16 +347,26 @@ where
 {
     let col = |c: usize| &body[columns[c]..columns[c + 1]];
     let (k, v, t, r) = (col(0), col(1), col(2), col(3));
-    let mut vec = VecChunk::default();
-    vec.ensure_capacity(&mut None);
-    for i in 0..len {
-        vec.push_into((
-            (read_column(k, len, i), read_column(v, len, i)),
-            read_column(t, len, i),
-            read_column(r, len, i),
-        ));
+    let mut vec = Vec::with_capacity(len);
+    let widths = (K::WIDTH, V::WIDTH, T::WIDTH, R::WIDTH);
+    if let (Some(wk @ 1..), Some(wv @ 1..), Some(wt @ 1..), Some(wr @ 1..)) = widths {
+        // Fixed, non-zero widths: one pass over the four columns in step.
+        let rows = k.chunks_exact(wk).zip(v.chunks_exact(wv));
+        let rows = rows.zip(t.chunks_exact(wt)).zip(r.chunks_exact(wr));
+        vec.extend(
+            rows.map(|(((k, v), t), r)| ((K::decode(k), V::decode(v)), T::decode(t), R::decode(r))),
+        );
+    } else {
+        vec.extend((0..len).map(|i| {
+            (
+                (read_column(k, len, i), read_column(v, len, i)),
+                read_column(t, len, i),
+                read_column(r, len, i),
+            )
+        }));
     }
-    vec
+    debug_assert_eq!(vec.len(), len);
+    Records::from_vec(vec)
 }
 
 /// Pins a pooled body; a failed read is a loud error (never wrong data).
@@ -367,29 +376,17 @@ fn pin(handle: &ChunkHandle) -> PinGuard {
         .unwrap_or_else(|e| panic!("spillway: cannot read a paged chunk back: {e}"))
 }
 
-/// A chunk and its materialized body, for recognizing bodies passed through unchanged.
-type Original<'c, K, V, T, R> = Option<(&'c PagedChunk<K, V, T, R>, &'c VecChunk<K, V, T, R>)>;
-
-/// Wraps `vecs` as chunks, reusing `original` where a vec is the original's body unchanged.
-/// Every vec passed with an `original` is a subsequence of that original's body (a merge
-/// leftover is a suffix, extract's outputs are subsets), so equal length means unchanged.
-fn rewrap<K, V, T, R>(
-    vecs: impl IntoIterator<Item = VecChunk<K, V, T, R>>,
-    original: Original<'_, K, V, T, R>,
-    depth: u8,
-    pager: Option<&Rc<ColumnPager>>,
-    mut emit: impl FnMut(PagedChunk<K, V, T, R>),
-) {
-    for vec in vecs {
-        if vec.as_slice().is_empty() {
-            continue;
-        }
-        match original {
-            Some((chunk, body)) if vec.as_slice().len() == body.as_slice().len() => {
-                emit(chunk.clone())
-            }
-            _ => emit(PagedChunk::resident(vec, depth, pager.cloned())),
-        }
+/// What is left of `chunk` (whose body is `body`) from position `from` on: the chunk itself
+/// when nothing was consumed (so a pooled chunk stays pooled), else a resident suffix view.
+fn leftover<K, V, T, R>(
+    chunk: &PagedChunk<K, V, T, R>,
+    body: &Records<K, V, T, R>,
+    from: usize,
+) -> PagedChunk<K, V, T, R> {
+    if from == 0 {
+        chunk.clone()
+    } else {
+        PagedChunk::resident(body.suffix(from), chunk.depth(), chunk.pager().cloned())
     }
 }
 
@@ -425,7 +422,10 @@ where
         self.len_records() >= TARGET
     }
     fn ensure_capacity(&mut self, _stash: &mut Option<Self>) {
-        self.building().ensure_capacity(&mut None);
+        let vec = self.building();
+        if vec.capacity() < TARGET {
+            vec.reserve_exact(TARGET - vec.len());
+        }
     }
 }
 
@@ -440,7 +440,7 @@ where
         self.len_records()
     }
     fn clear(&mut self) {
-        *self = PagedChunk::resident(VecChunk::default(), 0, self.0.pager.clone());
+        *self = PagedChunk::resident(Records::default(), 0, self.0.pager.clone());
     }
     fn consolidate_into(&mut self, target: &mut Self) {
         self.building().consolidate_into(target.building());
@@ -455,7 +455,7 @@ where
     R: PagedData,
 {
     fn push_into(&mut self, item: ((K, V), T, R)) {
-        self.building().push_into(item);
+        self.building().push(item);
     }
 }
 
@@ -475,48 +475,76 @@ where
     }
 
     fn merge(in1: &mut VecDeque<Self>, in2: &mut VecDeque<Self>, out: &mut VecDeque<Self>) {
-        // A window of one chunk per input: the head chunks.
-        let (a, b) = (
+        // Disjoint heads need no decode: the lesser passes through whole (pooled or not).
+        {
+            let (a, b) = (
+                in1.front().expect("non-empty"),
+                in2.front().expect("non-empty"),
+            );
+            let ((a_first, a_last), (b_first, b_last)) = (a.fences(), b.fences());
+            if a_last < b_first {
+                out.push_back(in1.pop_front().expect("non-empty"));
+                return;
+            }
+            if b_last < a_first {
+                out.push_back(in2.pop_front().expect("non-empty"));
+                return;
+            }
+        }
+        // Merge head chunks (materialized one per input at a time) until one full output
+        // chunk is out, or an input runs dry; push the partly read heads back as views.
+        let started = std::time::Instant::now();
+        let (mut a, mut b) = (
             in1.pop_front().expect("non-empty"),
             in2.pop_front().expect("non-empty"),
         );
-        // Disjoint heads need no decode: the lesser passes through whole (pooled or not).
-        let ((a_first, a_last), (b_first, b_last)) = (a.fences(), b.fences());
-        if a_last < b_first {
-            out.push_back(a);
-            in2.push_front(b);
-            return;
-        }
-        if b_last < a_first {
-            out.push_back(b);
-            in1.push_front(a);
-            return;
-        }
-        let started = std::time::Instant::now();
-        let (va, vb) = (a.materialize(), b.materialize());
         let pager = a.pager().or(b.pager()).cloned();
         let depth = if pager::in_batcher() {
             0
         } else {
             a.depth().max(b.depth()).saturating_add(1)
         };
-        let (mut da, mut db, mut merged) = (
-            VecDeque::from([va.clone()]),
-            VecDeque::from([vb.clone()]),
-            VecDeque::new(),
-        );
-        VecChunk::merge(&mut da, &mut db, &mut merged);
-        let mut back = Vec::new();
-        rewrap(da, Some((&a, &va)), a.depth(), a.pager(), |c| back.push(c));
-        for c in back.drain(..).rev() {
-            in1.push_front(c);
+        let mut records = 0;
+        let mut output = Filler::new(TARGET, |vec: Vec<Update<K, V, T, R>>| {
+            records += vec.len();
+            out.push_back(PagedChunk::resident(
+                Records::from_vec(vec),
+                depth,
+                pager.clone(),
+            ));
+        });
+        let (mut ra, mut rb) = (a.materialize(), b.materialize());
+        let (mut pa, mut pb) = (0, 0);
+        loop {
+            merge_into(
+                ra.as_slice(),
+                &mut pa,
+                rb.as_slice(),
+                &mut pb,
+                &mut output,
+                1,
+            );
+            if output.stopped(1) {
+                break;
+            }
+            if pa == ra.len() {
+                let Some(next) = in1.pop_front() else { break };
+                (ra, pa) = (next.materialize(), 0);
+                a = next;
+            }
+            if pb == rb.len() {
+                let Some(next) = in2.pop_front() else { break };
+                (rb, pb) = (next.materialize(), 0);
+                b = next;
+            }
         }
-        rewrap(db, Some((&b, &vb)), b.depth(), b.pager(), |c| back.push(c));
-        for c in back.drain(..).rev() {
-            in2.push_front(c);
+        output.finish();
+        if pa < ra.len() {
+            in1.push_front(leftover(&a, &ra, pa));
         }
-        let records = merged.iter().map(|c| c.as_slice().len()).sum();
-        rewrap(merged, None, depth, pager.as_ref(), |c| out.push_back(c));
+        if pb < rb.len() {
+            in2.push_front(leftover(&b, &rb, pb));
+        }
         crate::levels::record_merge(depth, started.elapsed(), records);
     }
 
@@ -527,28 +555,42 @@ where
         keep: &mut VecDeque<Self>,
         ship: &mut VecDeque<Self>,
     ) {
+        // One chunk per call. A chunk wholly kept or wholly shipped goes as itself (a pooled
+        // one stays pooled); a mixed one is split in two resident pieces.
         let Some(head) = input.pop_front() else {
             return;
         };
         let body = head.materialize();
-        let (mut inp, mut k, mut s) = (
-            VecDeque::from([body.clone()]),
-            VecDeque::new(),
-            VecDeque::new(),
-        );
-        VecChunk::extract(&mut inp, frontier, residual, &mut k, &mut s);
-        let original = Some((&head, &body));
-        let mut back = Vec::new();
-        rewrap(inp, original, head.depth(), head.pager(), |c| back.push(c));
-        for c in back.into_iter().rev() {
-            input.push_front(c);
+        let records = body.as_slice();
+        let mut kept = 0;
+        for update in records {
+            if frontier.less_equal(&update.1) {
+                residual.insert_ref(&update.1);
+                kept += 1;
+            }
         }
-        rewrap(k, original, head.depth(), head.pager(), |c| {
-            keep.push_back(c)
-        });
-        rewrap(s, original, head.depth(), head.pager(), |c| {
-            ship.push_back(c)
-        });
+        if kept == records.len() {
+            keep.push_back(head);
+        } else if kept == 0 {
+            ship.push_back(head);
+        } else {
+            let (mut k, mut s) = (
+                Vec::with_capacity(kept),
+                Vec::with_capacity(records.len() - kept),
+            );
+            for update in records {
+                if frontier.less_equal(&update.1) {
+                    k.push(update.clone());
+                } else {
+                    s.push(update.clone());
+                }
+            }
+            let piece = |vec| {
+                PagedChunk::resident(Records::from_vec(vec), head.depth(), head.pager().cloned())
+            };
+            keep.push_back(piece(k));
+            ship.push_back(piece(s));
+        }
     }
 
     fn advance(
@@ -557,15 +599,55 @@ where
         done: bool,
         out: &mut VecDeque<Self>,
     ) {
-        // `advance` is handed one merge step's output (a burst) plus its own withheld carry:
+        // `advance` is handed one merge step's output plus its own withheld carry:
         // materializing it is bounded, and free for the resident merge outputs it mostly is.
+        if input.is_empty() {
+            return;
+        }
         let depth = input.iter().map(|c| c.depth()).max().unwrap_or(0);
         let pager = input.iter().find_map(|c| c.pager().cloned());
-        let mut vecs: VecDeque<_> = input.drain(..).map(|c| c.materialize()).collect();
-        let mut advanced = VecDeque::new();
-        VecChunk::advance(&mut vecs, frontier, done, &mut advanced);
-        rewrap(vecs, None, depth, pager.as_ref(), |c| input.push_back(c));
-        rewrap(advanced, None, depth, pager.as_ref(), |c| out.push_back(c));
+        let chunks: Vec<(Self, Records<K, V, T, R>)> = input
+            .drain(..)
+            .map(|c| {
+                let body = c.materialize();
+                (c, body)
+            })
+            .collect();
+        // Unless `done`, withhold the last `(key, val)` group (it may go on in the next
+        // call): it starts at position `cut.1` of chunk `cut.0`.
+        let mut cut = (chunks.len(), 0);
+        if !done {
+            let last = &chunks[chunks.len() - 1].1.as_slice();
+            let last_kv = &last[last.len() - 1].0;
+            for (i, (_, body)) in chunks.iter().enumerate().rev() {
+                let at = body.as_slice().partition_point(|u| &u.0 < last_kv);
+                cut = (i, at);
+                if at > 0 {
+                    break;
+                }
+            }
+        }
+        let mut emit = |vec: Vec<Update<K, V, T, R>>| {
+            out.push_back(PagedChunk::resident(
+                Records::from_vec(vec),
+                depth,
+                pager.clone(),
+            ));
+        };
+        if cut != (0, 0) {
+            let mut advancer = Advancer::new(frontier, TARGET);
+            for (i, (_, body)) in chunks.iter().enumerate().take(cut.0 + 1) {
+                let records = body.as_slice();
+                let end = if i == cut.0 { cut.1 } else { records.len() };
+                advancer.push(&records[..end], &mut emit);
+            }
+            advancer.finish(&mut emit);
+        }
+        if cut.0 < chunks.len() {
+            let (chunk, body) = &chunks[cut.0];
+            input.push_back(leftover(chunk, body, cut.1));
+            input.extend(chunks[cut.0 + 1..].iter().map(|(c, _)| c.clone()));
+        }
     }
 
     fn settle(input: &mut VecDeque<Self>, done: bool, out: &mut VecDeque<Self>) {
@@ -583,25 +665,17 @@ where
             |run: Vec<Self>| {
                 let depth = run.iter().map(|c| c.depth()).max().unwrap_or(0);
                 let pager = run.iter().find_map(|c| c.pager().cloned());
-                let mut vec = VecChunk::default();
+                let mut vec = Vec::with_capacity(run.iter().map(|c| c.len_records()).sum());
                 for chunk in &run {
-                    for record in chunk.materialize().as_slice() {
-                        vec.push_into(record.clone());
-                    }
+                    vec.extend_from_slice(chunk.materialize().as_slice());
                 }
-                PagedChunk::resident(vec, depth, pager)
+                PagedChunk::resident(Records::from_vec(vec), depth, pager)
             },
             |chunk: Self, n: usize| {
                 let body = chunk.materialize();
-                let (head, tail) = body.as_slice().split_at(n);
-                let part = |records: &[((K, V), T, R)]| {
-                    let mut vec = VecChunk::default();
-                    for record in records {
-                        vec.push_into(record.clone());
-                    }
-                    PagedChunk::resident(vec, chunk.depth(), chunk.pager().cloned())
-                };
-                (part(head), part(tail))
+                let head = Records::from_vec(body.as_slice()[..n].to_vec());
+                let part = |body| PagedChunk::resident(body, chunk.depth(), chunk.pager().cloned());
+                (part(head), part(body.suffix(n)))
             },
             |chunk: Self| {
                 let may_page = !keep_chain_heads || position + 1 >= MIN_PAGED_CHAIN;
@@ -641,10 +715,11 @@ where
         let LookupBody::Records(records) = b.lookup_body() else {
             unreachable!("checked resident")
         };
-        let a = input.back_mut().expect("one chunk").building();
-        for record in records {
-            a.push_into(record.clone());
-        }
+        input
+            .back_mut()
+            .expect("one chunk")
+            .building()
+            .extend_from_slice(records);
     }
 }
 
@@ -663,18 +738,20 @@ where
     let PagedColumn::Resident(vec) = &chunk.0.body else {
         return chunk;
     };
-    let Some(pager) = chunk.pager().or(scope_pager) else {
-        return chunk;
-    };
-    let bytes = layout(vec.as_slice())[4];
-    if vec.as_slice().is_empty() || !may_page || !pager.should_page(bytes) {
-        if chunk.pager().is_none() {
-            // Adopt the arrangement's pager, so later merges of this chunk can page.
-            return PagedChunk::resident(vec.clone(), chunk.depth(), Some(Rc::clone(pager)));
-        }
-        return chunk;
+    let pager = chunk.pager().or(scope_pager);
+    let page = pager.filter(|pager| {
+        !vec.is_empty() && may_page && pager.should_page(layout(vec.as_slice())[4])
+    });
+    if let Some(pager) = page {
+        return PagedChunk::page_out(vec.as_slice(), chunk.depth(), pager);
     }
-    PagedChunk::page_out(vec, chunk.depth(), pager)
+    if vec.is_view() || (chunk.pager().is_none() && pager.is_some()) {
+        // A kept chunk owns its records (a view would keep the rest of its buffer alive),
+        // and adopts the arrangement's pager, so later merges of it can page.
+        let vec = vec.clone().compacted();
+        return PagedChunk::resident(vec, chunk.depth(), pager.cloned());
+    }
+    chunk
 }
 
 /// A cursor over one [`PagedChunk`]. Returns fixed-width items by value, pinning a pooled

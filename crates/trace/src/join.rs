@@ -28,7 +28,6 @@ use differential_dataflow::difference::{Multiply, Semigroup};
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::join::{join_with_tactic, Fresh, JoinTactic};
-use differential_dataflow::trace::chunk::vec::VecChunk;
 use differential_dataflow::trace::chunk::ChunkBatch;
 use differential_dataflow::{AsCollection, Data, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
@@ -278,7 +277,7 @@ where
     /// Index of the current chunk; `None` before the first.
     chunk: Option<usize>,
     /// The current chunk's body, if it is pooled.
-    decoded: Option<VecChunk<K, V, T, R>>,
+    decoded: Option<crate::records::Records<K, V, T, R>>,
     at: usize,
 }
 

@@ -31,6 +31,7 @@ pub mod fixed;
 pub mod join;
 pub mod levels;
 pub mod pager;
+pub mod records;
 pub mod vectored;
 
 pub use arrange::{ArrangePaged, ArrangeSelfPaged, PagedBatcher, PagedBuilder, PagedSpine};
