@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use spillway_pool::{format_size, LevelStats, Pool};
-use spillway_trace::levels::{spine_levels, take_merge_times, MergeTime, SpineLevel, LEVELS};
-use spillway_trace::{PagedChunk, PagingPolicy};
+use spillway_trace::levels::{take_merge_times, MergeTime, SpineLevel, LEVELS};
+use spillway_trace::PagingPolicy;
 
 use super::args::{Backend, Plan, QueryArgs, Workload};
 
@@ -95,16 +95,13 @@ impl Recorder {
         }
     }
 
-    /// The report, given the trace's batches after the scan.
-    pub fn finish<B>(self, batches: &[B]) -> LevelsReport
-    where
-        B: std::borrow::Borrow<
-            differential_dataflow::trace::chunk::ChunkBatch<PagedChunk<u64, u64, u64, isize>>,
-        >,
-    {
+    /// The report, given the trace's spine levels after the scan. Call it once the trace is
+    /// dropped, so that its `end` counters are the pool's final ones (freeing the trace's
+    /// chunks counts elided writes).
+    pub fn finish(self, spine: [SpineLevel; LEVELS]) -> LevelsReport {
         LevelsReport {
             end: self.levels(),
-            spine: spine_levels(batches),
+            spine,
             merges: take_merge_times(),
             series: self.series,
             before_join: self.before_join,

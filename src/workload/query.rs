@@ -24,6 +24,7 @@ use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
 use differential_dataflow::trace::{Navigable, TraceReader};
+use spillway_trace::levels::spine_levels;
 use spillway_trace::{ArrangePaged, JoinVectored, PagedBuilder, PagedChunk, PagedSpine, Paging};
 use timely::container::PushInto;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
@@ -111,7 +112,9 @@ pub fn run_worker(
                 let batches = trace
                     .batches_through(AntichainRef::new(&[]))
                     .expect("the trace is complete");
-                let report = recorder.into_inner().finish(&batches);
+                let spine = spine_levels(&batches);
+                drop((batches, trace));
+                let report = recorder.into_inner().finish(spine);
                 *levels.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
             }
             result

@@ -39,7 +39,7 @@
 //! `doc/benchmarks.md`; bounded-memory reads of such arrangements are the vectored lookup's
 //! job. Merges, extracts and `settle` never fill the cache.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
@@ -754,6 +754,9 @@ where
     chunk
 }
 
+/// A cursor's cached group end that is not known yet.
+const UNKNOWN: usize = usize::MAX;
+
 /// A cursor over one [`PagedChunk`]. Returns fixed-width items by value, pinning a pooled
 /// body on its first read (not at creation: differential opens cursors it may never read) and
 /// holding the pin for as long as it lives; returns variable-length items by reference from
@@ -761,6 +764,11 @@ where
 pub struct PagedCursor<K, V, T, R> {
     key_pos: usize,
     val_pos: usize,
+    /// The end of the current key's records and of the current `(key, val)`'s records, found
+    /// on first need and forgotten when the position moves ([`UNKNOWN`] until then), so a scan
+    /// compares each record's key and val once.
+    key_end: Cell<usize>,
+    val_end: Cell<usize>,
     /// The pinned body of a pooled chunk read by value, taken on first read (never set for
     /// resident chunks, which are read in place, nor for by-reference reads).
     pin: OnceCell<PinGuard>,
@@ -781,6 +789,63 @@ where
     #[inline(always)]
     fn n(&self, s: &PagedChunk<K, V, T, R>) -> usize {
         s.len_records()
+    }
+
+    /// The end of the current key's records (see [`PagedCursor::key_end`]).
+    #[inline]
+    fn key_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        let mut end = self.key_end.get();
+        if end == UNKNOWN {
+            end = self.key_pos;
+            if end < self.n(s) {
+                let key = self.key_at(s, self.key_pos);
+                end += 1;
+                while end < self.n(s) && equal::<K>(self.key_at(s, end), key) {
+                    end += 1;
+                }
+            }
+            self.key_end.set(end);
+        }
+        end
+    }
+
+    /// The end of the current `(key, val)`'s records (the current key's end if the val is
+    /// not valid).
+    #[inline]
+    fn val_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        let mut end = self.val_end.get();
+        if end == UNKNOWN {
+            let key_end = self.key_end(s);
+            end = self.val_pos;
+            if end < key_end {
+                let val = self.val_at(s, self.val_pos);
+                end += 1;
+                while end < key_end && equal::<V>(self.val_at(s, end), val) {
+                    end += 1;
+                }
+            }
+            self.val_end.set(end);
+        }
+        end
+    }
+
+    /// Moves to the key at `key_pos`, its first val.
+    #[inline]
+    fn at_key(&mut self, key_pos: usize) {
+        if key_pos != self.key_pos {
+            self.key_pos = key_pos;
+            self.key_end.set(UNKNOWN);
+        }
+        self.at_val(key_pos);
+    }
+
+    /// Moves to the val at `val_pos` (within the current key).
+    #[inline]
+    fn at_val(&mut self, val_pos: usize) {
+        if val_pos != self.val_pos {
+            self.val_pos = val_pos;
+            self.val_end.set(UNKNOWN);
+        }
     }
 
     /// Item `i` of column `col` (0 keys, 1 vals, 2 times, 3 diffs); `project` picks the same
@@ -820,13 +885,6 @@ where
     #[inline(always)]
     fn val_at<'a>(&self, s: &'a PagedChunk<K, V, T, R>, i: usize) -> V::Item<'a> {
         self.field(s, 1, i, |r| &r.0 .1)
-    }
-
-    /// Whether record `i` has the key and val at `at`.
-    #[inline(always)]
-    fn same_key_val(&self, s: &PagedChunk<K, V, T, R>, i: usize, at: usize) -> bool {
-        equal::<K>(self.key_at(s, i), self.key_at(s, at))
-            && equal::<V>(self.val_at(s, i), self.val_at(s, at))
     }
 
     /// The first index at or after `from` where `less(i)` is false (galloping search; `less`
@@ -884,9 +942,7 @@ where
         self.key_pos < self.n(s)
     }
     fn val_valid(&self, s: &Self::Storage) -> bool {
-        self.key_pos < self.n(s)
-            && self.val_pos < self.n(s)
-            && equal::<K>(self.key_at(s, self.val_pos), self.key_at(s, self.key_pos))
+        self.val_pos < self.key_end(s)
     }
     fn key<'a>(&self, s: &'a Self::Storage) -> K::Item<'a> {
         self.key_at(s, self.key_pos)
@@ -901,59 +957,40 @@ where
         self.val_valid(s).then(|| self.val(s))
     }
     fn map_times<L: FnMut(T::Item<'_>, R::Item<'_>)>(&mut self, s: &Self::Storage, mut logic: L) {
-        if !self.val_valid(s) {
-            return;
-        }
-        let at = self.val_pos;
-        let mut i = at;
-        while i < self.n(s) && self.same_key_val(s, i, at) {
+        for i in self.val_pos..self.val_end(s) {
             logic(self.field(s, 2, i, |r| &r.1), self.field(s, 3, i, |r| &r.2));
-            i += 1;
         }
     }
     fn step_key(&mut self, s: &Self::Storage) {
-        if !self.key_valid(s) {
-            return;
+        if self.key_valid(s) {
+            self.at_key(self.key_end(s));
         }
-        let at = self.key_pos;
-        let mut i = at;
-        while i < self.n(s) && equal::<K>(self.key_at(s, i), self.key_at(s, at)) {
-            i += 1;
-        }
-        self.key_pos = i;
-        self.val_pos = i;
     }
     fn seek_key(&mut self, s: &Self::Storage, key: K::Item<'_>) {
-        self.key_pos = self.gallop(s, self.key_pos, |i| less::<K>(self.key_at(s, i), key));
-        self.val_pos = self.key_pos;
+        let at = self.gallop(s, self.key_pos, |i| less::<K>(self.key_at(s, i), key));
+        self.at_key(at);
     }
     fn step_val(&mut self, s: &Self::Storage) {
-        if !self.val_valid(s) {
-            return;
+        if self.val_valid(s) {
+            self.at_val(self.val_end(s));
         }
-        let at = self.val_pos;
-        let mut i = at;
-        while i < self.n(s) && self.same_key_val(s, i, at) {
-            i += 1;
-        }
-        self.val_pos = i;
     }
     fn seek_val(&mut self, s: &Self::Storage, val: V::Item<'_>) {
         if !self.key_valid(s) {
             return;
         }
-        let key = self.key_at(s, self.key_pos);
-        self.val_pos = self.gallop(s, self.val_pos, |i| {
-            let k = self.key_at(s, i);
-            less::<K>(k, key) || (equal::<K>(k, key) && less::<V>(self.val_at(s, i), val))
+        // Within the current key, vals are sorted.
+        let key_end = self.key_end(s);
+        let at = self.gallop(s, self.val_pos, |i| {
+            i < key_end && less::<V>(self.val_at(s, i), val)
         });
+        self.at_val(at.min(key_end));
     }
     fn rewind_keys(&mut self, _s: &Self::Storage) {
-        self.key_pos = 0;
-        self.val_pos = 0;
+        self.at_key(0);
     }
     fn rewind_vals(&mut self, _s: &Self::Storage) {
-        self.val_pos = self.key_pos;
+        self.at_val(self.key_pos);
     }
 }
 
@@ -970,6 +1007,8 @@ where
         PagedCursor {
             key_pos: 0,
             val_pos: 0,
+            key_end: Cell::new(UNKNOWN),
+            val_end: Cell::new(UNKNOWN),
             pin: OnceCell::new(),
             _marker: std::marker::PhantomData,
         }
