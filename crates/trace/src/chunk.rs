@@ -157,6 +157,12 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
         PagedChunk::resident(Records::default(), 0, paging.pager().cloned())
     }
 
+    /// A resident chunk of `records` (sorted and consolidated), at depth 0 with no pager of
+    /// its own: sealing it in a batcher or builder adopts its arrangement's.
+    pub fn from_records(records: Vec<Update<K, V, T, R>>) -> Self {
+        PagedChunk::resident(Records::from_vec(records), 0, None)
+    }
+
     /// The chunk's depth (see the module docs).
     pub fn depth(&self) -> u8 {
         self.0.depth

@@ -2,9 +2,8 @@
 //! batcher's chains go through the pool: chunks enter the pool lazily and die before any
 //! eviction needs them written.
 //!
-//! (Under pressure, with a budget below the batcher's peak, some of those chunks are written
-//! before they die: at a 4 MiB budget with this workload, 12 of the 240 pooled chunks. Before
-//! the heads of batcher chains were kept resident (`MIN_PAGED_CHAIN`) it was 48 of 582.)
+//! Each round is larger than the batcher's sort run (`RUN`), so the cancelling updates meet
+//! in merges of paged chains, not in the chunker's sort.
 
 use differential_dataflow::input::Input;
 use spillway_pool::{Pool, PoolConfig};
@@ -30,13 +29,15 @@ fn cancelling_updates_are_never_written() {
             let (probe, _) = data.arrange_by_key_paged(&paging).stream.probe();
             (input, probe)
         });
-        for round in 0..6u64 {
-            // 200k updates a round (6.4 MB), all cancelled within the round.
-            for i in 0..100_000u64 {
+        for round in 0..4u64 {
+            // 600k updates a round (19 MB, over two sort runs), all cancelled within the round.
+            let n = 300_000u64;
+            assert!(n as usize > spillway_trace::arrange::RUN);
+            for i in 0..n {
                 let x = (round << 32 | i).wrapping_mul(0x9E3779B97F4A7C15);
                 input.update((x % 50_000, x >> 44), 1);
             }
-            for i in 0..100_000u64 {
+            for i in 0..n {
                 let x = (round << 32 | i).wrapping_mul(0x9E3779B97F4A7C15);
                 input.update((x % 50_000, x >> 44), -1);
             }

@@ -1379,3 +1379,26 @@ fn oracle_fixed_many_times_no_logical_compaction() {
     };
     assert_reaches_multi_chunk(&run_and_check(&gen_case(&p)).unwrap());
 }
+
+/// Deterministic: rounds larger than the batcher's sort run (`RUN`), so the chunker seals
+/// several runs mid-round and the merge ladder merges them (the cases above fit in one run).
+#[test]
+fn oracle_past_sort_runs() {
+    let n = spillway_trace::arrange::RUN + 40_000;
+    let p = Params {
+        seed: 0x5eed_0004,
+        n,
+        probe_n: 200,
+        keys: 3_000,
+        vals: 400,
+        rounds: 3,
+        retract_pct: 15,
+        future_pct: 5,
+        burst_pct: 95,
+        lag: Some(0),
+        merge_effort: Some(10_000),
+        settle_steps: 2,
+        paging_budget: 4 << 20,
+    };
+    assert_reaches_multi_chunk(&run_and_check(&gen_case(&p)).unwrap());
+}
