@@ -23,12 +23,16 @@ use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
+use differential_dataflow::trace::Span;
 use differential_dataflow::trace::{Navigable, TraceReader};
 use spillway_trace::levels::spine_levels;
 use spillway_trace::{ArrangePaged, JoinVectored, PagedBuilder, PagedChunk, PagedSpine, Paging};
 use timely::container::PushInto;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::Probe;
+use timely::dataflow::Stream;
 use timely::progress::frontier::AntichainRef;
 use timely::worker::Worker;
 
@@ -213,21 +217,68 @@ where
         .expect("the trace is complete");
     let (mut sum, mut updates) = (Checksum::default(), 0u64);
     for batch in &batches {
-        let mut cursor = batch.cursor();
-        while cursor.key_valid(batch) {
-            let key = cursor.key(batch).word();
-            while cursor.val_valid(batch) {
-                let hash = record_hash(TAG_SCAN, key, cursor.val(batch).word(), 0);
-                cursor.map_times(batch, |_t, r| {
-                    sum.add(hash, r.word() as i64);
-                    updates += 1;
-                });
-                cursor.step_val(batch);
-            }
-            cursor.step_key(batch);
-        }
+        updates += sum_batch(batch, TAG_SCAN, &mut sum);
     }
     (sum, updates)
+}
+
+/// Adds every update `(key, val, time, diff)` of `batch` to `sum` as `record_hash(tag, key,
+/// val, 0)` times `diff`, reading it with its cursor; returns the updates visited.
+fn sum_batch<B>(batch: &B, tag: u64, sum: &mut Checksum) -> u64
+where
+    B: Navigable,
+    for<'a> <B::Cursor as Cursor>::Key<'a>: Word,
+    for<'a> <B::Cursor as Cursor>::Val<'a>: Word,
+    for<'a> <B::Cursor as Cursor>::DiffGat<'a>: Word,
+{
+    let mut updates = 0;
+    let mut cursor = batch.cursor();
+    while cursor.key_valid(batch) {
+        let key = cursor.key(batch).word();
+        while cursor.val_valid(batch) {
+            let hash = record_hash(tag, key, cursor.val(batch).word(), 0);
+            cursor.map_times(batch, |_t, r| {
+                sum.add(hash, r.word() as i64);
+                updates += 1;
+            });
+            cursor.step_val(batch);
+        }
+        cursor.step_key(batch);
+    }
+    updates
+}
+
+/// Sums the batches of an arranged `stream` into `acc` with [`sum_batch`], and returns a
+/// stream to probe for when they are summed. The same sum as `as_collection` and `inspect`
+/// over it, without turning each batch into records in the dataflow's queues first (a
+/// reduce's output batch holds a record for every key: that would hold memory proportional
+/// to the keys).
+fn sum_batches<'scope, B>(
+    stream: Stream<'scope, u64, Vec<Span<u64, B>>>,
+    tag: u64,
+    acc: Rc<Cell<Checksum>>,
+) -> Stream<'scope, u64, Vec<()>>
+where
+    B: Navigable + Clone + 'static,
+    for<'a> <B::Cursor as Cursor>::Key<'a>: Word,
+    for<'a> <B::Cursor as Cursor>::Val<'a>: Word,
+    for<'a> <B::Cursor as Cursor>::DiffGat<'a>: Word,
+{
+    stream.unary::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        Pipeline,
+        "SumBatches",
+        move |_, _| {
+            move |input, _output| {
+                input.for_each(|_time, spans| {
+                    let mut sum = acc.get();
+                    for batch in spans.iter().filter_map(|span| span.inner.as_ref()) {
+                        sum_batch(batch, tag, &mut sum);
+                    }
+                    acc.set(sum);
+                });
+            }
+        },
+    )
 }
 
 /// Shared by the query's inspect closures: the checksum of everything they saw.
@@ -298,29 +349,18 @@ macro_rules! phases {
                 let (a, b) = (acc.clone(), acc.clone());
                 let out = worker.dataflow::<u64, _, _>(|scope| {
                     let data = trace.import(scope);
-                    let count = data
-                        .clone()
-                        .reduce_abelian::<_, $builder, $spine, _, _>(
-                            "Count",
-                            |_k, s, t| t.push((count_of(s.iter().map(|&(_, r)| r)), 1)),
-                            $fill,
-                        )
-                        .as_collection(|k, c| (k.word(), c.word()))
-                        .inspect(move |((k, c), _t, r)| {
-                            add(&a, record_hash(TAG_COUNT, *k, *c, 0), *r)
-                        });
-                    let max = data
-                        .reduce_abelian::<_, $builder, $spine, _, _>(
-                            "Max",
-                            |_k, s, t| t.push((s[s.len() - 1].0.word(), 1)),
-                            $fill,
-                        )
-                        .as_collection(|k, m| (k.word(), m.word()))
-                        .inspect(move |((k, m), _t, r)| {
-                            add(&b, record_hash(TAG_MAX, *k, *m, 0), *r)
-                        });
-                    let (probe, _) = count.inner.probe();
-                    max.inner.probe_with(&probe);
+                    let count = data.clone().reduce_abelian::<_, $builder, $spine, _, _>(
+                        "Count",
+                        |_k, s, t| t.push((count_of(s.iter().map(|&(_, r)| r)), 1)),
+                        $fill,
+                    );
+                    let max = data.reduce_abelian::<_, $builder, $spine, _, _>(
+                        "Max",
+                        |_k, s, t| t.push((s[s.len() - 1].0.word(), 1)),
+                        $fill,
+                    );
+                    let (probe, _) = sum_batches(count.stream, TAG_COUNT, a).probe();
+                    sum_batches(max.stream, TAG_MAX, b).probe_with(&probe);
                     probe
                 });
                 finish(worker, &out);

@@ -78,6 +78,10 @@ struct ChunkInner<K, V, T, R> {
     /// The chunk sealed right after this one in the same sequence, set once by `settle`; a
     /// cursor opening this chunk prefetches that one (a scan reads them in order).
     next: OnceCell<Weak<ChunkInner<K, V, T, R>>>,
+    /// Where the last `seek_key` on this chunk landed. Differential's batch cursor opens a
+    /// fresh chunk cursor for every seek, and callers seek in key order, so a fresh cursor's
+    /// seek starts its gallop here when that is still below the key sought.
+    seek_hint: Cell<usize>,
     /// A pooled body decoded for by-reference cursor reads (variable-length types only).
     decoded: OnceCell<Records<K, V, T, R>>,
 }
@@ -132,6 +136,7 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
             depth,
             pager,
             next: OnceCell::new(),
+            seek_hint: Cell::new(0),
             decoded: OnceCell::new(),
         }))
     }
@@ -287,6 +292,7 @@ where
             depth,
             pager: Some(Rc::clone(pager)),
             next: OnceCell::new(),
+            seek_hint: Cell::new(0),
             decoded: OnceCell::new(),
         }))
     }
@@ -973,7 +979,16 @@ where
         }
     }
     fn seek_key(&mut self, s: &Self::Storage, key: K::Item<'_>) {
-        let at = self.gallop(s, self.key_pos, |i| less::<K>(self.key_at(s, i), key));
+        // Every record before the hint is below `key` if the hint's is.
+        let hint = s.0.seek_hint.get();
+        let from =
+            if hint > self.key_pos && hint < self.n(s) && less::<K>(self.key_at(s, hint), key) {
+                hint
+            } else {
+                self.key_pos
+            };
+        let at = self.gallop(s, from, |i| less::<K>(self.key_at(s, i), key));
+        s.0.seek_hint.set(at);
         self.at_key(at);
     }
     fn step_val(&mut self, s: &Self::Storage) {
