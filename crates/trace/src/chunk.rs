@@ -979,15 +979,24 @@ where
         }
     }
     fn seek_key(&mut self, s: &Self::Storage, key: K::Item<'_>) {
-        // Every record before the hint is below `key` if the hint's is.
+        // Every record before the hint is below `key` if the hint's is; if the hint's is not
+        // but the one before it is, the hint is the answer (another cursor of the same scan
+        // in key order often sought this very key).
         let hint = s.0.seek_hint.get();
-        let from =
-            if hint > self.key_pos && hint < self.n(s) && less::<K>(self.key_at(s, hint), key) {
+        let below = |i: usize| less::<K>(self.key_at(s, i), key);
+        let from = if hint > self.key_pos && hint < self.n(s) {
+            if below(hint) {
                 hint
+            } else if below(hint - 1) {
+                self.at_key(hint);
+                return;
             } else {
                 self.key_pos
-            };
-        let at = self.gallop(s, from, |i| less::<K>(self.key_at(s, i), key));
+            }
+        } else {
+            self.key_pos
+        };
+        let at = self.gallop(s, from, below);
         s.0.seek_hint.set(at);
         self.at_key(at);
     }
