@@ -2,19 +2,21 @@
 //!
 //! # Representation
 //! A chunk is an `Rc` (clones are refcount bumps, as the trace merger expects) around:
-//! - a body, a [`PagedColumn`]: either *resident*, upstream's `VecChunk` (a sorted,
-//!   consolidated `Vec<((K, V), T, R)>`), or *pooled*, four columns (keys, vals, times,
+//! - a body, a [`PagedColumn`]: either *resident*, [`Records`] (a sorted, consolidated
+//!   `Vec<((K, V), T, R)>` shared by `Rc`, or a suffix view of one), or *pooled*, four columns (keys, vals, times,
 //!   diffs; see [`crate::data`] for their encoding) written straight into a pool slot by
 //!   `Pool::insert_with`;
 //! - resident metadata: length, fence triples (first and last `(key, val, time)`), depth;
 //! - the [`ColumnPager`] of its arrangement, if paging is on.
 //!
 //! # Chunk operations
-//! `merge`, `extract` and `advance` run upstream's algorithms on a small window of chunks
-//! materialized as `VecChunk`s (free for resident chunks; one decode for pooled ones): merge
-//! takes the head chunk of each input (disjoint heads pass through without a decode), extract
-//! the head chunk of its input, advance the (burst-sized) input it is handed. A chunk an
-//! operation passes through unchanged is put back as the original, so it stays pooled.
+//! `merge`, `extract` and `advance` run the algorithms of [`crate::records`] on a small window
+//! of chunks materialized as [`Records`] (free for resident chunks; one decode for pooled
+//! ones): merge reads the head chunks of its inputs, one per input at a time (disjoint heads
+//! pass through without a decode), until one full output chunk is out, and puts partly read
+//! heads back as views; extract takes the head chunk of its input; advance the (burst-sized)
+//! input it is handed, withholding its last `(key, val)` group as views. A chunk an operation
+//! leaves whole is put back as the original, so it stays pooled.
 //! `settle` packs chunks to the grading invariant with differential's `pack` and pages each
 //! committed chunk (`seal`) when its arrangement's policy says so: the commit point where
 //! chunks enter the pool. Merge outputs get depth = deepest input + 1 (batcher merges keep
@@ -57,13 +59,13 @@ use timely::Accountable;
 
 use crate::data::{column_len, equal, less, read_column, write_column, PagedData};
 use crate::pager::{self, ColumnPager};
-use crate::records::{merge_into, Advancer, Filler, Records, Update};
+use crate::records::{gallop_index, merge_into, Advancer, Filler, Records, Update};
 
 /// In batcher chains, only the chunks from this position on page (the first ones stay
 /// resident): chains shorter than this are consumed by the batcher's next merge.
 pub const MIN_PAGED_CHAIN: usize = 4;
 
-/// Records per chunk: the grading target (8192, as upstream's `VecChunk`; 256 KiB for
+/// Records per chunk: the grading target (8192, as upstream's `VecChunk`'s; 256 KiB for
 /// `(u64, u64, u64, i64)` updates, exactly one pool slot class).
 pub const TARGET: usize = 8192;
 
@@ -899,33 +901,15 @@ where
         self.field(s, 1, i, |r| &r.0 .1)
     }
 
-    /// The first index at or after `from` where `less(i)` is false (galloping search; `less`
-    /// must be monotone: true then false).
+    /// The first index at or after `from` where `less(i)` is false (`less` must be true then
+    /// false).
     fn gallop(
         &self,
         s: &PagedChunk<K, V, T, R>,
         from: usize,
         less: impl Fn(usize) -> bool,
     ) -> usize {
-        let n = self.n(s);
-        if from >= n || !less(from) {
-            return from;
-        }
-        let (mut lo, mut step) = (from, 1usize);
-        while lo + step < n && less(lo + step) {
-            lo += step;
-            step <<= 1;
-        }
-        let (mut a, mut b) = (lo + 1, (lo + step).min(n));
-        while a < b {
-            let m = a + (b - a) / 2;
-            if less(m) {
-                a = m + 1;
-            } else {
-                b = m;
-            }
-        }
-        a
+        gallop_index(from, self.n(s), less)
     }
 }
 

@@ -10,7 +10,7 @@
 //! point where chunks enter the pool, must know the pool. Chunks therefore carry their
 //! [`ColumnPager`]; chunks made by merging inherit it from their inputs. Chunks fresh from the
 //! chunker carry none, so [`crate::PagedBatcher`] installs its arrangement's pager in a
-//! thread-local *scope* for the duration of each batcher call ([`PagerScope`]), and `settle`
+//! thread-local *scope* for the duration of each batcher call (`PagerScope`), and `settle`
 //! adopts it for pager-less chunks. The scope is per worker thread, restored on exit (even on
 //! panic), read once per `settle` call and never per record.
 

@@ -92,22 +92,9 @@ impl<K: Clone, V: Clone, T: Clone, R: Clone> Records<K, V, T, R> {
     /// The buffer, for appending: copied first if it is shared or a view.
     pub fn make_mut(&mut self) -> &mut Vec<Update<K, V, T, R>> {
         if self.start > 0 || Rc::get_mut(&mut self.buffer).is_none() {
-            *self = Records::from_vec(self.to_vec_with_capacity(self.len()));
+            *self = Records::from_vec(self.as_slice().to_vec());
         }
         Rc::get_mut(&mut self.buffer).expect("unique after the copy")
-    }
-
-    /// The records as an owned `Vec`, moved out when this is the only owner of the whole
-    /// buffer and copied otherwise.
-    pub fn into_vec(self) -> Vec<Update<K, V, T, R>> {
-        if self.start == 0 {
-            match Rc::try_unwrap(self.buffer) {
-                Ok(vec) => vec,
-                Err(shared) => shared.to_vec(),
-            }
-        } else {
-            self.as_slice().to_vec()
-        }
     }
 
     /// A compact copy when this is a view, else itself.
@@ -118,31 +105,31 @@ impl<K: Clone, V: Clone, T: Clone, R: Clone> Records<K, V, T, R> {
             self
         }
     }
-
-    fn to_vec_with_capacity(&self, extra: usize) -> Vec<Update<K, V, T, R>> {
-        let mut vec = Vec::with_capacity(self.len() + extra);
-        vec.extend_from_slice(self.as_slice());
-        vec
-    }
 }
 
 /// The first index at or after `from` where `below` turns false (galloping search: O(log d)
 /// for a hop of d; `below` must be true then false).
 #[inline]
 pub fn gallop<U>(slice: &[U], from: usize, below: impl Fn(&U) -> bool) -> usize {
-    if from >= slice.len() || !below(&slice[from]) {
+    gallop_index(from, slice.len(), |i| below(&slice[i]))
+}
+
+/// [`gallop`] over the indices `from..n` of any sorted sequence.
+#[inline]
+pub fn gallop_index(from: usize, n: usize, below: impl Fn(usize) -> bool) -> usize {
+    if from >= n || !below(from) {
         return from;
     }
     let (mut lo, mut step) = (from, 1usize);
-    while lo + step < slice.len() && below(&slice[lo + step]) {
+    while lo + step < n && below(lo + step) {
         lo += step;
         step <<= 1;
     }
     // `below` holds at `lo` and fails at `lo + step` (or past the end).
-    let (mut a, mut b) = (lo + 1, (lo + step).min(slice.len()));
+    let (mut a, mut b) = (lo + 1, (lo + step).min(n));
     while a < b {
         let m = a + (b - a) / 2;
-        if below(&slice[m]) {
+        if below(m) {
             a = m + 1;
         } else {
             b = m;
@@ -245,18 +232,12 @@ pub fn merge_into<K, V, T, R, E>(
     let (mut wins_a, mut wins_b) = (0usize, 0usize);
     while *pa < a.len() && *pb < b.len() && !out.stopped(stop_after) {
         if wins_a >= GALLOP {
-            let y = &b[*pb];
-            let run = gallop(a, *pa, |u| key(u) < key(y)).min(*pa + out.room());
-            out.extend(&a[*pa..run]);
-            *pa = run;
+            copy_run(a, pa, &b[*pb], out);
             wins_a = 0;
             continue;
         }
         if wins_b >= GALLOP {
-            let x = &a[*pa];
-            let run = gallop(b, *pb, |u| key(u) < key(x)).min(*pb + out.room());
-            out.extend(&b[*pb..run]);
-            *pb = run;
+            copy_run(b, pb, &a[*pa], out);
             wins_b = 0;
             continue;
         }
@@ -296,6 +277,27 @@ pub fn merge_into<K, V, T, R, E>(
         }
         out.flush_full();
     }
+}
+
+/// Copies the run of `source` from `*at` below `head` (up to a full buffer of `out`: a run
+/// below the other input's head has no collisions) and moves `at` past it.
+fn copy_run<K, V, T, R, E>(
+    source: &[Update<K, V, T, R>],
+    at: &mut usize,
+    head: &Update<K, V, T, R>,
+    out: &mut Filler<Update<K, V, T, R>, E>,
+) where
+    K: Ord + Clone,
+    V: Ord + Clone,
+    T: Ord + Clone,
+    R: Clone,
+    E: FnMut(Vec<Update<K, V, T, R>>),
+{
+    let below =
+        |u: &Update<K, V, T, R>| (&u.0 .0, &u.0 .1, &u.1) < (&head.0 .0, &head.0 .1, &head.1);
+    let run = gallop(source, *at, below).min(*at + out.room());
+    out.extend(&source[*at..run]);
+    *at = run;
 }
 
 /// Advances the times of sorted, consolidated `records` by `frontier` and consolidates each
@@ -494,6 +496,6 @@ mod tests {
         s.make_mut().push(((3, 1), 0, 1));
         assert!(!s.is_view());
         assert_eq!(r.len(), 2);
-        assert_eq!(s.into_vec(), vec![((2, 1), 0, 1), ((3, 1), 0, 1)]);
+        assert_eq!(s.as_slice(), &[((2, 1), 0, 1), ((3, 1), 0, 1)]);
     }
 }
