@@ -1,7 +1,10 @@
 //! Wiring [`PagedChunk`] into differential: the batcher, builder and spine types, and the
 //! `arrange_by_key_paged` / `arrange_by_self_paged` extension trait.
 
+use std::collections::VecDeque;
+
 use differential_dataflow::batcher::{Batcher, Extract};
+use differential_dataflow::consolidation::consolidate_updates;
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::logging::Logger;
@@ -9,14 +12,10 @@ use differential_dataflow::operators::arrange::arrangement::{arrange_core, Arran
 use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::chunk::{ChunkBatcher, ChunkBuilder, ChunkSpine};
 use differential_dataflow::{ExchangeData, Hashable, VecCollection};
+use timely::container::{ContainerBuilder, PushInto};
 use timely::dataflow::channels::pact::Exchange;
 use timely::progress::frontier::AntichainRef;
 use timely::progress::Timestamp;
-
-use std::collections::VecDeque;
-
-use differential_dataflow::consolidation::consolidate_updates;
-use timely::container::{ContainerBuilder, PushInto};
 
 use crate::chunk::PagedChunk;
 use crate::data::PagedData;
@@ -32,7 +31,8 @@ pub type PagedBuilder<K, V, T, R> = ChunkBuilder<PagedChunk<K, V, T, R>>;
 type InnerBatcher<K, V, T, R> = ChunkBatcher<RunChunker<K, V, T, R>, PagedChunk<K, V, T, R>>;
 
 /// Records the batcher sorts at once before merging (32 chunks; 8 MiB of
-/// `(u64, u64, u64, i64)` updates): see [`RunChunker`].
+/// `(u64, u64, u64, i64)` updates): see [`RunChunker`]. The run being filled is heap memory
+/// outside the pool's budget, one per arrangement and worker, freed when a round is sealed.
 pub const RUN: usize = 32 * crate::chunk::TARGET;
 
 /// The batcher's chunker: sorts and consolidates its input in runs of [`RUN`] records and
