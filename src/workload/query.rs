@@ -281,7 +281,7 @@ where
     )
 }
 
-/// Shared by the query's inspect closures: the checksum of everything they saw.
+/// Shared by the query's inspect closures and batch sums: the checksum of everything they saw.
 fn accumulator() -> Rc<Cell<Checksum>> {
     Rc::new(Cell::new(Checksum::default()))
 }

@@ -39,8 +39,9 @@ pub const RUN: usize = 32 * crate::chunk::TARGET;
 /// cuts each run into full chunks. Upstream's chunker sorts one chunk at a time, so the
 /// batcher's merge ladder starts from one-chunk chains and merges a round's data
 /// log2(chunks) times, paging it at every level under a small budget. The chunks of one run
-/// are disjoint, so the ladder's first log2(32) levels of merges pass them through whole (no
-/// copy, no decode): each record is merged five times fewer.
+/// are disjoint, so while the ladder combines a run's chains of 1 to 16 chunks, `merge` only
+/// meets disjoint heads and passes them through whole (no copy, no decode): five fewer
+/// merge passes over every record.
 pub struct RunChunker<K, V, T, R> {
     pending: Vec<Update<K, V, T, R>>,
     ready: VecDeque<PagedChunk<K, V, T, R>>,

@@ -180,13 +180,6 @@ impl<U: Clone, E: FnMut(Vec<U>)> Filler<U, E> {
         }
     }
 
-    /// Appends one record.
-    #[inline]
-    pub fn push(&mut self, record: U) {
-        self.buffer.push(record);
-        self.flush_full();
-    }
-
     #[inline]
     fn flush_full(&mut self) {
         if self.buffer.len() >= self.target {
@@ -392,9 +385,11 @@ where
             self.out.truncate(w);
         }
         while self.out.len() >= self.target {
-            let rest = self.out.split_off(self.target);
-            let mut next = Vec::with_capacity(self.target.max(rest.len()));
-            next.extend(rest);
+            // The records past a full buffer move to a fresh one (one allocation, no copy of
+            // the full part).
+            let rest = self.out.len() - self.target;
+            let mut next = Vec::with_capacity(self.target.max(rest));
+            next.extend(self.out.drain(self.target..));
             emit(std::mem::replace(&mut self.out, next));
         }
     }
