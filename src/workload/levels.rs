@@ -97,8 +97,12 @@ impl Recorder {
 
     /// The report, given the trace's spine levels after the scan. Call it once the trace is
     /// dropped, so that its `end` counters are the pool's final ones (freeing the trace's
-    /// chunks counts elided writes).
+    /// chunks counts elided writes); it waits for the spill threads' writes in flight to land
+    /// first, so that the per-level counters add up to the pool's totals read after it.
     pub fn finish(self, spine: [SpineLevel; LEVELS]) -> LevelsReport {
+        if let Some(pool) = &self.pool {
+            pool.quiesce();
+        }
         LevelsReport {
             end: self.levels(),
             spine,
