@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use spillway_pool::{format_size, LevelStats, Pool};
-use spillway_trace::{take_merge_times, MergeTime, SpineLevel, LEVELS};
 use spillway_trace::PagingPolicy;
+use spillway_trace::{take_merge_times, MergeTime, SpineLevel, LEVELS};
 
 use super::args::{Backend, Plan, QueryArgs, Workload};
 

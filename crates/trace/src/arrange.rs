@@ -47,7 +47,7 @@ pub const SORT_RUN: usize = 32 * crate::chunk::TARGET;
 /// The batcher's chunker: sorts and consolidates its input in runs of [`SORT_RUN`] records and
 /// cuts each run into full chunks. Upstream's chunker sorts one chunk at a time, so the
 /// batcher's merge ladder starts from one-chunk chains and merges a round's data
-/// log2(chunks) times, paging it at every level under a small budget. The chunks of one run
+/// log2(chunks) times, paging it at every step of the ladder under a small budget. The chunks of one run
 /// are disjoint, so while the ladder combines a run's chains of 1 to 16 chunks, `merge` only
 /// meets disjoint heads and passes them through whole (no copy, no decode): five fewer
 /// merge passes over every record.
