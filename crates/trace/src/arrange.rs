@@ -51,6 +51,9 @@ pub const SORT_RUN: usize = 32 * crate::chunk::TARGET;
 /// are disjoint, so while the ladder combines a run's chains of 1 to 16 chunks, `merge` only
 /// meets disjoint heads and passes them through whole (no copy, no decode): five fewer
 /// merge passes over every record.
+///
+/// Public only because [`PagedBatcher`]'s trait impls name it; [`ArrangePaged`] wires it in,
+/// and callers have no reason to build one.
 pub struct RunChunker<K, V, T, R> {
     pending: Vec<Update<K, V, T, R>>,
     ready: VecDeque<PagedChunk<K, V, T, R>>,

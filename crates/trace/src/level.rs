@@ -8,7 +8,8 @@
 //! trace's reports ([`crate::spine_levels`], [`crate::take_merge_times`]) and the pool's
 //! (`Pool::level_stats`) index the same levels.
 
-/// Levels reported: the pool's depth bands.
+/// How many levels there are: the pool's depth bands. Per-level reports are arrays of this
+/// length, indexed by level.
 pub const LEVELS: usize = spillway_pool::pool::DEPTH_BANDS;
 
 /// The level of a chunk of `depth` (see the module docs): `depth`, or `LEVELS - 1` for deeper.
