@@ -2,7 +2,7 @@
 //! spine level.
 //!
 //! A level is a chunk's depth (0 for batcher output, merge outputs one deeper than their
-//! deepest input; see `spillway_trace::levels`). For each level the table shows the trace's
+//! deepest input; see `spillway_trace::level_of`). For each level the table shows the trace's
 //! batches, chunks and records (worker 0's trace), the pool's resident and extent bytes at the
 //! end, the chunks written (evicted or eagerly backed) and the bytes they took, the chunks
 //! freed before they were written (elided), the fault-ins during the join phase, and the time
@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use spillway_pool::{format_size, LevelStats, Pool};
-use spillway_trace::levels::{take_merge_times, MergeTime, SpineLevel, LEVELS};
 use spillway_trace::PagingPolicy;
+use spillway_trace::{take_merge_times, MergeTime, SpineLevel, LEVELS};
 
 use super::args::{Backend, Plan, QueryArgs, Workload};
 

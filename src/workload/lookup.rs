@@ -18,7 +18,7 @@ use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::cursor::{cursor_list, Cursor};
 use differential_dataflow::trace::TraceReader;
 use spillway_pool::Pool;
-use spillway_trace::vectored::chunks_touched;
+use spillway_trace::chunks_touched;
 use spillway_trace::{get_vectored, ArrangePaged, LookupStats, PagedSpine, Paging};
 use timely::dataflow::operators::Probe;
 use timely::progress::frontier::AntichainRef;

@@ -25,7 +25,7 @@ use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
 use differential_dataflow::trace::Span;
 use differential_dataflow::trace::{Navigable, TraceReader};
-use spillway_trace::levels::spine_levels;
+use spillway_trace::spine_levels;
 use spillway_trace::{ArrangePaged, JoinVectored, PagedBuilder, PagedChunk, PagedSpine, Paging};
 use timely::container::PushInto;
 use timely::dataflow::channels::pact::Pipeline;

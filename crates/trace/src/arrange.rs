@@ -1,5 +1,13 @@
-//! Wiring [`PagedChunk`] into differential: the batcher, builder and spine types, and the
-//! `arrange_by_key_paged` / `arrange_by_self_paged` extension trait.
+//! Wiring [`PagedChunk`] into differential: the spine, batcher and builder types, and the
+//! `arrange_by_key_paged` / `arrange_by_self_paged` extension traits.
+//!
+//! Invariant: every chunk a paged arrangement seals is sealed inside its own batcher's paging
+//! scope or carries its pager, so it pages (or not) exactly as its arrangement's [`Paging`]
+//! says. [`PagedBatcher`] keeps it by entering the scope around each batcher call.
+//!
+//! Upstream's chunk harness does the rest: [`PagedSpine`] is differential's `ChunkSpine` and
+//! [`PagedBuilder`] its `ChunkBuilder` over [`PagedChunk`]; the batcher is its `ChunkBatcher`
+//! with our [`RunChunker`], which sorts input in runs of [`SORT_RUN`] records.
 
 use std::collections::VecDeque;
 
@@ -28,20 +36,24 @@ pub type PagedSpine<K, V, T, R> = ChunkSpine<PagedChunk<K, V, T, R>>;
 /// Builds batches of [`PagedChunk`]s.
 pub type PagedBuilder<K, V, T, R> = ChunkBuilder<PagedChunk<K, V, T, R>>;
 
+/// The batcher inside a [`PagedBatcher`].
 type InnerBatcher<K, V, T, R> = ChunkBatcher<RunChunker<K, V, T, R>, PagedChunk<K, V, T, R>>;
 
-/// Records the batcher sorts at once before merging (32 chunks; 8 MiB of
-/// `(u64, u64, u64, i64)` updates): see [`RunChunker`]. The run being filled is heap memory
-/// outside the pool's budget, one per arrangement and worker, freed when a round is sealed.
-pub const RUN: usize = 32 * crate::chunk::TARGET;
+/// Records a paged arrangement's batcher sorts at once before merging (32 chunks; 8 MiB of
+/// `(u64, u64, u64, i64)` updates). The run being filled is heap memory outside the pool's
+/// budget, one per arrangement and worker, freed when a round is sealed.
+pub const SORT_RUN: usize = 32 * crate::chunk::TARGET;
 
-/// The batcher's chunker: sorts and consolidates its input in runs of [`RUN`] records and
+/// The batcher's chunker: sorts and consolidates its input in runs of [`SORT_RUN`] records and
 /// cuts each run into full chunks. Upstream's chunker sorts one chunk at a time, so the
 /// batcher's merge ladder starts from one-chunk chains and merges a round's data
-/// log2(chunks) times, paging it at every level under a small budget. The chunks of one run
+/// log2(chunks) times, paging it at every step of the ladder under a small budget. The chunks of one run
 /// are disjoint, so while the ladder combines a run's chains of 1 to 16 chunks, `merge` only
 /// meets disjoint heads and passes them through whole (no copy, no decode): five fewer
 /// merge passes over every record.
+///
+/// Public only because [`PagedBatcher`]'s trait impls name it; [`ArrangePaged`] wires it in,
+/// and callers have no reason to build one.
 pub struct RunChunker<K, V, T, R> {
     pending: Vec<Update<K, V, T, R>>,
     ready: VecDeque<PagedChunk<K, V, T, R>>,
@@ -87,12 +99,12 @@ where
     fn push_into(&mut self, input: &mut Vec<Update<K, V, T, R>>) {
         let mut input = input.drain(..);
         loop {
-            if self.pending.capacity() < RUN {
-                self.pending.reserve_exact(RUN - self.pending.len());
+            if self.pending.capacity() < SORT_RUN {
+                self.pending.reserve_exact(SORT_RUN - self.pending.len());
             }
-            let room = RUN - self.pending.len();
+            let room = SORT_RUN - self.pending.len();
             self.pending.extend(input.by_ref().take(room));
-            if self.pending.len() < RUN {
+            if self.pending.len() < SORT_RUN {
                 return;
             }
             self.seal_run();
@@ -126,6 +138,9 @@ where
 
 /// The merge batcher of a paged arrangement: upstream's chunk batcher, run inside its
 /// arrangement's paging scope so that `settle` can page the chains it seals.
+///
+/// [`ArrangePaged`] builds one per arrangement; name it yourself only to call
+/// differential's `arrange_core` with a custom exchange.
 pub struct PagedBatcher<K, V, T, R>
 where
     K: PagedData,
@@ -144,7 +159,8 @@ where
     T: PagedData + Lattice + Timestamp,
     R: PagedData + Semigroup,
 {
-    /// A batcher for an arrangement with the given paging.
+    /// A batcher for an arrangement that pages with `paging`; `logger` and `operator_id` are
+    /// what `arrange_core` hands its batcher constructor.
     pub fn new(logger: Option<Logger>, operator_id: usize, paging: Paging) -> Self {
         PagedBatcher {
             inner: InnerBatcher::new(logger, operator_id),
@@ -188,7 +204,47 @@ where
     }
 }
 
-/// Arranges collections into paged traces.
+/// Arranges collections of `(key, val)` pairs into paged traces: `arrange_by_key` for
+/// [`PagedSpine`].
+///
+/// Implemented for differential's `VecCollection`s whose key, value, time and diff types are
+/// all [`crate::PagedData`] (and exchangeable, as `arrange_by_key` requires). Records are
+/// exchanged between workers by the key's hash, as upstream's `arrange_by_key` does.
+///
+/// # Example
+///
+/// Two collections arranged paged and joined; each key's values meet once per match.
+///
+/// ```
+/// use differential_dataflow::input::Input;
+/// use spillway_pool::{Pool, PoolConfig};
+/// use spillway_trace::{ArrangePaged, Paging};
+/// use std::sync::{Arc, Mutex};
+///
+/// let pool = Pool::new(PoolConfig::default().budget("16MiB")?)?;
+/// let out = Arc::new(Mutex::new(Vec::new()));
+/// let sink = out.clone();
+/// timely::execute_directly(move |worker| {
+///     let paging = Paging::enabled(&pool);
+///     let (mut names, mut ages) = worker.dataflow::<u64, _, _>(|scope| {
+///         let (names_in, names) = scope.new_collection::<(u64, u64), isize>();
+///         let (ages_in, ages) = scope.new_collection::<(u64, u64), isize>();
+///         names
+///             .arrange_by_key_paged(&paging)
+///             .join_core(ages.arrange_by_key_paged(&paging), |id, name, age| {
+///                 Some((id, name, age))
+///             })
+///             .inspect(move |(record, _time, diff)| sink.lock().unwrap().push((*record, *diff)));
+///         (names_in, ages_in)
+///     });
+///     names.update((1, 100), 1);
+///     names.update((2, 200), 1);
+///     ages.update((1, 31), 1);
+///     ages.update((3, 43), 1);
+/// });
+/// assert_eq!(*out.lock().unwrap(), vec![((1, 100, 31), 1)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait ArrangePaged<'scope, T, K, V, R>
 where
     T: Timestamp + Lattice + PagedData,
@@ -196,22 +252,25 @@ where
     V: PagedData,
     R: PagedData + Semigroup,
 {
-    /// Arranges `(key, val)` records by key into a [`PagedSpine`]. With `Paging::disabled()`
-    /// the chunks stay resident; the types are the same either way.
+    /// Arranges `(key, val)` records by key into a [`PagedSpine`] whose chunks page as
+    /// `paging` says. With `Paging::disabled()` the chunks stay resident; the types are the
+    /// same either way.
     fn arrange_by_key_paged(
         self,
         paging: &Paging,
     ) -> Arranged<'scope, TraceAgent<PagedSpine<K, V, T, R>>>;
 }
 
-/// Arranges collections of keys into paged traces.
+/// Arranges collections of keys into paged traces: `arrange_by_self` for [`PagedSpine`]
+/// (with `()` values).
 pub trait ArrangeSelfPaged<'scope, T, K, R>
 where
     T: Timestamp + Lattice + PagedData,
     K: PagedData,
     R: PagedData + Semigroup,
 {
-    /// Arranges records by themselves (`(key, ())`) into a [`PagedSpine`].
+    /// Arranges records by themselves (as `(key, ())`) into a [`PagedSpine`] whose chunks
+    /// page as `paging` says.
     fn arrange_by_self_paged(
         self,
         paging: &Paging,

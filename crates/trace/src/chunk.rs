@@ -1,13 +1,17 @@
 //! [`PagedChunk`]: a differential [`Chunk`] whose body is resident or pooled.
 //!
+//! Invariant: a chunk's records are sorted by `((key, val), time)` and consolidated, whether
+//! they sit on the heap or in the pool, and no reference into pool memory outlives the pin
+//! that protects it. Everything below serves one of the two.
+//!
 //! # Representation
 //! A chunk is an `Rc` (clones are refcount bumps, as the trace merger expects) around:
-//! - a body, a [`PagedColumn`]: either *resident*, [`Records`] (a sorted, consolidated
-//!   `Vec<((K, V), T, R)>` shared by `Rc`, or a suffix view of one), or *pooled*, four columns (keys, vals, times,
-//!   diffs; see [`crate::data`] for their encoding) written straight into a pool slot by
-//!   `Pool::insert_with`;
+//! - a body, a [`ChunkBody`]: either *resident*, [`Records`] (a sorted, consolidated
+//!   `Vec<((K, V), T, R)>` shared by `Rc`, or a suffix view of one), or *pooled*, four
+//!   columns (keys, vals, times, diffs; see [`crate::data`] for their encoding) written
+//!   straight into a pool slot by `Pool::insert_with`;
 //! - resident metadata: length, fence triples (first and last `(key, val, time)`), depth;
-//! - the [`ColumnPager`] of its arrangement, if paging is on.
+//! - the [`Pager`] of its arrangement, if paging is on.
 //!
 //! # Chunk operations
 //! `merge`, `extract` and `advance` run the algorithms of [`crate::records`] on a small window
@@ -20,7 +24,8 @@
 //! `settle` packs chunks to the grading invariant with differential's `pack` and pages each
 //! committed chunk (`seal`) when its arrangement's policy says so: the commit point where
 //! chunks enter the pool. Merge outputs get depth = deepest input + 1 (batcher merges keep
-//! depth 0), so older data is evicted first.
+//! depth 0), so older data is evicted first; each merge step is counted per level
+//! ([`crate::merge_times`]).
 //!
 //! # Cursor reads are sound and bounded
 //! When all four types are fixed-width ([`PagedData::WIDTH`] is `Some`), items are returned
@@ -37,9 +42,9 @@
 //! batch is merged away or the trace is compacted past it). No `unsafe`, no pool memory
 //! borrowed; the cost is that this cache is bounded only by the pooled chunks read since their
 //! batches were last merged: after a full scan of a static arrangement, all of it. Its size is
-//! counted per arrangement ([`crate::Paging::decoded_cache_bytes`]) and measured in
+//! counted per arrangement ([`Paging::decoded_cache_bytes`]) and measured in
 //! `doc/benchmarks.md`; bounded-memory reads of such arrangements are the vectored lookup's
-//! job. Merges, extracts and `settle` never fill the cache.
+//! job ([`crate::vectored`]). Merges, extracts and `settle` never fill the cache.
 
 use std::cell::{Cell, OnceCell};
 use std::collections::VecDeque;
@@ -58,25 +63,31 @@ use timely::progress::{Antichain, Timestamp};
 use timely::Accountable;
 
 use crate::data::{column_len, equal, less, read_column, write_column, PagedData};
-use crate::pager::{self, ColumnPager};
+use crate::pager::{self, Pager, Paging};
 use crate::records::{gallop_index, merge_into, Advancer, Filler, Records, Update};
 
 /// In batcher chains, only the chunks from this position on page (the first ones stay
 /// resident): chains shorter than this are consumed by the batcher's next merge.
-pub const MIN_PAGED_CHAIN: usize = 4;
+pub(crate) const MIN_PAGED_CHAIN: usize = 4;
 
 /// Records per chunk: the grading target (8192, as upstream's `VecChunk`'s; 256 KiB for
-/// `(u64, u64, u64, i64)` updates, exactly one pool slot class).
-pub const TARGET: usize = 8192;
+/// `(u64, u64, u64, i64)` updates, exactly one pool slot class). Callers outside the crate
+/// read it as `<PagedChunk<..> as Chunk>::TARGET`.
+pub(crate) const TARGET: usize = 8192;
 
-/// A sorted, consolidated run of updates whose body is resident or in the pool.
+/// A sorted, consolidated run of updates `((key, val), time, diff)` whose body is resident or
+/// in the pool: the chunk type of a [`crate::PagedSpine`] (see the crate docs for how to
+/// arrange with it).
+///
+/// Clones share the body (a refcount bump). A chunk carries a *depth*, the hint the pool
+/// evicts by: 0 for batcher output, one more than its deepest input for a merge output.
 pub struct PagedChunk<K, V, T, R>(Rc<ChunkInner<K, V, T, R>>);
 
 struct ChunkInner<K, V, T, R> {
-    body: PagedColumn<K, V, T, R>,
+    body: ChunkBody<K, V, T, R>,
     /// 0 for batcher output; merge outputs are one deeper than their deepest input.
     depth: u8,
-    pager: Option<Rc<ColumnPager>>,
+    pager: Option<Rc<Pager>>,
     /// The chunk sealed right after this one in the same sequence, set once by `settle`; a
     /// cursor opening this chunk prefetches that one (a scan reads them in order).
     next: OnceCell<Weak<ChunkInner<K, V, T, R>>>,
@@ -89,16 +100,20 @@ struct ChunkInner<K, V, T, R> {
 }
 
 /// A chunk body: resident, or pooled with its resident metadata.
-pub enum PagedColumn<K, V, T, R> {
-    /// In memory (see [`crate::records`]).
+enum ChunkBody<K, V, T, R> {
+    /// On the heap (see [`crate::records`]).
     Resident(Records<K, V, T, R>),
     /// In a pool slot (or its extent), as four columns.
     Pooled {
+        /// The pool's handle of the body; dropping it frees the chunk in the pool.
         handle: ChunkHandle,
+        /// Records in the body.
         len: usize,
         /// Byte offsets of the key, val, time and diff columns, and the body's length.
         columns: [usize; 5],
+        /// The first record's `(key, val, time)`, kept resident for seeks and merges.
         first: (K, V, T),
+        /// The last record's `(key, val, time)`.
         last: (K, V, T),
     },
 }
@@ -117,7 +132,7 @@ impl<K, V, T, R> Default for PagedChunk<K, V, T, R> {
 
 impl<K, V, T, R> Drop for ChunkInner<K, V, T, R> {
     fn drop(&mut self) {
-        if let (Some(_), Some(pager), PagedColumn::Pooled { columns, len, .. }) =
+        if let (Some(_), Some(pager), ChunkBody::Pooled { columns, len, .. }) =
             (self.decoded.get(), &self.pager, &self.body)
         {
             pager.uncache(decoded_bytes::<K, V, T, R>(*len, columns[4]));
@@ -128,13 +143,13 @@ impl<K, V, T, R> Drop for ChunkInner<K, V, T, R> {
 /// Heap bytes of a decoded body of `len` records whose encoding takes `body` bytes (an
 /// estimate: the records plus their variable-length payloads, at most `body`).
 fn decoded_bytes<K, V, T, R>(len: usize, body: usize) -> usize {
-    len * std::mem::size_of::<((K, V), T, R)>() + body
+    len * size_of::<((K, V), T, R)>() + body
 }
 
 impl<K, V, T, R> PagedChunk<K, V, T, R> {
-    fn resident(vec: Records<K, V, T, R>, depth: u8, pager: Option<Rc<ColumnPager>>) -> Self {
+    fn resident(vec: Records<K, V, T, R>, depth: u8, pager: Option<Rc<Pager>>) -> Self {
         PagedChunk(Rc::new(ChunkInner {
-            body: PagedColumn::Resident(vec),
+            body: ChunkBody::Resident(vec),
             depth,
             pager,
             next: OnceCell::new(),
@@ -148,7 +163,7 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
         let Some(next) = self.0.next.get().and_then(Weak::upgrade) else {
             return;
         };
-        if let PagedColumn::Pooled { handle, .. } = &next.body {
+        if let ChunkBody::Pooled { handle, .. } = &next.body {
             if next.decoded.get().is_none() {
                 handle.prefetch();
             }
@@ -160,27 +175,31 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
     /// [`crate::PagedSpine`] builds its output from the chunks its `push` closure fills, so
     /// that closure starts each one with `*buf = PagedChunk::with_paging(&paging)` to let the
     /// output trace page (with `Default`, its chunks stay resident).
-    pub fn with_paging(paging: &crate::Paging) -> Self {
+    pub fn with_paging(paging: &Paging) -> Self {
         PagedChunk::resident(Records::default(), 0, paging.pager().cloned())
     }
 
-    /// A resident chunk of `records` (sorted and consolidated), at depth 0 with no pager of
-    /// its own: sealing it in a batcher or builder adopts its arrangement's.
-    pub fn from_records(records: Vec<Update<K, V, T, R>>) -> Self {
+    /// A resident chunk of `records` at depth 0 with no pager of its own: sealing it in a
+    /// batcher or builder adopts its arrangement's. The caller guarantees that `records` are
+    /// sorted by `((key, val), time)` and consolidated (no repeated `((key, val), time)`, no
+    /// zero diff), as every differential chunk must be.
+    pub fn from_records(records: Vec<((K, V), T, R)>) -> Self {
         PagedChunk::resident(Records::from_vec(records), 0, None)
     }
 
-    /// The chunk's depth (see the module docs).
+    /// The chunk's depth: 0 for batcher output, one more than its deepest input for a merge
+    /// output. Reports count it as level [`crate::level_of`]`(depth)`.
     pub fn depth(&self) -> u8 {
         self.0.depth
     }
 
-    /// Whether the body lives in the pool.
+    /// Whether the body lives in the pool (resident in a slot or evicted to an extent), rather
+    /// than on the heap.
     pub fn is_pooled(&self) -> bool {
-        matches!(self.0.body, PagedColumn::Pooled { .. })
+        matches!(self.0.body, ChunkBody::Pooled { .. })
     }
 
-    fn pager(&self) -> Option<&Rc<ColumnPager>> {
+    fn pager(&self) -> Option<&Rc<Pager>> {
         self.0.pager.as_ref()
     }
 }
@@ -195,9 +214,9 @@ where
     /// The body as [`Records`]: free when resident (or decoded), one decode when pooled.
     pub(crate) fn materialize(&self) -> Records<K, V, T, R> {
         match (&self.0.body, self.0.decoded.get()) {
-            (PagedColumn::Resident(vec), _) | (_, Some(vec)) => vec.clone(),
+            (ChunkBody::Resident(vec), _) | (_, Some(vec)) => vec.clone(),
             (
-                PagedColumn::Pooled {
+                ChunkBody::Pooled {
                     handle,
                     len,
                     columns,
@@ -212,7 +231,7 @@ where
     /// kept until the chunk drops (see the module docs).
     fn decoded(&self) -> &Records<K, V, T, R> {
         self.0.decoded.get_or_init(|| {
-            let PagedColumn::Pooled {
+            let ChunkBody::Pooled {
                 handle,
                 len,
                 columns,
@@ -233,12 +252,12 @@ where
     #[allow(clippy::type_complexity)]
     pub(crate) fn fences(&self) -> ((&K, &V, &T), (&K, &V, &T)) {
         match &self.0.body {
-            PagedColumn::Resident(vec) => {
+            ChunkBody::Resident(vec) => {
                 let s = vec.as_slice();
                 let (f, l) = (&s[0], &s[s.len() - 1]);
                 ((&f.0 .0, &f.0 .1, &f.1), (&l.0 .0, &l.0 .1, &l.1))
             }
-            PagedColumn::Pooled { first, last, .. } => {
+            ChunkBody::Pooled { first, last, .. } => {
                 ((&first.0, &first.1, &first.2), (&last.0, &last.1, &last.2))
             }
         }
@@ -248,9 +267,9 @@ where
     /// the pooled columns to pin.
     pub(crate) fn lookup_body(&self) -> LookupBody<'_, K, V, T, R> {
         match (&self.0.body, self.0.decoded.get()) {
-            (PagedColumn::Resident(vec), _) | (_, Some(vec)) => LookupBody::Records(vec.as_slice()),
+            (ChunkBody::Resident(vec), _) | (_, Some(vec)) => LookupBody::Records(vec.as_slice()),
             (
-                PagedColumn::Pooled {
+                ChunkBody::Pooled {
                     handle,
                     len,
                     columns,
@@ -269,7 +288,7 @@ where
     }
 
     /// Writes a resident body into the pool (the caller decided it should page).
-    fn page_out(records: &[Update<K, V, T, R>], depth: u8, pager: &Rc<ColumnPager>) -> Self {
+    fn page_out(records: &[Update<K, V, T, R>], depth: u8, pager: &Rc<Pager>) -> Self {
         let len = records.len();
         let columns = layout(records);
         let handle = pager
@@ -284,7 +303,7 @@ where
             });
         let (f, l) = (&records[0], &records[len - 1]);
         PagedChunk(Rc::new(ChunkInner {
-            body: PagedColumn::Pooled {
+            body: ChunkBody::Pooled {
                 handle,
                 len,
                 columns,
@@ -306,13 +325,13 @@ where
             *self = PagedChunk::resident(vec, depth, pager);
         }
         match &mut Rc::get_mut(&mut self.0).expect("unique").body {
-            PagedColumn::Resident(vec) => vec.make_mut(),
-            PagedColumn::Pooled { .. } => unreachable!("materialized above"),
+            ChunkBody::Resident(vec) => vec.make_mut(),
+            ChunkBody::Pooled { .. } => unreachable!("materialized above"),
         }
     }
 }
 
-/// Column offsets of the pooled body of `records` (see [`PagedColumn::Pooled`]).
+/// Column offsets of the pooled body of `records` (see [`ChunkBody::Pooled`]).
 fn layout<K, V, T, R>(records: &[((K, V), T, R)]) -> [usize; 5]
 where
     K: PagedData,
@@ -419,8 +438,8 @@ where
 impl<K, V, T, R> PagedChunk<K, V, T, R> {
     fn len_records(&self) -> usize {
         match &self.0.body {
-            PagedColumn::Resident(vec) => vec.as_slice().len(),
-            PagedColumn::Pooled { len, .. } => *len,
+            ChunkBody::Resident(vec) => vec.as_slice().len(),
+            ChunkBody::Pooled { len, .. } => *len,
         }
     }
 }
@@ -559,7 +578,7 @@ where
         if pb < rb.len() {
             in2.push_front(leftover(&b, &rb, pb));
         }
-        crate::levels::record_merge(depth, started.elapsed(), records);
+        crate::merge_times::record_merge(depth, started.elapsed(), records);
     }
 
     fn extract(
@@ -740,7 +759,7 @@ where
 /// The commit hook: pages a resident chunk when its arrangement's policy says so.
 fn seal<K, V, T, R>(
     chunk: PagedChunk<K, V, T, R>,
-    scope_pager: Option<&Rc<ColumnPager>>,
+    scope_pager: Option<&Rc<Pager>>,
     may_page: bool,
 ) -> PagedChunk<K, V, T, R>
 where
@@ -749,7 +768,7 @@ where
     T: PagedData,
     R: PagedData,
 {
-    let PagedColumn::Resident(vec) = &chunk.0.body else {
+    let ChunkBody::Resident(vec) = &chunk.0.body else {
         return chunk;
     };
     let pager = chunk.pager().or(scope_pager);
@@ -771,10 +790,11 @@ where
 /// A cursor's cached group end that is not known yet.
 const UNKNOWN: usize = usize::MAX;
 
-/// A cursor over one [`PagedChunk`]. Returns fixed-width items by value, pinning a pooled
-/// body on its first read (not at creation: differential opens cursors it may never read) and
-/// holding the pin for as long as it lives; returns variable-length items by reference from
-/// the chunk's decoded body (see the module docs).
+/// A cursor over one [`PagedChunk`] (its `Navigable::Cursor`; differential's batch cursor
+/// opens one per chunk). Returns fixed-width items by value, pinning a pooled body on its
+/// first read (not at creation: differential opens cursors it may never read) and holding the
+/// pin for as long as it lives; returns variable-length items by reference from the chunk's
+/// decoded body, which it decodes on first read and keeps with the chunk.
 pub struct PagedCursor<K, V, T, R> {
     key_pos: usize,
     val_pos: usize,
@@ -873,8 +893,8 @@ where
         project: impl Fn(&'a ((K, V), T, R)) -> &'a X,
     ) -> X::Item<'a> {
         match &s.0.body {
-            PagedColumn::Resident(vec) => project(&vec.as_slice()[i]).item(),
-            PagedColumn::Pooled {
+            ChunkBody::Resident(vec) => project(&vec.as_slice()[i]).item(),
+            ChunkBody::Pooled {
                 handle, columns, ..
             } => match X::WIDTH {
                 Some(width) if Self::BY_VALUE => {

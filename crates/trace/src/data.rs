@@ -1,5 +1,9 @@
 //! What a paged chunk can hold: [`PagedData`], and the column codec of pooled bodies.
 //!
+//! Invariant: a column read back returns exactly the values written into it, in order, and
+//! [`PagedData::read_item`] is `Some` exactly for fixed-width types, so only those are ever
+//! read in place from pinned pool memory.
+//!
 //! Every key, value, time and diff type of a paged arrangement is [`PagedData`]. There are two
 //! kinds, and the kind decides how a cursor reads a pooled body:
 //! - **fixed-width** ([`FixedWidth`] types: integers, `()`, tuples of them, your own), with
@@ -19,6 +23,12 @@ use differential_dataflow::trace::implementations::BatchContainer;
 use crate::fixed::{FixedColumn, FixedWidth};
 
 /// A type a paged chunk can store: how it encodes into a pool slot, and how cursors return it.
+///
+/// Provided for every [`FixedWidth`] type (by value), `String` and `Vec<u8>` (by reference).
+/// An implementation must round-trip (`decode` of what `encode` wrote is an equal value) and
+/// keep `WIDTH` and `read_item` in step: `WIDTH = Some(w)` means every value encodes in
+/// exactly `w` bytes and `read_item` returns `Some`; `WIDTH = None` means `read_item` returns
+/// `None`, and items are references that borrow from the chunk.
 pub trait PagedData: Ord + Clone + 'static {
     /// What a cursor returns: `Self` for fixed-width types, `&'a Self` otherwise.
     type Item<'a>: Copy + Ord;

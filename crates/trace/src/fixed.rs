@@ -1,9 +1,12 @@
 //! Fixed-width encodings and a by-value batch container.
 //!
+//! Invariant: every value of a [`FixedWidth`] type encodes in exactly `WIDTH` bytes and
+//! decodes back to itself, so item `i` of a column is found by arithmetic alone.
+//!
 //! A [`FixedWidth`] type has an encoding of exactly `WIDTH` bytes. Paged chunk bodies store
 //! each column as a run of such encodings, so a cursor reads item `i` of a column at byte
 //! `i * WIDTH` of the pinned body and returns it **by value**: no reference into pool memory
-//! escapes the pin that protects it (see the crate docs for the soundness argument).
+//! escapes the pin that protects it (see [`crate::chunk`] for the soundness argument).
 //!
 //! [`FixedColumn<T>`] is differential's `BatchContainer` for such types with
 //! `ReadItem<'a> = T`: `reborrow` is the identity, and `Copy + Ord` holds because `T` is.

@@ -62,8 +62,8 @@ impl<L> VectoredJoin<L> {
         }
     }
 
-    /// Keys per vectored lookup (at least 1): larger groups read each touched chunk of the
-    /// other side fewer times; smaller ones hold fewer records at once.
+    /// Keys per vectored lookup (at least 1; 16 Ki by default): larger groups read each
+    /// touched chunk of the other side fewer times; smaller ones hold fewer records at once.
     pub fn group(mut self, keys: usize) -> Self {
         self.group = keys.max(1);
         self

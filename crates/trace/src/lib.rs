@@ -2,42 +2,92 @@
 //!
 //! A [`PagedChunk`] implements differential's `Chunk` and `NavigableChunk`, so upstream's
 //! chunk harness turns it into a full trace: [`PagedSpine`], [`PagedBatcher`],
-//! [`PagedBuilder`]. Switch an arrangement with one call and a runtime flag:
+//! [`PagedBuilder`]. Sealed chunks of at least [`PagingPolicy::min_bytes`] enter a
+//! [`spillway_pool::Pool`] when they settle, and come back when a merge, a cursor or a
+//! lookup reads them. Switch an arrangement with one call and a runtime flag:
 //!
-//! ```ignore
-//! let pool = spillway::Pool::new(spillway::PoolConfig::default().budget("256MiB")?)?;
-//! timely::execute(config, move |worker| {
-//!     let paging = spillway::Paging::enabled(&pool); // or Paging::disabled()
-//!     worker.dataflow(|scope| {
-//!         let arranged = collection.arrange_by_key_paged(&paging);
-//!         arranged.join_core(other_arranged, |k, v1, v2| ...);
+//! ```
+//! use differential_dataflow::input::Input;
+//! use spillway_pool::{Pool, PoolConfig};
+//! use spillway_trace::{ArrangePaged, Paging};
+//! use std::sync::{Arc, Mutex};
+//!
+//! let pool = Pool::new(PoolConfig::default().budget("16MiB")?)?;
+//! let page = true; // a runtime flag: the dataflow's types do not depend on it
+//! let joined = Arc::new(Mutex::new(Vec::new()));
+//! let sink = joined.clone();
+//! timely::execute_directly(move |worker| {
+//!     let paging = if page { Paging::enabled(&pool) } else { Paging::disabled() };
+//!     let (mut left, mut right) = worker.dataflow::<u64, _, _>(|scope| {
+//!         let (left_in, left) = scope.new_collection::<(u64, u64), isize>();
+//!         let (right_in, right) = scope.new_collection::<(u64, u64), isize>();
+//!         left.arrange_by_key_paged(&paging)
+//!             .join_core(right.arrange_by_key_paged(&paging), |k, v1, v2| Some((k, v1 + v2)))
+//!             .inspect(move |(record, _time, diff)| sink.lock().unwrap().push((*record, *diff)));
+//!         (left_in, right_in)
 //!     });
-//! })
+//!     for key in 0..100u64 {
+//!         left.update((key, 1), 1);
+//!         right.update((key, 2), 1);
+//!     }
+//! }); // the inputs close here, and the dataflow runs to completion
+//! let mut joined = joined.lock().unwrap().clone();
+//! joined.sort();
+//! assert_eq!(joined, (0..100).map(|k| ((k, 3), 1)).collect::<Vec<_>>());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## What a paged arrangement holds
 //! Keys, values, times and diffs must be [`PagedData`]: fixed-width types ([`FixedWidth`]:
-//! integers, tuples of them, your own), which cursors return by value, or variable-length
-//! ones (`String`, `Vec<u8>`), returned by reference (see [`chunk`] for why both are sound,
-//! and what the by-reference path costs). Many keys are looked up at once with
-//! [`get_vectored`] / [`for_each_update`] (one sweep per batch, coalesced reads, no caches),
-//! and [`JoinVectored::join_core_vectored`] joins through them. [`PagingPolicy`] backs each
-//! spine level lazily or eagerly; [`levels`] and `Pool::level_stats` report per level. See
-//! `doc/design/paged-trace.md` for the design and what is still to come.
+//! integers, `()`, tuples of them, your own), which cursors return by value with the cursor
+//! holding the pin, or variable-length ones (`String`, `Vec<u8>`), which cursors return by
+//! reference from a per-chunk decoded copy (counted by [`Paging::decoded_cache_bytes`]).
+//! Both sides of a `join_core` must be paged arrangements. A `reduce` into a
+//! [`PagedSpine`] pages its output when its `push` closure starts each chunk with
+//! [`PagedChunk::with_paging`].
+//!
+//! ## Vectored reads
+//! [`get_vectored`] and [`for_each_update`] look many sorted keys up at once: each batch is
+//! swept once over its chunks' resident fences, every touched pooled chunk is read once with
+//! coalesced reads, and nothing is cached, so memory stays bounded for every type.
+//! [`JoinVectored::join_core_vectored`] joins through them ([`VectoredJoin`]).
+//!
+//! ## Levels
+//! A chunk carries a *depth* (0 for batcher output, merge outputs one deeper than their
+//! deepest input); reports call it its *level* ([`level_of`], [`LEVELS`]). [`PagingPolicy`]
+//! backs each level lazily or eagerly; [`spine_levels`] counts a trace's batches, chunks and
+//! records per level, [`take_merge_times`] the merge time per level, and
+//! `Pool::level_stats` the pool's side.
+//!
+//! ## Features
+//! - `serde`: `Serialize` and `Deserialize` for [`PagingPolicy`], `Serialize` for the level
+//!   reports [`SpineLevel`] and [`MergeTime`].
+//!
+//! This crate has no `unsafe` code: pool memory is only read through the pool's pins.
 
-pub mod arrange;
-pub mod chunk;
-pub mod data;
-pub mod fixed;
-pub mod join;
-pub mod levels;
-pub mod pager;
-pub mod records;
-pub mod vectored;
+#![forbid(unsafe_code)]
 
-pub use arrange::{ArrangePaged, ArrangeSelfPaged, PagedBatcher, PagedBuilder, PagedSpine};
+mod arrange;
+mod chunk;
+mod data;
+mod fixed;
+mod join;
+mod level;
+mod merge_times;
+mod pager;
+mod records;
+mod spine_levels;
+mod vectored;
+
+pub use arrange::{
+    ArrangePaged, ArrangeSelfPaged, PagedBatcher, PagedBuilder, PagedSpine, RunChunker, SORT_RUN,
+};
 pub use chunk::{PagedChunk, PagedCursor};
 pub use data::PagedData;
 pub use fixed::{FixedColumn, FixedWidth};
 pub use join::{JoinVectored, VectoredJoin};
-pub use pager::{ColumnPager, Paging, PagingPolicy};
-pub use vectored::{for_each_update, get_vectored, LookupStats};
+pub use level::{level_of, LEVELS};
+pub use merge_times::{take_merge_times, MergeTime};
+pub use pager::{Paging, PagingPolicy};
+pub use spine_levels::{spine_levels, SpineLevel};
+pub use vectored::{chunks_touched, for_each_update, get_vectored, LookupStats};

@@ -1,4 +1,8 @@
-//! The paging policy of an arrangement, and the one thread-local it needs.
+//! Whether and how an arrangement pages: [`Paging`] and its [`PagingPolicy`], and the one
+//! thread-local the trace needs.
+//!
+//! Invariant: a chunk pages through the pool of the arrangement it belongs to, under that
+//! arrangement's policy, and no other; with paging disabled nothing enters a pool.
 //!
 //! [`Paging`] is what a user hands to `arrange_by_key_paged`: either disabled (chunks stay
 //! resident, the trace behaves like upstream's `VecChunk` trace) or enabled over a
@@ -8,11 +12,12 @@
 //! # Where `settle` finds the pool
 //! differential's `Chunk` methods are static (no `self`, no context), yet `settle`, the commit
 //! point where chunks enter the pool, must know the pool. Chunks therefore carry their
-//! [`ColumnPager`]; chunks made by merging inherit it from their inputs. Chunks fresh from the
-//! chunker carry none, so [`crate::PagedBatcher`] installs its arrangement's pager in a
-//! thread-local *scope* for the duration of each batcher call (`PagerScope`), and `settle`
-//! adopts it for pager-less chunks. The scope is per worker thread, restored on exit (even on
-//! panic), read once per `settle` call and never per record.
+//! arrangement's [`Pager`] (the `Rc` inside an enabled `Paging`); chunks made by merging
+//! inherit it from their inputs. Chunks fresh from the chunker carry none, so
+//! [`crate::PagedBatcher`] installs its arrangement's pager in a thread-local *scope* for the
+//! duration of each batcher call ([`PagerScope`]), and `settle` adopts it for pager-less
+//! chunks. The scope is per worker thread, restored on exit (even on panic), read once per
+//! `settle` call and never per record.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -22,6 +27,12 @@ use spillway_pool::{Backing, ChunkHints, Compression, Pool};
 /// When chunks page, and how each *level* (a chunk's depth: 0 for batcher output, merge
 /// outputs one deeper than their deepest input) is backed.
 ///
+/// The thresholds are compared with a chunk's depth as it is sealed; the pool evicts deeper
+/// chunks first whatever the policy, so the policy only decides *when* a chunk's extent is
+/// written. Build one with struct update syntax over [`PagingPolicy::default`], or (with the
+/// `serde` feature) deserialize it: every field is optional and defaults as below, unknown
+/// fields are refused. Call [`PagingPolicy::validate`] on a policy built from user input.
+///
 /// Young levels are merged away soon: writing them to extents early is wasted compression and
 /// I/O, and under pressure they are the last evicted anyway (the pool evicts deepest first).
 /// Old levels live long and are read by every join: backing them early, while spill threads
@@ -30,7 +41,7 @@ use spillway_pool::{Backing, ChunkHints, Compression, Pool};
 ///   chunk freed before that costs no write at all);
 /// - levels `≥ eager_from` are **eager**: backed by idle spill threads as soon as sealed;
 /// - levels in between are backed eagerly only if the pool is already under pressure (over
-///   [`PRESSURE`] of its budget) when they are sealed, lazily otherwise.
+///   [`PagingPolicy::PRESSURE`] of its budget) when they are sealed, lazily otherwise.
 ///
 /// The default (level 0 lazy and raw, every deeper level eager under pressure, none eager
 /// unconditionally) was chosen from the measurements in `doc/benchmarks.md` ("Spine
@@ -38,21 +49,20 @@ use spillway_pool::{Backing, ChunkHints, Compression, Pool};
 /// before pressure reaches them), deeper levels are all written under pressure anyway, and
 /// unconditional eager backing only costs when the budget holds everything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct PagingPolicy {
-    /// Bodies smaller than this stay resident: paging them costs more than it saves.
+    /// Bodies smaller than this many bytes stay resident: paging them costs more than it
+    /// saves. Default 64 KiB, the pool's smallest slot.
     pub min_bytes: usize,
-    /// Depth-0 chunks (fresh from the batcher, consumed by the next merge) are stored
-    /// uncompressed when they page: their extents are read back soon.
+    /// Whether depth-0 chunks (fresh from the batcher, consumed by the next merge) are stored
+    /// uncompressed when they page: their extents are read back soon. Default `true`.
     pub raw_depth0: bool,
-    /// Levels at or below this are lazy; `None`: no level is forced lazy.
+    /// Levels at or below this are lazy; `None`: no level is forced lazy. Default `Some(0)`.
     pub lazy_below: Option<u8>,
-    /// Levels at or above this are eager; `None`: no level is forced eager.
+    /// Levels at or above this are eager; `None` (the default): no level is forced eager.
     pub eager_from: Option<u8>,
 }
-
-/// The residency, as a fraction of the budget, above which levels between `lazy_below` and
-/// `eager_from` are backed eagerly.
-pub const PRESSURE: f64 = 0.75;
 
 impl Default for PagingPolicy {
     fn default() -> Self {
@@ -66,6 +76,10 @@ impl Default for PagingPolicy {
 }
 
 impl PagingPolicy {
+    /// The pool's residency, as a fraction of its budget, above which levels between
+    /// `lazy_below` and `eager_from` are backed eagerly.
+    pub const PRESSURE: f64 = 0.75;
+
     /// Every level lazy: chunks are written only when evicted.
     pub fn lazy_everywhere() -> Self {
         PagingPolicy {
@@ -84,7 +98,8 @@ impl PagingPolicy {
         }
     }
 
-    /// Refuses thresholds that overlap (a level both lazy and eager).
+    /// Refuses thresholds that overlap (a level both lazy and eager), with a message naming
+    /// both.
     pub fn validate(&self) -> Result<(), String> {
         match (self.lazy_below, self.eager_from) {
             (Some(lazy), Some(eager)) if lazy >= eager => Err(format!(
@@ -94,8 +109,8 @@ impl PagingPolicy {
         }
     }
 
-    /// How a chunk at `depth` is backed; `pressed` says whether the pool is under pressure
-    /// (asked only for levels between the two thresholds).
+    /// How a chunk sealed at `depth` is backed; `pressed` says whether the pool is under
+    /// pressure (called only for depths between the two thresholds).
     pub fn backing(&self, depth: u8, pressed: impl FnOnce() -> bool) -> Backing {
         match (self.lazy_below, self.eager_from) {
             (Some(lazy), _) if depth <= lazy => Backing::Lazy,
@@ -106,9 +121,11 @@ impl PagingPolicy {
     }
 }
 
-/// An arrangement's pager: the pool its chunks page through, and the policy.
+/// An arrangement's pager: the pool its chunks page through, the policy, and the count of
+/// pooled bodies decoded for by-reference reads. Shared (`Rc`) by the arrangement's
+/// [`Paging`] and every chunk it sealed.
 #[derive(Debug)]
-pub struct ColumnPager {
+pub(crate) struct Pager {
     pool: Pool,
     policy: PagingPolicy,
     /// Heap bytes of decoded pooled bodies cached for by-reference reads, now and at peak.
@@ -116,29 +133,26 @@ pub struct ColumnPager {
     decoded_peak: Cell<usize>,
 }
 
-impl ColumnPager {
+impl Pager {
     /// The pool chunks page through.
-    pub fn pool(&self) -> &Pool {
+    pub(crate) fn pool(&self) -> &Pool {
         &self.pool
-    }
-
-    /// The policy in force.
-    pub fn policy(&self) -> PagingPolicy {
-        self.policy
     }
 
     /// Heap bytes of pooled bodies decoded for by-reference cursor reads (variable-length
     /// types; see [`crate::chunk`]), now and at their peak.
-    pub fn decoded_cache_bytes(&self) -> (usize, usize) {
+    pub(crate) fn decoded_cache_bytes(&self) -> (usize, usize) {
         (self.decoded.get(), self.decoded_peak.get())
     }
 
+    /// Counts `bytes` of a body just decoded into a chunk's cache.
     pub(crate) fn cache(&self, bytes: usize) {
         let now = self.decoded.get() + bytes;
         self.decoded.set(now);
         self.decoded_peak.set(self.decoded_peak.get().max(now));
     }
 
+    /// Uncounts `bytes` of a cached body dropped with its chunk.
     pub(crate) fn uncache(&self, bytes: usize) {
         self.decoded.set(self.decoded.get() - bytes);
     }
@@ -152,7 +166,7 @@ impl ColumnPager {
     pub(crate) fn hints(&self, depth: u8) -> ChunkHints {
         let pool = &self.pool;
         let backing = self.policy.backing(depth, || {
-            pool.resident_bytes() as f64 > PRESSURE * pool.budget() as f64
+            pool.resident_bytes() as f64 > PagingPolicy::PRESSURE * pool.budget() as f64
         });
         let compression = if depth == 0 && self.policy.raw_depth0 {
             Compression::Raw
@@ -167,10 +181,59 @@ impl ColumnPager {
     }
 }
 
-/// Whether and how an arrangement pages. Cheap to clone; create one per worker.
+/// Whether and how an arrangement pages: disabled, or a pool and a [`PagingPolicy`].
+///
+/// Hand it to [`crate::ArrangePaged::arrange_by_key_paged`]; the arrangement's type is the
+/// same either way. Cheap to clone (an `Rc`), and not `Send`: create one per worker, inside
+/// the worker closure, from a [`Pool`] cloned into it. Arrangements given clones of one
+/// `Paging` share its decoded-cache count.
+///
+/// # Example
+///
+/// A paged arrangement (at a budget far below its size, so chunks are written to extents
+/// and read back) joined with another: the output is the same as with paging off.
+///
+/// ```
+/// use differential_dataflow::input::Input;
+/// use spillway_pool::{ExtentBackend, Pool, PoolConfig};
+/// use spillway_trace::{ArrangePaged, Paging, PagingPolicy};
+/// use std::sync::{Arc, Mutex};
+///
+/// let pool = Pool::new(PoolConfig {
+///     budget: 1 << 20,
+///     extents: ExtentBackend::Memory { capacity: None },
+///     ..PoolConfig::default()
+/// })?;
+/// let joined = Arc::new(Mutex::new(0isize));
+/// let (pool2, sink) = (pool.clone(), joined.clone());
+/// timely::execute_directly(move |worker| {
+///     // Page every chunk of at least 4 KiB (the default waits for 64 KiB ones).
+///     let policy = PagingPolicy { min_bytes: 4096, ..PagingPolicy::default() };
+///     let paging = Paging::with_policy(&pool2, policy);
+///     assert!(paging.is_enabled() && !Paging::disabled().is_enabled());
+///     let (mut big, mut probe) = worker.dataflow::<u64, _, _>(|scope| {
+///         let (big_in, big) = scope.new_collection::<(u64, u64), isize>();
+///         let (probe_in, probe) = scope.new_collection::<(u64, ()), isize>();
+///         let big = big.arrange_by_key_paged(&paging);
+///         let probe = probe.arrange_by_key_paged(&paging);
+///         big.join_core(probe, |_key, val, ()| Some(val))
+///             .inspect(move |(_, _, diff)| *sink.lock().unwrap() += diff);
+///         (big_in, probe_in)
+///     });
+///     for i in 0..200_000u64 {
+///         big.update((i % 1000, i), 1); // 200 values for each of 1000 keys
+///     }
+///     for key in 0..10 {
+///         probe.update((key, ()), 1);
+///     }
+/// });
+/// assert_eq!(*joined.lock().unwrap(), 10 * 200);
+/// assert!(pool.stats().extent_bytes_written > 0, "the big side paged out");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Paging {
-    pager: Option<Rc<ColumnPager>>,
+    pager: Option<Rc<Pager>>,
 }
 
 impl Paging {
@@ -182,7 +245,7 @@ impl Paging {
     /// Chunks page through `pool` with `policy`.
     pub fn with_policy(pool: &Pool, policy: PagingPolicy) -> Self {
         Paging {
-            pager: Some(Rc::new(ColumnPager {
+            pager: Some(Rc::new(Pager {
                 pool: pool.clone(),
                 policy,
                 decoded: Cell::new(0),
@@ -201,15 +264,18 @@ impl Paging {
         self.pager.is_some()
     }
 
-    /// Heap bytes of pooled bodies decoded for by-reference reads by this worker's
-    /// arrangements with this paging, now and at peak (zeros when paging is off).
+    /// Heap bytes of pooled bodies decoded for by-reference cursor reads (variable-length
+    /// types only) by the arrangements of this worker given this paging or a clone of it, now
+    /// and at their peak; zeros when paging is off. Each body stays cached until its chunk is
+    /// merged away or compacted.
     pub fn decoded_cache_bytes(&self) -> (usize, usize) {
         self.pager
             .as_ref()
             .map_or((0, 0), |pager| pager.decoded_cache_bytes())
     }
 
-    pub(crate) fn pager(&self) -> Option<&Rc<ColumnPager>> {
+    /// The pager chunks carry, `None` when paging is disabled.
+    pub(crate) fn pager(&self) -> Option<&Rc<Pager>> {
         self.pager.as_ref()
     }
 }
@@ -218,7 +284,7 @@ impl Paging {
 #[derive(Clone)]
 struct BatcherCall {
     /// The arrangement's pager (`None` when its paging is disabled).
-    pager: Option<Rc<ColumnPager>>,
+    pager: Option<Rc<Pager>>,
     /// Whether the heads of chains being built stay resident: true while the batcher merges
     /// its chains (`insert`), false while it extracts and seals a batch for the spine.
     keep_chain_heads: bool,
@@ -235,7 +301,9 @@ pub(crate) struct PagerScope {
 }
 
 impl PagerScope {
-    pub(crate) fn enter(pager: Option<&Rc<ColumnPager>>, keep_chain_heads: bool) -> Self {
+    /// Installs a batcher call with `pager` (its arrangement's) on this thread; heads of
+    /// chains stay resident while `keep_chain_heads`.
+    pub(crate) fn enter(pager: Option<&Rc<Pager>>, keep_chain_heads: bool) -> Self {
         let call = BatcherCall {
             pager: pager.cloned(),
             keep_chain_heads,
@@ -258,7 +326,7 @@ pub(crate) fn in_batcher() -> bool {
 }
 
 /// The pager of the batcher call in progress on this thread, if any and if paging is on.
-pub(crate) fn batcher_pager() -> Option<Rc<ColumnPager>> {
+pub(crate) fn batcher_pager() -> Option<Rc<Pager>> {
     CURRENT.with(|c| c.borrow().as_ref().and_then(|call| call.pager.clone()))
 }
 
@@ -303,5 +371,39 @@ mod tests {
             ..policy
         };
         assert!(overlapping.validate().is_err());
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn policy_deserializes_from_json() {
+        let policy: PagingPolicy = serde_json::from_str(
+            r#"{"min_bytes": 4096, "raw_depth0": false, "lazy_below": null, "eager_from": 2}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            policy,
+            PagingPolicy {
+                min_bytes: 4096,
+                raw_depth0: false,
+                lazy_below: None,
+                eager_from: Some(2),
+            }
+        );
+        // Missing fields take their defaults; serializing round-trips.
+        let partial: PagingPolicy = serde_json::from_str(r#"{"eager_from": 3}"#).unwrap();
+        assert_eq!(
+            partial,
+            PagingPolicy {
+                eager_from: Some(3),
+                ..PagingPolicy::default()
+            }
+        );
+        let empty: PagingPolicy = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, PagingPolicy::default());
+        let json = serde_json::to_string(&policy).unwrap();
+        assert_eq!(serde_json::from_str::<PagingPolicy>(&json).unwrap(), policy);
+        // A misspelt field is an error, not a silently ignored setting.
+        assert!(serde_json::from_str::<PagingPolicy>(r#"{"eager_form": 3}"#).is_err());
+        assert!(serde_json::from_str::<PagingPolicy>(r#"{"lazy_below": 256}"#).is_err());
     }
 }

@@ -428,7 +428,7 @@ mod tests {
             (0..n)
                 .map(|_| {
                     let (k, v, t) = (rng(seed) % 30, rng(seed) % 3, rng(seed) % 6);
-                    let d = if rng(seed) % 3 == 0 { -1 } else { 1 };
+                    let d = if rng(seed).is_multiple_of(3) { -1 } else { 1 };
                     ((k, v), t, d)
                 })
                 .collect(),

@@ -1,5 +1,9 @@
 //! Vectored lookups: many keys looked up in a paged trace at once.
 //!
+//! Invariant: a lookup finds exactly the updates per-key cursor seeks would find, reads each
+//! chunk at most once per call, and caches nothing in the chunks, so its memory is bounded by
+//! the keys and the records found, for every key and value type.
+//!
 //! Looking keys up one at a time with a cursor re-walks every batch's chunks per key, and can
 //! fault the same chunk in again and again as the pool's budget evicts it between keys. A
 //! vectored lookup takes a sorted slice of keys and:
@@ -18,7 +22,8 @@
 //! [`for_each_update`] streams the raw updates `(key index, val, time, diff)`, in an order of
 //! the pool's choosing; [`get_vectored`] accumulates them at a time and returns, key by key,
 //! exactly what a cursor lookup of each key accumulates (tests check this record for record).
-//! [`crate::join::VectoredJoin`] builds a join on them.
+//! [`crate::VectoredJoin`] builds a join on them; [`chunks_touched`] counts the chunks a
+//! lookup would visit without reading any.
 
 use std::borrow::Borrow;
 use std::ops::Range;

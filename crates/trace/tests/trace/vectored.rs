@@ -53,7 +53,7 @@ fn updates(seed: u64, n: u64, keys: u64, rounds: u64) -> Vec<((u64, u64), u64, i
         let x = mix(seed.wrapping_add(i));
         let (key, val, round) = (x % keys, (x >> 20) % 16, (x >> 40) % rounds);
         out.push(((key, val), round, 1 + (x >> 50) as isize % 2));
-        if (x >> 33) % 5 == 0 && round + 1 < rounds {
+        if (x >> 33).is_multiple_of(5) && round + 1 < rounds {
             out.push(((key, val), round + 1, -1));
         }
     }
@@ -347,7 +347,7 @@ fn data_update(
     round: u64,
 ) {
     input.update((key.to_string(), "v".repeat((x >> 30) as usize % 50)), 1);
-    if round > 0 && (x >> 20) % 7 == 0 {
+    if round > 0 && (x >> 20).is_multiple_of(7) {
         input.update((key.to_string(), "v".repeat((x >> 40) as usize % 50)), -1);
     }
 }

@@ -19,7 +19,7 @@ use timely::progress::Antichain;
 
 type C = PagedChunk<u64, u64, u64, isize>;
 type Upd = ((u64, u64), u64, isize);
-const TARGET: usize = spillway_trace::chunk::TARGET;
+const TARGET: usize = <C as Chunk>::TARGET;
 
 fn pool(budget: u64) -> Pool {
     Pool::new(PoolConfig {

@@ -2,7 +2,7 @@
 //! batcher's chains go through the pool: chunks enter the pool lazily and die before any
 //! eviction needs them written.
 //!
-//! Each round is larger than the batcher's sort run (`RUN`), so the cancelling updates meet
+//! Each round is larger than the batcher's sort run (`SORT_RUN`), so the cancelling updates meet
 //! in merges of paged chains, not in the chunker's sort.
 
 use differential_dataflow::input::Input;
@@ -32,7 +32,7 @@ fn cancelling_updates_are_never_written() {
         for round in 0..4u64 {
             // 600k updates a round (19 MB, over two sort runs), all cancelled within the round.
             let n = 300_000u64;
-            assert!(n as usize > spillway_trace::arrange::RUN);
+            assert!(n as usize > spillway_trace::SORT_RUN);
             for i in 0..n {
                 let x = (round << 32 | i).wrapping_mul(0x9E3779B97F4A7C15);
                 input.update((x % 50_000, x >> 44), 1);

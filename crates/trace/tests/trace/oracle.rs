@@ -379,7 +379,7 @@ fn gen_case(p: &Params) -> Case {
         merge_effort: p.merge_effort,
         settle_steps: p.settle_steps,
         paging_budget: p.paging_budget,
-        paging: p.seed % 3 != 0,
+        paging: !p.seed.is_multiple_of(3),
     }
 }
 
@@ -1380,11 +1380,11 @@ fn oracle_fixed_many_times_no_logical_compaction() {
     assert_reaches_multi_chunk(&run_and_check(&gen_case(&p)).unwrap());
 }
 
-/// Deterministic: rounds larger than the batcher's sort run (`RUN`), so the chunker seals
+/// Deterministic: rounds larger than the batcher's sort run (`SORT_RUN`), so the chunker seals
 /// several runs mid-round and the merge ladder merges them (the cases above fit in one run).
 #[test]
 fn oracle_past_sort_runs() {
-    let n = spillway_trace::arrange::RUN + 40_000;
+    let n = spillway_trace::SORT_RUN + 40_000;
     let p = Params {
         seed: 0x5eed_0004,
         n,

@@ -1,0 +1,31 @@
+//! The integration tests of spillway-trace, in one binary (one link, and the tests of every
+//! module run in parallel). None of them needs a process of its own: each builds its own
+//! pool and asserts on that pool's counters, never on process-wide figures such as RSS or a
+//! global allocator's, and the trace's only thread-locals (the batcher's paging scope, the
+//! per-level merge times) are per worker thread.
+//!
+//! - [`oracle`]: paged and resident arrangements against upstream's `OrdValSpine` (proptest).
+//! - [`pass_through`]: chunk-level behaviour the oracle cannot see (pooled chunks stay pooled).
+//! - [`smoke`], [`import`], [`reduce_output`], [`strings`]: end-to-end joins, imports,
+//!   reduce outputs and variable-length types under tiny budgets.
+//! - [`residency`], [`die_young`]: the pool's bounds (resident bytes, die-young elision).
+//! - [`vectored`]: vectored lookups and the vectored join against their cursor counterparts.
+
+#[path = "trace/die_young.rs"]
+mod die_young;
+#[path = "trace/import.rs"]
+mod import;
+#[path = "trace/oracle.rs"]
+mod oracle;
+#[path = "trace/pass_through.rs"]
+mod pass_through;
+#[path = "trace/reduce_output.rs"]
+mod reduce_output;
+#[path = "trace/residency.rs"]
+mod residency;
+#[path = "trace/smoke.rs"]
+mod smoke;
+#[path = "trace/strings.rs"]
+mod strings;
+#[path = "trace/vectored.rs"]
+mod vectored;
