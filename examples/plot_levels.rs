@@ -15,7 +15,14 @@ use std::path::PathBuf;
 use clap::Parser;
 use plotters::prelude::*;
 use serde_json::Value;
-use spillway::workload::levels::{collect_flags, report_json, POLICIES};
+use spillway_workload::plan::{default_input, QueryPlan, Workload};
+use spillway_workload::run::{collect_levels, compared_policies};
+use spillway_workload::units::parse_count;
+
+/// Parses a byte size (`32MiB`).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    spillway::parse_size(s).map_err(|e| e.to_string())
+}
 
 #[derive(Parser)]
 struct Args {
@@ -23,11 +30,11 @@ struct Args {
     /// `memory`, `lazy`, `eager` and `default` at `--updates` / `--budget` now.
     runs: Vec<String>,
     /// Updates of the runs made here.
-    #[arg(long, default_value = "20M")]
-    updates: String,
+    #[arg(long, default_value = "20M", value_parser = parse_count)]
+    updates: u64,
     /// Pool budget of the runs made here.
-    #[arg(long, default_value = "32MiB")]
-    budget: String,
+    #[arg(long, default_value = "32MiB", value_parser = parse_bytes)]
+    budget: u64,
     /// Where the PNGs go.
     #[arg(long, default_value = "doc/img")]
     out: PathBuf,
@@ -64,18 +71,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Runs every policy here, as `spillway levels --json` would.
 fn run_here(args: &Args) -> Result<Vec<(String, Value)>, Box<dyn std::error::Error>> {
     let mut runs = Vec::new();
-    for (name, flags) in POLICIES {
-        let mut argv = vec![
-            "--updates",
-            &args.updates,
-            "--budget",
-            &args.budget,
-            "--quiet",
-        ];
-        argv.extend_from_slice(flags);
+    for (name, backend, policy) in compared_policies() {
+        let plan = QueryPlan {
+            policy,
+            ..QueryPlan::local(
+                Workload::Join,
+                backend,
+                default_input(args.updates),
+                args.budget,
+            )?
+        };
         eprintln!("plot_levels: running {name}...");
-        let (report, levels) = collect_flags(&argv)?;
-        runs.push((name.to_string(), report_json(&report, &levels)));
+        let (report, levels) = collect_levels(plan)?;
+        runs.push((
+            name.to_string(),
+            serde_json::to_value(report.with_levels(&levels))?,
+        ));
     }
     Ok(runs)
 }

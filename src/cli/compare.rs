@@ -1,18 +1,26 @@
 //! `spillway compare`: runs one workload once per backend, each in a child process of this
 //! binary (so each reports its own peak RSS), and prints a table side by side with every
 //! backend's ratio to `dd-ord`. Differing checksums are a loud error and a non-zero exit.
+//!
+//! A child's command line is built from the parsed flags ([`QueryArgs::to_argv`]), never by
+//! filtering this process's argv, so every flag reaches each child exactly once; its report is
+//! read back as a typed [`RunReport`]; a failed child's whole stderr is shown.
 
 use std::process::Command;
 
-use serde_json::Value;
-
-use super::args::{Backend, JoinTactic, Plan, QueryArgs, Workload};
+use serde::Serialize;
 use spillway_pool::format_size;
+use spillway_workload::plan::{Backend, JoinTactic, Workload};
+use spillway_workload::report::RunReport;
+
+use super::args::{backend_parser, QueryArgs};
 
 /// The workload `compare` runs.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WorkloadArg {
+    /// `spillway join`.
     Join,
+    /// `spillway reduce`.
     Reduce,
 }
 
@@ -35,7 +43,7 @@ pub struct CompareArgs {
     /// Backends to run, in order (comma-separated).
     #[arg(
         long,
-        value_enum,
+        value_parser = backend_parser(),
         value_delimiter = ',',
         default_value = "pool,memory,dd-ord,dd-col"
     )]
@@ -48,34 +56,6 @@ pub struct CompareArgs {
     pub query: QueryArgs,
 }
 
-/// Flags of `compare` that are not forwarded to the children (they set their own).
-const OWN_FLAGS: [&str; 7] = [
-    "--workload",
-    "--repeat",
-    "--join-tactic",
-    "--backends",
-    "--backend",
-    "--metrics-addr",
-    "--json",
-];
-
-/// The command line of `compare` minus its own flags: what every child gets.
-fn forwarded(argv: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut args = argv.iter().skip_while(|a| *a != "compare").skip(1);
-    while let Some(arg) = args.next() {
-        let name = arg.split('=').next().unwrap_or("");
-        if OWN_FLAGS.contains(&name) {
-            if name != "--json" && !arg.contains('=') {
-                args.next(); // its value
-            }
-            continue;
-        }
-        out.push(arg.clone());
-    }
-    out
-}
-
 /// The `--join-tactic` a child runs with: for `join`, the requested one (or the default) on
 /// paged backends and `cursor` on upstream ones (the vectored tactic reads paged chunks); for
 /// `reduce`, whatever was asked (so that a misplaced flag is refused as in `reduce` itself).
@@ -84,13 +64,50 @@ fn tactic_for(
     backend: Backend,
     requested: Option<JoinTactic>,
 ) -> Option<JoinTactic> {
-    match (workload, backend) {
+    match (workload, backend.is_paged()) {
         (Workload::Reduce, _) => requested,
-        (Workload::Join, Backend::Pool | Backend::Memory) => {
-            Some(JoinTactic::resolve(backend, requested))
-        }
-        (Workload::Join, Backend::DdOrd | Backend::DdCol) => Some(JoinTactic::Cursor),
+        (Workload::Join, true) => Some(JoinTactic::resolve(backend, requested)),
+        (Workload::Join, false) => Some(JoinTactic::Cursor),
     }
+}
+
+/// The flags of the child that runs `backend`: the parsed flags, with the backend and tactic
+/// set, `--json` and `--quiet` on, and no metrics endpoint (the children would race for it).
+fn child_args(args: &CompareArgs, backend: Backend) -> QueryArgs {
+    let workload = Workload::from(args.workload);
+    QueryArgs {
+        backend,
+        join_tactic: tactic_for(workload, backend, args.query.join_tactic),
+        json: true,
+        quiet: true,
+        metrics_addr: None,
+        ..args.query.clone()
+    }
+}
+
+/// One backend's row: its report (the median run), or why it has none.
+type Row = (Backend, Result<CompareRow, String>);
+
+/// A backend's line of `compare --json`: the median report and how it was taken.
+#[derive(Clone, Debug, Serialize)]
+struct CompareRow {
+    /// The first run, with each measured field replaced by its median over the runs.
+    #[serde(flatten)]
+    report: RunReport,
+    /// Runs of this backend.
+    runs: usize,
+    /// Every run's `total_s`, in run order.
+    total_s_runs: Vec<f64>,
+    /// Answer fields on which a run differed from the first run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    answers_differ: Vec<&'static str>,
+}
+
+/// A backend's line of `compare --json` when it failed.
+#[derive(Clone, Debug, Serialize)]
+struct CompareFailure<'a> {
+    backend: Backend,
+    error: &'a str,
 }
 
 /// Runs the comparison; `Err` on a failed child or a checksum mismatch.
@@ -98,19 +115,12 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
     let workload = Workload::from(args.workload);
     // Validate every backend's run before starting any.
     for &backend in &args.backends {
-        let query = QueryArgs {
-            backend,
-            join_tactic: tactic_for(workload, backend, args.query.join_tactic),
-            ..args.query.clone()
-        };
-        Plan::new(workload, &query)?;
+        child_args(args, backend).plan(workload)?;
     }
-    let argv: Vec<String> = std::env::args().collect();
-    let rest = forwarded(&argv);
     let exe = std::env::current_exe()?;
     // Runs interleave backends (pool, dd-ord, pool, dd-ord, ...) so that a noisy stretch of
     // the machine's time does not land on one backend only.
-    let mut runs: Vec<Result<Vec<Value>, String>> = vec![Ok(Vec::new()); args.backends.len()];
+    let mut runs: Vec<Result<Vec<RunReport>, String>> = vec![Ok(Vec::new()); args.backends.len()];
     for rep in 1..=args.repeat {
         for (&backend, runs) in args.backends.iter().zip(&mut runs) {
             let Ok(done) = runs else { continue };
@@ -122,43 +132,43 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
                     args.repeat
                 );
             }
-            let tactic = tactic_for(workload, backend, args.query.join_tactic);
             let output = Command::new(&exe)
                 .arg(workload.name())
-                .args(&rest)
-                .args(["--backend", backend.name(), "--json", "--quiet"])
-                .args(tactic.iter().flat_map(|t| ["--join-tactic", t.name()]))
+                .args(child_args(args, backend).to_argv())
                 .output()?;
             if output.status.success() {
-                match serde_json::from_slice::<Value>(&output.stdout) {
-                    Ok(v) => done.push(v),
+                match serde_json::from_slice::<RunReport>(&output.stdout) {
+                    Ok(report) => done.push(report),
                     Err(e) => *runs = Err(format!("unreadable output: {e}")),
                 }
             } else {
                 let stderr = String::from_utf8_lossy(&output.stderr);
-                let last = stderr.lines().last().unwrap_or("").to_string();
-                *runs = Err(format!("failed ({}): {last}", output.status));
+                *runs = Err(format!(
+                    "failed ({}):\n{}",
+                    output.status,
+                    stderr.trim_end()
+                ));
             }
         }
     }
-    let rows: Vec<(Backend, Result<Value, String>)> = args
+    let rows: Vec<Row> = args
         .backends
         .iter()
         .zip(runs)
-        .map(|(&b, runs)| (b, runs.map(|r| median_run(&r))))
+        .map(|(&b, runs)| (b, runs.map(median_run)))
         .collect();
     if args.query.json {
         for (backend, row) in &rows {
-            match row {
-                Ok(v) => println!("{v}"),
-                Err(e) => println!(
-                    "{}",
-                    serde_json::json!({"backend": backend.name(), "error": e})
-                ),
-            }
+            let line = match row {
+                Ok(row) => serde_json::to_string(row)?,
+                Err(error) => serde_json::to_string(&CompareFailure {
+                    backend: *backend,
+                    error,
+                })?,
+            };
+            println!("{line}");
         }
-    }
-    if !args.query.json {
+    } else {
         print!("{}", table(workload, &rows));
     }
     let failed: Vec<&str> = rows
@@ -180,98 +190,94 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-/// Fields that `median_run` takes the median of.
-const MEASURED: [&str; 7] = [
-    "build_s",
-    "join_s",
-    "query_s",
-    "scan_s",
-    "total_s",
-    "peak_rss_bytes",
-    "rss_after_scan_bytes",
-];
+/// The fields every run of one backend, and every backend, must agree on, by name.
+fn answers(r: &RunReport) -> [(&'static str, String); 4] {
+    [
+        ("checksum", r.checksum.clone()),
+        ("output_records", r.output_records.to_string()),
+        ("scan_checksum", r.scan_checksum.clone()),
+        ("scan_records", r.scan_records.to_string()),
+    ]
+}
 
-/// Fields every run of one backend must agree on.
-const ANSWERS: [&str; 4] = [
-    "checksum",
-    "output_records",
-    "scan_checksum",
-    "scan_records",
-];
+/// The median of `values` (the upper one for an even count).
+fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN in a report"));
+    values[values.len() / 2]
+}
 
-/// One row from the runs of a backend: the first run, with each [`MEASURED`] field replaced
-/// by its median over the runs (each field on its own) and `runs` and `total_s_runs` added.
-/// A run whose answers differ from the first's is reported in `answers_differ`.
-fn median_run(runs: &[Value]) -> Value {
-    let mut row = runs[0].clone();
-    for field in MEASURED {
-        if row.get(field).is_none() {
-            continue;
-        }
-        let mut values: Vec<f64> = runs.iter().map(|v| f(v, field)).collect();
-        values.sort_by(f64::total_cmp);
-        let median = values[values.len() / 2];
-        row[field] = if row[field].is_u64() {
-            serde_json::json!(median as u64)
-        } else {
-            serde_json::json!(median)
-        };
-    }
-    row["runs"] = serde_json::json!(runs.len());
-    row["total_s_runs"] = runs.iter().map(|v| v["total_s"].clone()).collect();
-    let differ: Vec<&str> = ANSWERS
-        .into_iter()
-        .filter(|&field| runs.iter().any(|v| v[field] != runs[0][field]))
+/// One row from the runs of a backend (at least one): the first run, with each measured field
+/// (`build_s`, `join_s`, `query_s`, `scan_s`, `total_s`, `peak_rss_bytes`,
+/// `rss_after_scan_bytes`) replaced by its median over the runs, each field on its own. A run
+/// whose answers differ from the first's is reported in `answers_differ`.
+fn median_run(runs: Vec<RunReport>) -> CompareRow {
+    let of = |f: fn(&RunReport) -> f64| median(runs.iter().map(f).collect());
+    let of_u64 = |f: fn(&RunReport) -> u64| median(runs.iter().map(f).collect());
+    let first = &runs[0];
+    let report = RunReport {
+        build_s: of(|r| r.build_s),
+        query_s: of(|r| r.query_s),
+        join_s: first.join_s.map(|_| of(|r| r.join_s.unwrap_or(0.0))),
+        scan_s: of(|r| r.scan_s),
+        total_s: of(|r| r.total_s),
+        peak_rss_bytes: of_u64(|r| r.peak_rss_bytes),
+        rss_after_scan_bytes: of_u64(|r| r.rss_after_scan_bytes),
+        ..first.clone()
+    };
+    let expected = answers(first);
+    let answers_differ = expected
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| runs.iter().any(|r| answers(r)[*i] != expected[*i]))
+        .map(|(_, (field, _))| *field)
         .collect();
-    if !differ.is_empty() {
-        row["answers_differ"] = serde_json::json!(differ);
+    CompareRow {
+        report,
+        runs: runs.len(),
+        total_s_runs: runs.iter().map(|r| r.total_s).collect(),
+        answers_differ,
     }
-    row
 }
 
 /// Which fields differ between the successful rows (or between one backend's runs).
-fn mismatches(rows: &[(Backend, Result<Value, String>)]) -> Vec<String> {
-    let ok: Vec<(&Backend, &Value)> = rows
+fn mismatches(rows: &[Row]) -> Vec<String> {
+    let ok: Vec<(Backend, &CompareRow)> = rows
         .iter()
-        .filter_map(|(b, r)| Some((b, r.as_ref().ok()?)))
+        .filter_map(|(b, r)| Some((*b, r.as_ref().ok()?)))
         .collect();
     let mut out: Vec<String> = ok
         .iter()
-        .filter(|(_, v)| !v["answers_differ"].is_null())
-        .map(|(b, v)| format!("{} runs differ in {}", b.name(), v["answers_differ"]))
+        .filter(|(_, row)| !row.answers_differ.is_empty())
+        .map(|(b, row)| format!("{} runs differ in {:?}", b.name(), row.answers_differ))
         .collect();
-    for field in ANSWERS {
-        let values: Vec<String> = ok
+    let Some((_, first)) = ok.first() else {
+        return out;
+    };
+    let expected = answers(&first.report);
+    for (i, (field, value)) in expected.iter().enumerate() {
+        if ok
             .iter()
-            .map(|(b, v)| format!("{}={}", b.name(), v[field]))
-            .collect();
-        let first = ok.first().map(|(_, v)| &v[field]);
-        if ok.iter().any(|(_, v)| Some(&v[field]) != first) {
+            .any(|(_, row)| answers(&row.report)[i].1 != *value)
+        {
+            let values: Vec<String> = ok
+                .iter()
+                .map(|(b, row)| format!("{}={}", b.name(), answers(&row.report)[i].1))
+                .collect();
             out.push(format!("{field}: {}", values.join(" ")));
         }
     }
     out
 }
 
-fn f(v: &Value, field: &str) -> f64 {
-    v[field].as_f64().unwrap_or(0.0)
-}
-
 /// The comparison table, with each backend's ratio to `dd-ord` where it ran.
-fn table(workload: Workload, rows: &[(Backend, Result<Value, String>)]) -> String {
-    let query = format!("{}_s", workload.query_phase());
-    let query = if workload == Workload::Join {
-        "join_s".to_string()
-    } else {
-        query
-    };
+fn table(workload: Workload, rows: &[Row]) -> String {
     let base = rows
         .iter()
         .find(|(b, _)| *b == Backend::DdOrd)
         .and_then(|(_, r)| r.as_ref().ok());
     let runs = rows
         .iter()
-        .filter_map(|(_, r)| r.as_ref().ok()?["runs"].as_u64())
+        .filter_map(|(_, r)| Some(r.as_ref().ok()?.runs))
         .max()
         .unwrap_or(1);
     let mut out = String::new();
@@ -294,33 +300,32 @@ fn table(workload: Workload, rows: &[(Backend, Result<Value, String>)]) -> Strin
         "RSS×"
     );
     for (backend, row) in rows {
-        let v = match row {
-            Ok(v) => v,
+        let row = match row {
+            Ok(row) => row,
             Err(e) => {
                 out += &format!("{:<8} {e}\n", backend.name());
                 continue;
             }
         };
-        let ratio = |field: &str| match base {
-            Some(b) if f(b, field) > 0.0 => format!("{:.2}", f(v, field) / f(b, field)),
+        let r = &row.report;
+        let ratio = |f: fn(&RunReport) -> f64| match base {
+            Some(b) if f(&b.report) > 0.0 => format!("{:.2}", f(r) / f(&b.report)),
             _ => "-".into(),
         };
-        let written = v["pool"]["extent_bytes_written"].as_u64().unwrap_or(0)
-            + v["dd_col_spill_bytes"].as_u64().unwrap_or(0);
         out += &format!(
             "{:<8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>10} {:>10} {:>10} {:>17} {:>7} {:>7}\n",
             backend.name(),
-            f(v, "build_s"),
-            f(v, &query),
-            f(v, "scan_s"),
-            f(v, "total_s"),
-            f(v, "updates") / f(v, "total_s").max(1e-9) / 1e6,
-            format_size(v["peak_rss_bytes"].as_u64().unwrap_or(0)),
-            format_size(v["rss_after_scan_bytes"].as_u64().unwrap_or(0)),
-            format_size(written),
-            v["checksum"].as_str().unwrap_or("?"),
-            ratio("total_s"),
-            ratio("peak_rss_bytes"),
+            r.build_s,
+            r.query_phase_s(),
+            r.scan_s,
+            r.total_s,
+            r.updates as f64 / r.total_s.max(1e-9) / 1e6,
+            format_size(r.peak_rss_bytes),
+            format_size(r.rss_after_scan_bytes),
+            format_size(r.pool.extent_bytes_written + r.dd_col_spill_bytes),
+            r.checksum,
+            ratio(|r| r.total_s),
+            ratio(|r| r.peak_rss_bytes as f64),
         );
     }
     out
@@ -329,46 +334,101 @@ fn table(workload: Workload, rows: &[(Backend, Result<Value, String>)]) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Compare {
+        #[command(flatten)]
+        args: CompareArgs,
+    }
+
+    fn compare(argv: &[&str]) -> CompareArgs {
+        Compare::try_parse_from(std::iter::once("compare").chain(argv.iter().copied()))
+            .expect("parses")
+            .args
+    }
 
     #[test]
-    fn compare_forwards_everything_but_its_own_flags() {
-        let argv: Vec<String> = [
-            "spillway",
-            "compare",
+    fn children_get_every_flag_once_and_their_own_backend() {
+        let args = compare(&[
             "--updates",
             "1M",
             "--backends=pool,dd-ord",
             "--json",
+            "-q",
             "--budget",
             "8MiB",
             "--workload",
             "reduce",
             "--backend",
             "memory",
+            "--metrics-addr",
+            "127.0.0.1:9100",
             "-w",
             "2",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(
-            forwarded(&argv),
-            ["--updates", "1M", "--budget", "8MiB", "-w", "2"]
-        );
+        ]);
+        for backend in [Backend::Pool, Backend::DdOrd] {
+            let argv = child_args(&args, backend).to_argv();
+            let count = |flag: &str| argv.iter().filter(|a| *a == flag).count();
+            for flag in [
+                "--updates",
+                "--budget",
+                "--workers",
+                "--backend",
+                "--json",
+                "--quiet",
+            ] {
+                assert_eq!(count(flag), 1, "{flag} in {argv:?}");
+            }
+            for flag in [
+                "--workload",
+                "--backends",
+                "--repeat",
+                "--metrics-addr",
+                "-q",
+            ] {
+                assert_eq!(count(flag), 0, "{flag} in {argv:?}");
+            }
+            let value = |flag: &str| {
+                let at = argv.iter().position(|a| a == flag).expect(flag);
+                argv[at + 1].clone()
+            };
+            assert_eq!(value("--backend"), backend.name());
+            assert_eq!(value("--updates"), "1000000");
+            assert_eq!(value("--budget"), (8u64 << 20).to_string());
+            assert_eq!(value("--workers"), "2");
+        }
+    }
+
+    fn report(total: f64, rss: u64, checksum: &str) -> RunReport {
+        let plan = spillway_workload::plan::QueryPlan::local(
+            Workload::Join,
+            Backend::Memory,
+            spillway_workload::plan::default_input(100),
+            1 << 20,
+        )
+        .expect("plan");
+        RunReport {
+            total_s: total,
+            peak_rss_bytes: rss,
+            checksum: checksum.into(),
+            ..RunReport::assemble(&plan, &[], &[], 0.0)
+        }
     }
 
     #[test]
     fn medians_are_per_field_and_differing_answers_are_flagged() {
-        let run = |total: f64, rss: u64, checksum: &str| serde_json::json!({"total_s": total, "peak_rss_bytes": rss, "checksum": checksum});
-        let row = median_run(&[run(3.0, 10, "a"), run(1.0, 30, "a"), run(2.0, 20, "a")]);
-        assert_eq!(
-            (f(&row, "total_s"), row["peak_rss_bytes"].as_u64()),
-            (2.0, Some(20))
-        );
-        assert_eq!(row["runs"], 3);
-        assert!(row["answers_differ"].is_null());
-        let row = median_run(&[run(1.0, 1, "a"), run(1.0, 1, "b")]);
-        assert_eq!(row["answers_differ"], serde_json::json!(["checksum"]));
+        let row = median_run(vec![
+            report(3.0, 10, "a"),
+            report(1.0, 30, "a"),
+            report(2.0, 20, "a"),
+        ]);
+        assert_eq!((row.report.total_s, row.report.peak_rss_bytes), (2.0, 20));
+        assert_eq!(row.runs, 3);
+        assert_eq!(row.total_s_runs, [3.0, 1.0, 2.0]);
+        assert!(row.answers_differ.is_empty());
+        let row = median_run(vec![report(1.0, 1, "a"), report(1.0, 1, "b")]);
+        assert_eq!(row.answers_differ, ["checksum"]);
         let rows = vec![(Backend::Pool, Ok(row))];
         assert_eq!(mismatches(&rows).len(), 1);
     }

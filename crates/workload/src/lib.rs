@@ -35,4 +35,3 @@ pub mod report;
 pub mod rss;
 pub mod run;
 pub mod units;
-

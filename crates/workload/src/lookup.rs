@@ -38,15 +38,7 @@ pub fn arrange(worker: &mut Worker, spec: &InputSpec, paging: &Paging) -> Lookup
         let arranged = data.arrange_by_key_paged(paging);
         (input, arranged.stream.probe().0, arranged.trace)
     });
-    query::build(
-        worker,
-        spec,
-        &mut data,
-        &probe,
-        &mut trace,
-        &Silent,
-        |_| {},
-    );
+    query::build(worker, spec, &mut data, &probe, &mut trace, &Silent, |_| {});
     drop(data);
     while !probe.done() {
         worker.step();

@@ -293,7 +293,8 @@ macro_rules! phases {
      join = |$data:ident, $probes:ident| $join:expr,
      reduce_into = ($builder:ty, $spine:ty, $fill:expr),
      on = $on:expr) => {{
-        let (worker, plan, progress): (&mut Worker, &QueryPlan, &dyn Progress) = ($worker, $plan, $phases);
+        let (worker, plan, progress): (&mut Worker, &QueryPlan, &dyn Progress) =
+            ($worker, $plan, $phases);
         let on = $on;
         let spec = plan.input;
         let t0 = Instant::now();

@@ -65,12 +65,7 @@ pub fn execute(
         // Only process 0 reports.
         return Ok(None);
     };
-    let report = RunReport::assemble(
-        &plan,
-        &workers,
-        &processes,
-        started.elapsed().as_secs_f64(),
-    );
+    let report = RunReport::assemble(&plan, &workers, &processes, started.elapsed().as_secs_f64());
     let levels = levels.lock().unwrap_or_else(|p| p.into_inner()).take();
     Ok(Some(RunOutcome { report, levels }))
 }
@@ -128,8 +123,8 @@ pub fn collect_levels(
 ) -> Result<(RunReport, LevelsReport), Box<dyn std::error::Error>> {
     let plan = plan.for_levels()?;
     let pool = plan.pool.clone().map(Pool::new).transpose()?;
-    let outcome = execute(plan, pool, Arc::new(Silent))?
-        .ok_or("only a single-process run reports here")?;
+    let outcome =
+        execute(plan, pool, Arc::new(Silent))?.ok_or("only a single-process run reports here")?;
     let levels = outcome
         .levels
         .expect("worker 0 of process 0 records the levels");
