@@ -190,6 +190,12 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// Why a child failed: its exit status and its whole stderr.
+fn child_failure(output: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    format!("failed ({}):\n{}", output.status, stderr.trim_end())
+}
+
 /// The fields every run of one backend, and every backend, must agree on, by name.
 fn answers(r: &RunReport) -> [(&'static str, String); 4] {
     [
@@ -398,6 +404,19 @@ mod tests {
             assert_eq!(value("--budget"), (8u64 << 20).to_string());
             assert_eq!(value("--workers"), "2");
         }
+    }
+
+    #[test]
+    fn a_failed_child_shows_its_whole_stderr() {
+        let output = Command::new("sh")
+            .args(["-c", "echo first >&2; echo second >&2; exit 3"])
+            .output()
+            .expect("sh runs");
+        let why = child_failure(&output);
+        assert!(
+            why.contains("first") && why.contains("second") && why.contains('3'),
+            "{why}"
+        );
     }
 
     fn report(total: f64, rss: u64, checksum: &str) -> RunReport {
