@@ -142,12 +142,7 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
                     Err(e) => *runs = Err(format!("unreadable output: {e}")),
                 }
             } else {
-                let stderr = String::from_utf8_lossy(&output.stderr);
-                *runs = Err(format!(
-                    "failed ({}):\n{}",
-                    output.status,
-                    stderr.trim_end()
-                ));
+                *runs = Err(child_failure(&output));
             }
         }
     }

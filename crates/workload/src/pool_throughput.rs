@@ -46,7 +46,7 @@ impl ThroughputSpec {
     /// Refuses a chunk size the pool cannot hold or a budget it would refuse.
     pub fn validate(&self) -> Result<(), String> {
         let chunk = self.chunk as usize;
-        if chunk == 0 || chunk % UPDATE_BYTES != 0 || chunk > spillway_pool::slot::MAX_SLOT {
+        if chunk == 0 || !chunk.is_multiple_of(UPDATE_BYTES) || chunk > spillway_pool::slot::MAX_SLOT {
             return Err(format!(
                 "--chunk must be a non-zero multiple of 32 bytes up to 8 MiB, got {chunk}"
             ));

@@ -177,7 +177,7 @@ pub fn build<Tr: TraceReader<Time = u64>>(
 fn enter_probes(worker: &mut Worker, spec: &InputSpec, mut probes: Session) {
     for (n, j) in share(0..spec.probes, worker.index(), worker.peers()).enumerate() {
         probes.insert(spec.probe(j));
-        if (n as u64 + 1) % SLICE == 0 {
+        if (n as u64 + 1).is_multiple_of(SLICE) {
             probes.flush();
             worker.step();
         }

@@ -95,7 +95,7 @@ fn gather(
     while probe.less_than(&1) {
         worker.step();
     }
-    if worker.index() % plan.workers == 0 {
+    if worker.index().is_multiple_of(plan.workers) {
         input.send(Gathered::Process(process_stats()));
     }
     drop(input);
