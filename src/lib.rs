@@ -11,7 +11,7 @@
 //! - Paged arrangements (crate `spillway-trace`, layer 3): [`Paging`], [`PagingPolicy`],
 //!   [`ArrangePaged`], [`ArrangeSelfPaged`], [`PagedSpine`], [`PagedData`], [`FixedWidth`],
 //!   vectored lookups ([`get_vectored`], [`for_each_update`], [`LookupStats`]) and the
-//!   vectored join ([`JoinVectored`]).
+//!   vectored join ([`JoinVectored`]), per-level reports ([`spine_levels`], [`SpineLevel`]).
 //!
 //! The `spillway` binary (feature `cli`, on by default) runs the workloads of the
 //! `spillway-workload` crate; a library user can turn it off with `default-features = false`
@@ -24,6 +24,7 @@ pub use spillway_pool::{
     format_size, parse_size, ChunkHandle, ChunkHints, ConfigError, ExtentBackend, LevelStats,
     PinGuard, Pool, PoolConfig, PoolError, PoolStats,
 };
+pub use spillway_trace::levels::{spine_levels, SpineLevel};
 pub use spillway_trace::{
     for_each_update, get_vectored, ArrangePaged, ArrangeSelfPaged, FixedWidth, JoinVectored,
     LookupStats, PagedData, PagedSpine, Paging, PagingPolicy,
