@@ -19,7 +19,7 @@ use differential_dataflow::trace::chunk::ChunkBatcher;
 use differential_dataflow::{Hashable, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
 
-/// Bytes per record of the record budget (`--budget / 32`).
+/// Bytes per record of the record budget (a record budget of `budget / 32`).
 pub const RECORD_BYTES: u64 = 32;
 
 type Update = (u64, u64, u64, isize);

@@ -195,6 +195,22 @@ impl QueryPlan {
         })
     }
 
+    /// This plan as `spillway levels` runs it: the `join` workload with the per-level report.
+    /// Refused for upstream backends, whose spines have no levels to report.
+    pub fn for_levels(self) -> Result<QueryPlan, String> {
+        if !self.backend.is_paged() {
+            return Err(format!(
+                "spillway levels reports paged arrangements (pool or memory), not {}",
+                self.backend.name()
+            ));
+        }
+        Ok(QueryPlan {
+            workload: Workload::Join,
+            levels: true,
+            ..self
+        })
+    }
+
     /// Where scratch files go: the extent directory, or the system temp dir.
     pub fn scratch_dir(&self) -> PathBuf {
         self.extent_dir.clone().unwrap_or_else(std::env::temp_dir)
@@ -232,23 +248,5 @@ pub fn default_input(updates: u64) -> InputSpec {
         probes: updates / 10,
         rounds: 10,
         retract: 0.0,
-    }
-}
-
-impl QueryPlan {
-    /// This plan as `spillway levels` runs it: the `join` workload with the per-level report.
-    /// Refused for upstream backends, whose spines have no levels to report.
-    pub fn for_levels(self) -> Result<QueryPlan, String> {
-        if !self.backend.is_paged() {
-            return Err(format!(
-                "spillway levels reports paged arrangements (pool or memory), not {}",
-                self.backend.name()
-            ));
-        }
-        Ok(QueryPlan {
-            workload: Workload::Join,
-            levels: true,
-            ..self
-        })
     }
 }

@@ -1,5 +1,7 @@
-//! The pool-throughput measurement (`spillway pool-throughput`, `examples/pool_throughput.rs`): how fast the pool evicts to and faults back from its extent store,
-//! next to raw lz4 on the same chunks in the same run.
+//! The pool-throughput measurement (`spillway pool-throughput`, `examples/pool_throughput.rs`):
+//! how fast the pool evicts to and faults back from its extent store, next to raw lz4 on the
+//! same chunks in the same run. Every chunk is checked against its fill-time fingerprint, so a
+//! fast result is never a wrong one (`checksum_ok`).
 //!
 //! 1. **Fill.** `total` bytes of columnar `(u64, u64, u64, i64)` chunks are inserted with a
 //!    budget large enough to hold them all (generation is not timed).
@@ -46,7 +48,10 @@ impl ThroughputSpec {
     /// Refuses a chunk size the pool cannot hold or a budget it would refuse.
     pub fn validate(&self) -> Result<(), String> {
         let chunk = self.chunk as usize;
-        if chunk == 0 || !chunk.is_multiple_of(UPDATE_BYTES) || chunk > spillway_pool::slot::MAX_SLOT {
+        if chunk == 0
+            || !chunk.is_multiple_of(UPDATE_BYTES)
+            || chunk > spillway_pool::slot::MAX_SLOT
+        {
             return Err(format!(
                 "--chunk must be a non-zero multiple of 32 bytes up to 8 MiB, got {chunk}"
             ));
@@ -162,7 +167,7 @@ pub fn measure(
     let evicted = pool.stats().bytes_compressed_in - before.bytes_compressed_in;
 
     // Evict the rest too, so every read below is a cold fault-in from the store (the budget
-    // stays at --budget for the fault phase).
+    // stays at `budget` for the fault phase).
     pool.evict_to(0);
     say("faulting every chunk back in, in order".into());
     let before = pool.stats();
