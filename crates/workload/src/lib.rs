@@ -11,11 +11,11 @@
 //! - [`input`]: the generated updates and probes, and the order-independent checksums;
 //! - [`data`]: columnar chunks of synthetic updates (pool-level workloads);
 //! - [`plan`]: workloads, backends, join tactics and the validated [`plan::QueryPlan`];
-//! - [`query`]: the build / query / scan dataflows, once per backend;
 //! - [`colspill`]: the `dd-col` backend, upstream's `ColChunk` trace with its spill;
 //! - [`levels`]: the per-spine-level recorder behind `spillway levels`;
 //! - [`report`]: the typed [`report::RunReport`] (the JSON contract) and what workers exchange;
-//! - [`run`]: runs a plan on timely workers and gathers one report;
+//! - [`run`]: runs a plan's build / query / scan dataflows (one set per backend, in the
+//!   private `query` module) on timely workers and gathers one report;
 //! - [`lookup`]: per-key versus vectored point lookups;
 //! - [`pool_throughput`]: the pool's evict and fault-in throughput against raw lz4;
 //! - [`progress`], [`units`], [`rss`]: progress hooks, count parsing and rates, memory use.
@@ -30,7 +30,7 @@ pub mod lookup;
 pub mod plan;
 pub mod pool_throughput;
 pub mod progress;
-pub mod query;
+mod query;
 pub mod report;
 pub mod rss;
 pub mod run;

@@ -51,7 +51,7 @@ const TAG_MAX: u64 = 3;
 const TAG_SCAN: u64 = 4;
 
 /// A word from a cursor item, by value (`PagedChunk`) or by reference (upstream).
-pub trait Word: Copy {
+pub(crate) trait Word: Copy {
     /// The item as a `u64` (diffs wrap).
     fn word(self) -> u64;
 }
@@ -78,10 +78,10 @@ impl Word for &isize {
 
 type Data = (u64, u64);
 /// An input of `(key, val)` updates.
-pub type Session = InputSession<u64, Data, isize>;
+pub(crate) type Session = InputSession<u64, Data, isize>;
 
 /// Runs the chosen backend on this worker.
-pub fn run_worker(
+pub(crate) fn run_worker(
     worker: &mut Worker,
     plan: &QueryPlan,
     pool: Option<&spillway_pool::Pool>,
@@ -135,7 +135,7 @@ pub fn run_worker(
 const SLICE: u64 = 1 << 16;
 
 /// The build phase: enters this worker's share of every round, compacting between rounds.
-pub fn build<Tr: TraceReader<Time = u64>>(
+pub(crate) fn build<Tr: TraceReader<Time = u64>>(
     worker: &mut Worker,
     spec: &InputSpec,
     data: &mut Session,

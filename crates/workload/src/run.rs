@@ -1,6 +1,6 @@
 //! Running a [`QueryPlan`] on timely workers and gathering one [`RunReport`].
 //!
-//! Every worker runs the plan's dataflows (see [`crate::query`]), then sends its
+//! Every worker runs the plan's dataflows (the private `query` module), then sends its
 //! [`WorkerResult`] to worker 0, and the first worker of each process its process's
 //! [`ProcessStats`] once every scan is done (so peak memory and pool counters are final).
 //! Process 0 assembles the report; other processes return `None`. Nothing here prints: the
@@ -70,15 +70,17 @@ pub fn execute(
     Ok(Some(RunOutcome { report, levels }))
 }
 
+/// Every worker's result and every process's stats, as worker 0 gathered them.
+type Measurements = (Vec<WorkerResult>, Vec<ProcessStats>);
+
 /// Sends this worker's result, and its process's stats if it leads its process, to worker 0,
 /// which returns them all.
-#[allow(clippy::type_complexity)]
 fn gather(
     worker: &mut Worker,
     plan: &QueryPlan,
     result: &WorkerResult,
     process_stats: impl FnOnce() -> ProcessStats,
-) -> Option<(Vec<WorkerResult>, Vec<ProcessStats>)> {
+) -> Option<Measurements> {
     let got: Rc<RefCell<Vec<Gathered>>> = Rc::default();
     let sink = got.clone();
     let (mut input, probe): (_, ProbeHandle<u64>) = worker.dataflow::<u64, _, _>(|scope| {
