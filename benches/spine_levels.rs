@@ -13,35 +13,43 @@
 use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput};
-use spillway::workload::levels::{collect_flags, report_json, POLICIES};
+use spillway_workload::plan::{default_input, QueryPlan, Workload};
+use spillway_workload::run::{collect_levels, compared_policies};
+use spillway_workload::units::parse_count;
 
 fn main() {
     let updates = std::env::var("SPILLWAY_BENCH_UPDATES").unwrap_or_else(|_| "20M".into());
     let budget = std::env::var("SPILLWAY_BENCH_BUDGET").unwrap_or_else(|_| "32MiB".into());
+    let updates = parse_count(&updates).expect("SPILLWAY_BENCH_UPDATES is a count");
+    let budget = spillway::parse_size(&budget).expect("SPILLWAY_BENCH_BUDGET is a size");
     let mut criterion = Criterion::default().configure_from_args();
     let mut group = criterion.benchmark_group("spine_levels");
     group.sample_size(10);
     let out_dir =
         PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
             .join("criterion/spine_levels");
-    for (name, flags) in POLICIES {
-        let mut argv = vec!["--updates", &updates, "--budget", &budget, "--quiet"];
-        argv.extend_from_slice(flags);
-        let run = || collect_flags(&argv).expect("the run succeeds");
+    for (name, backend, policy) in compared_policies() {
+        let plan = QueryPlan {
+            policy,
+            ..QueryPlan::local(Workload::Join, backend, default_input(updates), budget)
+                .expect("a valid budget")
+        };
+        let run = || collect_levels(plan.clone()).expect("the run succeeds");
         // One run outside the timing, for the table.
         let (report, levels) = run();
         eprintln!(
             "\n{name}: {:.2} s total, {} written\n{}",
             report.total_s,
-            spillway::pool::format_size(levels.end.iter().map(|l| l.extent_bytes_written).sum()),
+            spillway::format_size(levels.end.iter().map(|l| l.extent_bytes_written).sum()),
             levels.table()
         );
         let dir = out_dir.join(name);
         if std::fs::create_dir_all(&dir).is_ok() {
-            let json = report_json(&report, &levels);
-            let _ = std::fs::write(dir.join("levels.json"), json.to_string());
+            let json = serde_json::to_string(&report.clone().with_levels(&levels))
+                .expect("a report serializes");
+            let _ = std::fs::write(dir.join("levels.json"), json);
         }
-        group.throughput(Throughput::Elements(report.plan.input.updates));
+        group.throughput(Throughput::Elements(report.updates));
         group.bench_function(name, |b| b.iter(run));
     }
     group.finish();

@@ -10,9 +10,9 @@
 //! of all 2,000 keys.
 
 use criterion::{BatchSize, Criterion, Throughput};
-use spillway::workload::input::InputSpec;
-use spillway::workload::lookup::{arrange, draw_keys, per_key, vectored};
 use spillway::{Paging, Pool, PoolConfig};
+use spillway_workload::input::InputSpec;
+use spillway_workload::lookup::{arrange, draw_keys, per_key, vectored};
 
 fn main() {
     let spec = InputSpec {

@@ -19,9 +19,9 @@ use std::time::Instant;
 use differential_dataflow::input::Input;
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::{Navigable, TraceReader};
-use spillway::workload::data::SplitMix64;
-use spillway::workload::run::status_bytes;
-use spillway_trace::{ArrangePaged, Paging};
+use spillway::{ArrangePaged, Paging};
+use spillway_workload::data::SplitMix64;
+use spillway_workload::rss::{current_rss, peak_rss};
 use timely::dataflow::operators::Probe;
 use timely::progress::frontier::AntichainRef;
 
@@ -63,7 +63,7 @@ fn main() {
         .map_or(10_000_000, |s| s.replace('_', "").parse().expect("updates"));
     let budget = args
         .get(3)
-        .map(|s| spillway::pool::parse_size(s).expect("budget"));
+        .map(|s| spillway::parse_size(s).expect("budget"));
     // Default budget: one tenth of the arrangement (32 bytes an update, 48 with String keys).
     let record_bytes = if backend == "paged-str" { 48 } else { 32 };
     let pool = match backend.as_str() {
@@ -121,7 +121,7 @@ fn main() {
                     build_s,
                     scan_s,
                     records,
-                    status_bytes("VmRSS:"),
+                    current_rss(),
                     paging.decoded_cache_bytes(),
                 );
             }};
@@ -157,7 +157,7 @@ fn main() {
     println!(
         "{{\"backend\":\"{backend}\",\"updates\":{updates},\"budget_bytes\":{},\"build_s\":{build_s:.3},\"scan_s\":{scan_s:.3},\"scan_records\":{records},\"peak_rss_bytes\":{},\"rss_after_scan_bytes\":{},\"peak_resident_bytes\":{},\"extent_bytes_written\":{},\"bytes_compressed_in\":{},\"fault_ins\":{},\"writes_elided\":{},\"decoded_cache_bytes\":{cache_now},\"decoded_cache_peak_bytes\":{cache_peak}}}",
         pool.as_ref().map_or(0, |p| p.budget()),
-        status_bytes("VmHWM:"),
+        peak_rss(),
         rss_after_scan,
         stats.peak_resident_bytes,
         stats.extent_bytes_written,

@@ -72,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.peak_resident_bytes >> 20,
         stats.extent_bytes_written >> 20,
         stats.fault_ins,
-        spillway::workload::run::status_bytes("VmHWM:") >> 20
+        spillway_workload::rss::peak_rss() >> 20
     );
     Ok(())
 }

@@ -14,8 +14,16 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use plotters::prelude::*;
-use serde_json::Value;
-use spillway::workload::levels::{collect_flags, report_json, POLICIES};
+use spillway_workload::levels::SampleReport;
+use spillway_workload::plan::{default_input, Backend, QueryPlan, Workload};
+use spillway_workload::report::RunReport;
+use spillway_workload::run::{collect_levels, compared_policies};
+use spillway_workload::units::parse_count;
+
+/// Parses a byte size (`32MiB`).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    spillway::parse_size(s).map_err(|e| e.to_string())
+}
 
 #[derive(Parser)]
 struct Args {
@@ -23,11 +31,11 @@ struct Args {
     /// `memory`, `lazy`, `eager` and `default` at `--updates` / `--budget` now.
     runs: Vec<String>,
     /// Updates of the runs made here.
-    #[arg(long, default_value = "20M")]
-    updates: String,
+    #[arg(long, default_value = "20M", value_parser = parse_count)]
+    updates: u64,
     /// Pool budget of the runs made here.
-    #[arg(long, default_value = "32MiB")]
-    budget: String,
+    #[arg(long, default_value = "32MiB", value_parser = parse_bytes)]
+    budget: u64,
     /// Where the PNGs go.
     #[arg(long, default_value = "doc/img")]
     out: PathBuf,
@@ -40,6 +48,15 @@ struct Args {
 }
 
 const MIB: f64 = (1 << 20) as f64;
+
+/// Which bytes of a sample a line plots.
+#[derive(Clone, Copy)]
+enum Field {
+    /// `resident_bytes`.
+    Resident,
+    /// `extent_bytes`.
+    Extent,
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -62,25 +79,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Runs every policy here, as `spillway levels --json` would.
-fn run_here(args: &Args) -> Result<Vec<(String, Value)>, Box<dyn std::error::Error>> {
+fn run_here(args: &Args) -> Result<Vec<(String, RunReport)>, Box<dyn std::error::Error>> {
     let mut runs = Vec::new();
-    for (name, flags) in POLICIES {
-        let mut argv = vec![
-            "--updates",
-            &args.updates,
-            "--budget",
-            &args.budget,
-            "--quiet",
-        ];
-        argv.extend_from_slice(flags);
+    for (name, backend, policy) in compared_policies() {
+        let plan = QueryPlan {
+            policy,
+            ..QueryPlan::local(
+                Workload::Join,
+                backend,
+                default_input(args.updates),
+                args.budget,
+            )?
+        };
         eprintln!("plot_levels: running {name}...");
-        let (report, levels) = collect_flags(&argv)?;
-        runs.push((name.to_string(), report_json(&report, &levels)));
+        let (report, levels) = collect_levels(plan)?;
+        runs.push((name.to_string(), report.with_levels(&levels)));
     }
     Ok(runs)
 }
 
-fn read_runs(specs: &[String]) -> Result<Vec<(String, Value)>, Box<dyn std::error::Error>> {
+fn read_runs(specs: &[String]) -> Result<Vec<(String, RunReport)>, Box<dyn std::error::Error>> {
     specs
         .iter()
         .map(|spec| {
@@ -97,41 +115,44 @@ fn read_runs(specs: &[String]) -> Result<Vec<(String, Value)>, Box<dyn std::erro
 /// One panel per pool run: per level, resident bytes (solid) and extent bytes (dashed) after
 /// each build round.
 fn levels_over_time(
-    runs: &[(String, Value)],
+    runs: &[(String, RunReport)],
     path: &std::path::Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let pooled: Vec<&(String, Value)> = runs
+    let pooled: Vec<&(String, RunReport)> = runs
         .iter()
-        .filter(|(_, v)| v["backend"] == "pool")
+        .filter(|(_, v)| v.backend == Backend::Pool)
         .collect();
     let root =
         BitMapBackend::new(path, (560 * pooled.len().max(1) as u32, 460)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, pooled.len().max(1)));
     for (panel, (name, run)) in panels.iter().zip(&pooled) {
-        let series = run["series"].as_array().cloned().unwrap_or_default();
-        let at = |s: &Value, field: &str, level: usize| s[field][level].as_f64().unwrap_or(0.0);
+        let series: &[SampleReport] = run.series.as_deref().unwrap_or_default();
+        let at = |s: &SampleReport, field: Field, level: usize| {
+            let bytes = match field {
+                Field::Resident => &s.resident_bytes,
+                Field::Extent => &s.extent_bytes,
+            };
+            bytes.get(level).copied().unwrap_or(0) as f64
+        };
         let levels = series
             .iter()
-            .map(|s| s["resident_bytes"].as_array().map_or(0, Vec::len))
+            .map(|s| s.resident_bytes.len())
             .max()
             .unwrap_or(0);
         let used: Vec<usize> = (0..levels)
             .filter(|&l| {
                 series
                     .iter()
-                    .any(|s| at(s, "resident_bytes", l) + at(s, "extent_bytes", l) > 0.0)
+                    .any(|s| at(s, Field::Resident, l) + at(s, Field::Extent, l) > 0.0)
             })
             .collect();
-        let x_max = series
-            .iter()
-            .map(|s| s["elapsed_s"].as_f64().unwrap_or(0.0))
-            .fold(1.0, f64::max);
+        let x_max = series.iter().map(|s| s.elapsed_s).fold(1.0, f64::max);
         let y_max = series
             .iter()
             .flat_map(|s| {
                 used.iter()
-                    .flat_map(move |&l| [at(s, "resident_bytes", l), at(s, "extent_bytes", l)])
+                    .flat_map(move |&l| [at(s, Field::Resident, l), at(s, Field::Extent, l)])
             })
             .fold(1.0, f64::max)
             / MIB;
@@ -151,20 +172,15 @@ fn levels_over_time(
             .draw()?;
         for &level in &used {
             let color = Palette99::pick(level).to_rgba();
-            let points = |field: &'static str| {
+            let points = |field: Field| {
                 series
                     .iter()
-                    .map(move |s| {
-                        (
-                            s["elapsed_s"].as_f64().unwrap_or(0.0),
-                            at(s, field, level) / MIB,
-                        )
-                    })
+                    .map(move |s| (s.elapsed_s, at(s, field, level) / MIB))
                     .collect::<Vec<_>>()
             };
             chart
                 .draw_series(LineSeries::new(
-                    points("resident_bytes"),
+                    points(Field::Resident),
                     color.stroke_width(2),
                 ))?
                 .label(format!("level {level}"))
@@ -172,7 +188,7 @@ fn levels_over_time(
                     PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
                 });
             chart.draw_series(DashedLineSeries::new(
-                points("extent_bytes"),
+                points(Field::Extent),
                 6,
                 4,
                 color.stroke_width(2),
@@ -193,7 +209,7 @@ fn levels_over_time(
 /// Throughput (million updates per second over the whole run) and extent bytes written, per
 /// policy.
 fn policy_throughput(
-    runs: &[(String, Value)],
+    runs: &[(String, RunReport)],
     path: &std::path::Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
@@ -202,13 +218,11 @@ fn policy_throughput(
     let names: Vec<String> = runs.iter().map(|(n, _)| n.clone()).collect();
     let throughput: Vec<f64> = runs
         .iter()
-        .map(|(_, v)| {
-            v["updates"].as_f64().unwrap_or(0.0) / v["total_s"].as_f64().unwrap_or(1.0) / 1e6
-        })
+        .map(|(_, v)| v.updates as f64 / v.total_s.max(1e-9) / 1e6)
         .collect();
     let written: Vec<f64> = runs
         .iter()
-        .map(|(_, v)| v["pool"]["extent_bytes_written"].as_f64().unwrap_or(0.0) / MIB)
+        .map(|(_, v)| v.pool.extent_bytes_written as f64 / MIB)
         .collect();
     bars(
         &left,

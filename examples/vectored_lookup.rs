@@ -1,5 +1,5 @@
 //! Point lookups in a paged arrangement much larger than its budget: per-key cursor seeks
-//! versus vectored lookups ([`spillway::trace::get_vectored`]).
+//! versus vectored lookups ([`spillway::get_vectored`]).
 //!
 //! ```text
 //! cargo run --release --example vectored_lookup                 # 20M updates, 32 MiB budget
@@ -18,21 +18,26 @@
 //! (extents that shared a read with another), and more.
 
 use clap::Parser;
-use spillway::workload::input::InputSpec;
-use spillway::workload::lookup::{arrange, distinct_chunks, draw_keys, per_key, vectored};
-use spillway::workload::parse_bytes;
 use spillway::{Paging, Pool, PoolConfig};
+use spillway_workload::input::InputSpec;
+use spillway_workload::lookup::{arrange, distinct_chunks, draw_keys, per_key, vectored};
+use spillway_workload::units::parse_count;
+
+/// Parses a byte size (`32MiB`).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    spillway::parse_size(s).map_err(|e| e.to_string())
+}
 
 #[derive(Parser, Debug)]
 struct Args {
     /// Updates in the arrangement.
-    #[arg(long, default_value = "20M", value_parser = spillway::workload::args::parse_count)]
+    #[arg(long, default_value = "20M", value_parser = parse_count)]
     updates: u64,
     /// Pool budget.
     #[arg(long, default_value = "32MiB", value_parser = parse_bytes)]
     budget: u64,
     /// Distinct keys to look up.
-    #[arg(long, default_value = "100k", value_parser = spillway::workload::args::parse_count)]
+    #[arg(long, default_value = "100k", value_parser = parse_count)]
     keys: u64,
     /// Fraction of the key space the keys are drawn from.
     #[arg(long, default_value_t = 0.1)]
@@ -101,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "{} updates at a {} budget; {} keys from {:.0}% of the key space\n  per key : {:8.3} s  {:9.0} keys/s  {} chunk reads\n  vectored: {:8.3} s  {:9.0} keys/s  {} chunk reads ({} extents coalesced, {} chunks touched)  {:.1}x\n  {} records, checksum {}",
             args.updates,
-            spillway::pool::format_size(args.budget),
+            spillway::format_size(args.budget),
             keys,
             args.hot * 100.0,
             single.seconds,

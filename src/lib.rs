@@ -4,19 +4,28 @@
 //! sealed sorted runs in a byte-budgeted buffer pool, and cold chunks are lz4-compressed into
 //! checksummed extents on a scratch file (or swap, or memory) and read back on demand.
 //!
-//! This package is the facade: it re-exports the layers and hosts the `spillway` binary, the
-//! examples and the benches.
-//! - [`pool`] (crate `spillway-pool`): layers 1–2, the extent stores and the buffer pool.
-//! - [`trace`] (crate `spillway-trace`): layer 3, paged arrangements for differential.
+//! This crate is the facade: every item a user needs, at one flat path each.
+//! - The pool (crate `spillway-pool`, layers 1–2): [`Pool`], [`PoolConfig`], [`ChunkHandle`],
+//!   [`ChunkHints`], [`PinGuard`], [`PoolStats`], [`LevelStats`], [`ExtentBackend`],
+//!   [`ConfigError`], [`PoolError`], and the size helpers [`parse_size`], [`format_size`].
+//! - Paged arrangements (crate `spillway-trace`, layer 3): [`Paging`], [`PagingPolicy`],
+//!   [`ArrangePaged`], [`ArrangeSelfPaged`], [`PagedSpine`], [`PagedData`], [`FixedWidth`],
+//!   vectored lookups ([`get_vectored`], [`for_each_update`], [`LookupStats`]) and the
+//!   vectored join ([`JoinVectored`]), per-level reports ([`spine_levels`], [`SpineLevel`]).
 //!
-//! See `doc/architecture.md` for the design and `README.md` for usage.
+//! The `spillway` binary (feature `cli`, on by default) runs the workloads of the
+//! `spillway-workload` crate; a library user can turn it off with `default-features = false`
+//! and compiles no flag parser or progress bar. See `doc/architecture.md` for the design and
+//! `README.md` for usage.
 
-pub use spillway_pool as pool;
+#![forbid(unsafe_code)]
+
 pub use spillway_pool::{
-    ChunkHandle, ChunkHints, ConfigError, ExtentBackend, PinGuard, Pool, PoolConfig, PoolError,
-    PoolStats,
+    format_size, parse_size, ChunkHandle, ChunkHints, ConfigError, ExtentBackend, LevelStats,
+    PinGuard, Pool, PoolConfig, PoolError, PoolStats,
 };
-pub use spillway_trace as trace;
-pub use spillway_trace::{ArrangePaged, ArrangeSelfPaged, Paging, PagingPolicy};
-
-pub mod workload;
+pub use spillway_trace::{spine_levels, SpineLevel};
+pub use spillway_trace::{
+    for_each_update, get_vectored, ArrangePaged, ArrangeSelfPaged, FixedWidth, JoinVectored,
+    LookupStats, PagedData, PagedSpine, Paging, PagingPolicy,
+};

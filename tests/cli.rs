@@ -1,6 +1,7 @@
 //! The `spillway` binary as users and scripts call it: every backend, worker count and process
 //! count gives the same checksums; `--json` has every contracted field; bad flags fail fast
-//! with a message; `/metrics` answers while a run is in progress.
+//! with a message; `/metrics` answers while a run is in progress. Reports are read into the
+//! typed `RunReport` (the JSON contract), except where a test pins the JSON names themselves.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -8,6 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use spillway_workload::levels::LevelReport;
+use spillway_workload::report::RunReport;
 
 const BIN: &str = env!("CARGO_BIN_EXE_spillway");
 
@@ -21,7 +24,8 @@ fn spillway(args: &[&str]) -> Output {
         .expect("spawn spillway")
 }
 
-fn json_run(args: &[&str]) -> Value {
+/// Runs `spillway args` (with `--json`) and reads its one line of JSON as named fields.
+fn json_value(args: &[&str]) -> Value {
     let out = spillway(args);
     assert!(
         out.status.success(),
@@ -33,13 +37,18 @@ fn json_run(args: &[&str]) -> Value {
     serde_json::from_str(&stdout).expect("valid JSON")
 }
 
-fn answers(v: &Value) -> (String, String, String, String) {
-    let s = |f: &str| v[f].to_string();
+/// Runs `spillway args` (with `--json`) and reads its report.
+fn json_run(args: &[&str]) -> RunReport {
+    let v = json_value(args);
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("not a report ({e}): {v}"))
+}
+
+fn answers(r: &RunReport) -> (String, i64, String, i64) {
     (
-        s("checksum"),
-        s("output_records"),
-        s("scan_checksum"),
-        s("scan_records"),
+        r.checksum.clone(),
+        r.output_records,
+        r.scan_checksum.clone(),
+        r.scan_records,
     )
 }
 
@@ -72,7 +81,7 @@ fn every_backend_and_worker_count_agrees() {
                 ];
                 args.extend(SMALL);
                 let v = json_run(&args);
-                assert!(v["output_records"].as_i64().unwrap() > 1000, "{v}");
+                assert!(v.output_records > 1000, "{v:?}");
                 let got = answers(&v);
                 match &expected {
                     None => expected = Some(got),
@@ -84,10 +93,7 @@ fn every_backend_and_worker_count_agrees() {
                     }
                 }
                 if backend == "pool" {
-                    assert!(
-                        v["pool"]["extent_bytes_written"].as_u64().unwrap() > 0,
-                        "pool never paged: {v}"
-                    );
+                    assert!(v.pool.extent_bytes_written > 0, "pool never paged: {v:?}");
                 }
             }
         }
@@ -98,7 +104,7 @@ fn every_backend_and_worker_count_agrees() {
 fn json_has_every_contracted_field() {
     let mut args = vec!["join", "--json", "--backend", "pool"];
     args.extend(SMALL);
-    let v = json_run(&args);
+    let v = json_value(&args);
     for field in [
         "workload",
         "backend",
@@ -138,8 +144,9 @@ fn json_has_every_contracted_field() {
     assert!(v["peak_rss_bytes"].as_u64().unwrap() > 0);
     let mut args = vec!["reduce", "--json"];
     args.extend(SMALL);
-    let v = json_run(&args);
+    let v = json_value(&args);
     assert!(v["query_s"].is_f64() && v["workload"] == "reduce", "{v}");
+    assert!(v["join_s"].is_null() && v["join_tactic"].is_null(), "{v}");
 }
 
 #[test]
@@ -244,8 +251,8 @@ fn two_processes_on_loopback_agree_with_one() {
             String::from_utf8_lossy(&o1.stderr)
         );
         assert!(o1.stdout.is_empty(), "only process 0 reports");
-        let v: Value = serde_json::from_slice(&o0.stdout).unwrap();
-        assert_eq!(v["workers"], 4);
+        let v: RunReport = serde_json::from_slice(&o0.stdout).unwrap();
+        assert_eq!(v.workers, 4);
         assert_eq!(answers(&v), expected, "{workload} over 2 processes");
     }
 }
@@ -336,7 +343,11 @@ fn compare_prints_a_table_and_agrees() {
     ];
     args.extend(SMALL);
     let out = spillway(&args);
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -347,6 +358,43 @@ fn compare_prints_a_table_and_agrees() {
     assert_eq!(lines[0]["runs"], 2, "{}", lines[0]);
     assert_eq!(lines[0]["total_s_runs"].as_array().map(Vec::len), Some(2));
     assert!(lines[0]["answers_differ"].is_null());
+    for line in &lines {
+        let report: RunReport = serde_json::from_value(line.clone()).expect("a report per line");
+        assert_eq!(report.workload.name(), "reduce");
+    }
+}
+
+/// `-q` / `--quiet` (and every other flag) reach each child once: they used to reach it
+/// twice, which failed every backend.
+#[test]
+fn compare_passes_quiet_and_json_to_its_children() {
+    for quiet in ["-q", "--quiet"] {
+        let mut args = vec!["compare", quiet, "--backends", "pool,dd-ord"];
+        args.extend(SMALL);
+        let out = spillway(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "compare {quiet}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.lines().any(|l| l.starts_with("pool ")), "{stdout}");
+        let mut args = vec!["compare", quiet, "--json", "--workload", "reduce"];
+        args.extend(["--backends", "memory,dd-ord"]);
+        args.extend(SMALL);
+        let out = spillway(&args);
+        assert!(
+            out.status.success(),
+            "compare {quiet} --json: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reports: Vec<RunReport> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a report per line"))
+            .collect();
+        assert_eq!(reports.len(), 2);
+        assert_eq!(answers(&reports[0]), answers(&reports[1]));
+    }
 }
 
 #[test]
@@ -364,31 +412,26 @@ fn levels_reports_every_level_and_policies_agree() {
         args.extend(policy.iter().copied());
         let v = json_run(&args);
         assert_eq!(answers(&v), expected, "{policy:?}");
-        assert!(v["policy"].is_object(), "{v}");
-        let levels = v["levels"].as_array().expect("levels");
-        assert!(levels.len() >= 2, "a merged trace has several levels: {v}");
-        let total = |field: &str| {
-            levels
-                .iter()
-                .map(|l| l[field].as_u64().unwrap())
-                .sum::<u64>()
-        };
-        assert_eq!(total("records"), v["scan_updates"].as_u64().unwrap());
-        assert_eq!(
-            total("extent_bytes_written"),
-            v["pool"]["extent_bytes_written"].as_u64().unwrap()
+        let levels = v.levels.as_deref().expect("levels");
+        assert!(
+            levels.len() >= 2,
+            "a merged trace has several levels: {v:?}"
         );
+        let total = |field: fn(&LevelReport) -> u64| levels.iter().map(field).sum::<u64>();
+        assert_eq!(total(|l| l.records), v.scan_updates);
         assert_eq!(
-            total("writes_elided"),
-            v["pool"]["writes_elided"].as_u64().unwrap()
+            total(|l| l.extent_bytes_written),
+            v.pool.extent_bytes_written
         );
+        assert_eq!(total(|l| l.writes_elided), v.pool.writes_elided);
         assert_eq!(
-            v["series"].as_array().map(Vec::len),
+            v.series.as_ref().map(Vec::len),
             Some(10),
             "one sample per round"
         );
+        let policy_json = v.policy.expect("a pool run reports its policy");
         if policy.contains(&"0") {
-            assert_eq!(v["policy"]["eager_from"], 0);
+            assert_eq!(policy_json.eager_from, Some(0));
         }
     }
     let mut args = vec!["levels"];

@@ -1,5 +1,6 @@
-//! `spillway join` and `spillway reduce`: arrange a generated input on one backend, query it,
-//! scan it, and report.
+//! The dataflows of `spillway join` and `spillway reduce`: arrange a generated input on one
+//! backend, query it, scan it. Every backend runs the same phases on the same input and must
+//! give the same checksums.
 //!
 //! Phases, each timed on worker 0 and synchronized across workers and processes by probes:
 //! 1. **build**: the input's rounds are entered one at a time into an arrangement of
@@ -8,12 +9,12 @@
 //! 2. **query** (`join_s` / `query_s`): a second dataflow imports the finished trace and
 //!    either joins it with the probe collection (`join`) or computes a count of records and
 //!    the largest value per key (`reduce`); the outputs are summed into order-independent
-//!    checksums (see [`super::input`]);
+//!    checksums (see [`crate::input`]);
 //! 3. **scan**: every batch of the trace is read with its cursor.
 //!
 //! Backends: `pool` and `memory` are `PagedSpine` with paging on and off; `dd-ord` is
 //! upstream's `OrdValSpine`; `dd-col` is upstream's columnar `ColChunk` trace with its own
-//! spill installed (see [`super::colspill`]).
+//! spill installed (see [`crate::colspill`]).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -36,11 +37,12 @@ use timely::dataflow::Stream;
 use timely::progress::frontier::AntichainRef;
 use timely::worker::Worker;
 
-use super::args::{Backend, JoinTactic, Plan, Workload};
-use super::colspill;
-use super::input::{record_hash, share, Checksum, InputSpec};
-use super::levels::{Event, LevelsSink, Recorder};
-use super::progress::Phases;
+use crate::colspill;
+use crate::input::{record_hash, share, Checksum, InputSpec};
+use crate::levels::{Event, LevelsSink, Recorder};
+use crate::plan::{Backend, JoinTactic, QueryPlan, Workload};
+use crate::progress::Progress;
+use crate::report::WorkerResult;
 
 /// Tags that keep the hashes of different outputs apart.
 const TAG_JOIN: u64 = 1;
@@ -48,22 +50,9 @@ const TAG_COUNT: u64 = 2;
 const TAG_MAX: u64 = 3;
 const TAG_SCAN: u64 = 4;
 
-/// What one worker measured.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct WorkerResult {
-    pub build_s: f64,
-    pub query_s: f64,
-    pub scan_s: f64,
-    pub output: Checksum,
-    pub scan: Checksum,
-    /// Updates (physical `(key, val, time, diff)` records) the scan visited.
-    pub scan_updates: u64,
-    /// Bytes upstream's spill wrote (`dd-col` only).
-    pub spill_bytes: u64,
-}
-
 /// A word from a cursor item, by value (`PagedChunk`) or by reference (upstream).
-pub trait Word: Copy {
+pub(crate) trait Word: Copy {
+    /// The item as a `u64` (diffs wrap).
     fn word(self) -> u64;
 }
 impl Word for u64 {
@@ -88,14 +77,15 @@ impl Word for &isize {
 }
 
 type Data = (u64, u64);
+/// An input of `(key, val)` updates.
 pub(crate) type Session = InputSession<u64, Data, isize>;
 
 /// Runs the chosen backend on this worker.
-pub fn run_worker(
+pub(crate) fn run_worker(
     worker: &mut Worker,
-    plan: &Plan,
+    plan: &QueryPlan,
     pool: Option<&spillway_pool::Pool>,
-    phases: &Phases,
+    progress: &dyn Progress,
     levels: &LevelsSink,
 ) -> WorkerResult {
     match plan.backend {
@@ -111,7 +101,7 @@ pub fn run_worker(
                     r.borrow_mut().on(event);
                 }
             };
-            let (result, mut trace) = run_paged(worker, plan, &paging, phases, on);
+            let (result, mut trace) = run_paged(worker, plan, &paging, progress, on);
             if let Some(recorder) = recorder {
                 let batches = trace
                     .batches_through(AntichainRef::new(&[]))
@@ -123,11 +113,11 @@ pub fn run_worker(
             }
             result
         }
-        Backend::DdOrd => run_ord(worker, plan, phases).0,
+        Backend::DdOrd => run_ord(worker, plan, progress).0,
         Backend::DdCol => {
-            let spill = colspill::install(plan)
+            let spill = colspill::install(&plan.scratch_dir(), plan.budget)
                 .unwrap_or_else(|e| panic!("spillway: cannot install the dd-col spill: {e}"));
-            let result = run_col(worker, plan, phases).0;
+            let result = run_col(worker, plan, progress).0;
             let written = spill
                 .stats
                 .bytes_written
@@ -151,11 +141,11 @@ pub(crate) fn build<Tr: TraceReader<Time = u64>>(
     data: &mut Session,
     probe: &ProbeHandle<u64>,
     trace: &mut Tr,
-    phases: &Phases,
+    progress: &dyn Progress,
     mut after_round: impl FnMut(u64),
 ) {
     let (index, peers) = (worker.index(), worker.peers());
-    phases.start("build", spec.rounds);
+    progress.start("build", spec.rounds);
     for round in 0..spec.rounds {
         let mut entered = 0;
         for i in share(spec.round_range(round), index, peers) {
@@ -178,7 +168,7 @@ pub(crate) fn build<Tr: TraceReader<Time = u64>>(
         let frontier = [round + 1];
         trace.set_logical_compaction(AntichainRef::new(&frontier));
         trace.set_physical_compaction(AntichainRef::new(&frontier));
-        phases.step_done(round + 1, entered);
+        progress.step_done(round + 1, entered);
         after_round(round);
     }
 }
@@ -187,7 +177,7 @@ pub(crate) fn build<Tr: TraceReader<Time = u64>>(
 fn enter_probes(worker: &mut Worker, spec: &InputSpec, mut probes: Session) {
     for (n, j) in share(0..spec.probes, worker.index(), worker.peers()).enumerate() {
         probes.insert(spec.probe(j));
-        if (n as u64 + 1) % SLICE == 0 {
+        if (n as u64 + 1).is_multiple_of(SLICE) {
             probes.flush();
             worker.step();
         }
@@ -303,7 +293,8 @@ macro_rules! phases {
      join = |$data:ident, $probes:ident| $join:expr,
      reduce_into = ($builder:ty, $spine:ty, $fill:expr),
      on = $on:expr) => {{
-        let (worker, plan, phases): (&mut Worker, &Plan, &Phases) = ($worker, $plan, $phases);
+        let (worker, plan, progress): (&mut Worker, &QueryPlan, &dyn Progress) =
+            ($worker, $plan, $phases);
         let on = $on;
         let spec = plan.input;
         let t0 = Instant::now();
@@ -319,7 +310,7 @@ macro_rules! phases {
             &mut data,
             &probe,
             &mut trace,
-            phases,
+            progress,
             |round| on(Event::Round(round)),
         );
         drop(data);
@@ -329,7 +320,7 @@ macro_rules! phases {
         on(Event::QueryStart);
         let t1 = Instant::now();
         let acc = accumulator();
-        phases.start(plan.workload.query_phase(), 1);
+        progress.start(plan.workload.query_phase(), 1);
         match plan.workload {
             Workload::Join => {
                 let a = acc.clone();
@@ -368,7 +359,7 @@ macro_rules! phases {
         }
         let query_s = t1.elapsed().as_secs_f64();
         on(Event::QueryEnd);
-        phases.start("scan", 1);
+        progress.start("scan", 1);
         let t2 = Instant::now();
         let (scan_sum, scan_updates) = scan(&mut trace);
         let scan_s = t2.elapsed().as_secs_f64();
@@ -391,9 +382,9 @@ type PagedTrace = TraceAgent<PagedSpine<u64, u64, u64, isize>>;
 /// `PagedSpine`, paging on or off; `on` hears the phase events.
 fn run_paged(
     worker: &mut Worker,
-    plan: &Plan,
+    plan: &QueryPlan,
     paging: &Paging,
-    phases: &Phases,
+    progress: &dyn Progress,
     on: impl Fn(Event),
 ) -> (WorkerResult, PagedTrace) {
     type B = PagedBuilder<u64, u64, u64, isize>;
@@ -413,7 +404,7 @@ fn run_paged(
     phases!(
         worker,
         plan,
-        phases,
+        progress,
         arrange = |c| c.arrange_by_key_paged(paging),
         join = |data, probes| match plan.join_tactic {
             JoinTactic::Cursor => data.join_core(probes, |k, v, q| Some((k, v, q))),
@@ -437,13 +428,13 @@ type UpstreamSpine = ValSpine<u64, u64, u64, isize>;
 /// Upstream `OrdValSpine`.
 fn run_ord(
     worker: &mut Worker,
-    plan: &Plan,
-    phases: &Phases,
+    plan: &QueryPlan,
+    progress: &dyn Progress,
 ) -> (WorkerResult, impl TraceReader<Time = u64>) {
     phases!(
         worker,
         plan,
-        phases,
+        progress,
         arrange = |c| c.arrange_by_key(),
         join = |data, probes| data.join_core(probes, |k, v, q| Some((*k, *v, *q))),
         reduce_into = (UpstreamBuilder, UpstreamSpine, fill_vec),
@@ -454,13 +445,13 @@ fn run_ord(
 /// Upstream columnar `ColChunk` trace (its spill installed by the caller).
 fn run_col(
     worker: &mut Worker,
-    plan: &Plan,
-    phases: &Phases,
+    plan: &QueryPlan,
+    progress: &dyn Progress,
 ) -> (WorkerResult, impl TraceReader<Time = u64>) {
     phases!(
         worker,
         plan,
-        phases,
+        progress,
         arrange = |c| colspill::arrange(c),
         join = |data, probes| data.join_core(probes, |k, v, q| Some((*k, *v, *q))),
         reduce_into = (UpstreamBuilder, UpstreamSpine, fill_vec),

@@ -14,6 +14,8 @@
 
 use std::ops::Range;
 
+use serde::{Deserialize, Serialize};
+
 /// The splitmix64 finalizer: a bijective 64-bit mix.
 #[inline]
 pub fn mix(mut z: u64) -> u64 {
@@ -29,7 +31,7 @@ pub fn record_hash(tag: u64, a: u64, b: u64, c: u64) -> u64 {
 }
 
 /// An order-independent checksum of a collection: `Σ hash(record) · diff`, and `Σ diff`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checksum {
     /// `Σ hash · diff`, wrapping.
     pub sum: u64,
@@ -62,10 +64,15 @@ impl Checksum {
 /// The input of one run.
 #[derive(Clone, Copy, Debug)]
 pub struct InputSpec {
+    /// Seed of every generated update and probe.
     pub seed: u64,
+    /// Updates in the input.
     pub updates: u64,
+    /// Distinct keys the updates and probes draw from.
     pub keys: u64,
+    /// Records in the probe collection of `join`.
     pub probes: u64,
+    /// Timely rounds the updates are spread over.
     pub rounds: u64,
     /// Fraction of updates retracted, in `[0, 1]`.
     pub retract: f64,
@@ -74,9 +81,13 @@ pub struct InputSpec {
 /// One generated update: `((key, val), round)`, and the round it is retracted at, if it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Update {
+    /// The key, below the spec's `keys`.
     pub key: u64,
+    /// The value, below 2^20.
     pub val: u64,
+    /// The round (timely time) it is entered at.
     pub round: u64,
+    /// The round it is retracted at, if it is.
     pub retract_at: Option<u64>,
 }
 

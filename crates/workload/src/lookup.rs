@@ -1,7 +1,7 @@
 //! Point lookups in a paged arrangement: per-key cursor seeks versus vectored lookups.
 //! Shared by `examples/vectored_lookup.rs` and `benches/vectored.rs`.
 //!
-//! The arrangement is the `join` workload's (see [`super::input`]), built round by round with
+//! The arrangement is the `join` workload's (see [`crate::input`]), built round by round with
 //! compaction, through a pool whose budget is far below its size. The lookup keys are drawn
 //! from a *hot range*, a contiguous tenth (by default) of the key space, in random order:
 //! - **per key**: each key, in the drawn order, is sought with a cursor over the trace's
@@ -24,9 +24,9 @@ use timely::dataflow::operators::Probe;
 use timely::progress::frontier::AntichainRef;
 use timely::worker::Worker;
 
-use super::input::{mix, record_hash, Checksum, InputSpec};
-use super::progress::Phases;
-use super::query;
+use crate::input::{mix, record_hash, Checksum, InputSpec};
+use crate::progress::Silent;
+use crate::query;
 
 /// The trace the lookups read.
 pub type LookupTrace = TraceAgent<PagedSpine<u64, u64, u64, isize>>;
@@ -38,15 +38,7 @@ pub fn arrange(worker: &mut Worker, spec: &InputSpec, paging: &Paging) -> Lookup
         let arranged = data.arrange_by_key_paged(paging);
         (input, arranged.stream.probe().0, arranged.trace)
     });
-    query::build(
-        worker,
-        spec,
-        &mut data,
-        &probe,
-        &mut trace,
-        &Phases::new(false),
-        |_| {},
-    );
+    query::build(worker, spec, &mut data, &probe, &mut trace, &Silent, |_| {});
     drop(data);
     while !probe.done() {
         worker.step();
@@ -73,6 +65,7 @@ pub fn draw_keys(spec: &InputSpec, count: u64, hot: f64, seed: u64) -> Vec<u64> 
 /// What one way of looking keys up measured.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Lookups {
+    /// Seconds the lookups took.
     pub seconds: f64,
     /// Records found (non-zero accumulations), summed into `checksum`.
     pub checksum: Checksum,

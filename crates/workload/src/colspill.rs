@@ -1,11 +1,12 @@
 //! The `dd-col` backend: upstream's columnar `ColChunk` trace, with upstream's own spill
 //! (`differential_dataflow::columnar::trace::spill`) installed on each worker at a record
-//! budget of `--budget / 32` and backed by an append-only scratch file in the extent
+//! budget of `budget / 32` and backed by an append-only scratch file in the extent
 //! directory. Upstream's policy is a high-water mark: the first `budget` records of committed
 //! chunks stay resident, every later chunk is written out, and the file never shrinks.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -18,9 +19,7 @@ use differential_dataflow::trace::chunk::ChunkBatcher;
 use differential_dataflow::{Hashable, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
 
-use super::args::Plan;
-
-/// Bytes per record of the record budget (`--budget / 32`).
+/// Bytes per record of the record budget (a record budget of `budget / 32`).
 pub const RECORD_BYTES: u64 = 32;
 
 type Update = (u64, u64, u64, isize);
@@ -76,6 +75,7 @@ impl BytesSource for ScratchBytes {
 
 /// Removes this worker's spill state when dropped.
 pub struct Installed {
+    /// What the spill did (bytes written, ...), shared with upstream's spill.
     pub stats: Arc<SpillStats>,
 }
 
@@ -85,11 +85,12 @@ impl Drop for Installed {
     }
 }
 
-/// Installs upstream's spill on this worker thread, at the plan's record budget.
-pub fn install(plan: &Plan) -> std::io::Result<Installed> {
-    let file = tempfile::tempfile_in(plan.scratch_dir())?;
+/// Installs upstream's spill on this worker thread, with a scratch file in `dir` and a record
+/// budget of `budget_bytes / RECORD_BYTES`.
+pub fn install(dir: &Path, budget_bytes: u64) -> std::io::Result<Installed> {
+    let file = tempfile::tempfile_in(dir)?;
     let stats = Arc::new(SpillStats::default());
-    let budget_records = (plan.budget / RECORD_BYTES) as usize;
+    let budget_records = (budget_bytes / RECORD_BYTES) as usize;
     spill::install(
         budget_records,
         Box::new(ScratchFile {

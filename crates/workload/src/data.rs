@@ -10,10 +10,12 @@
 pub struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// A generator starting from `seed`.
     pub fn new(seed: u64) -> Self {
         SplitMix64(seed)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
         let mut z = self.0;
@@ -47,7 +49,7 @@ pub fn fill_columnar_chunk(seed: u64, index: u64, out: &mut [u8]) {
         key += u64::from(r & 3 == 0);
         let val = (r >> 8) & ((1 << 20) - 1);
         let time = (r >> 40) % 10;
-        let diff: i64 = if (r >> 50) % 10 == 0 { -1 } else { 1 };
+        let diff: i64 = if (r >> 50).is_multiple_of(10) { -1 } else { 1 };
         let at = i * 8..i * 8 + 8;
         keys[at.clone()].copy_from_slice(&key.to_le_bytes());
         vals[at.clone()].copy_from_slice(&val.to_le_bytes());

@@ -1,13 +1,14 @@
 //! Where a run is: the current phase and its progress, shown as a progress bar on stderr and
-//! exported as metrics. Workers report through one shared [`Phases`]; every method is
-//! idempotent across workers (phases are entered by name, rounds with `fetch_max`), so any
-//! worker may call them.
+//! exported as metrics. Workers report through one shared [`Phases`], the CLI's
+//! [`Progress`]; every call is idempotent across workers (phases are entered by name, rounds
+//! with `fetch_max`), so any worker may make it.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
+use spillway_workload::progress::Progress;
 
 /// The phases of a run, in order.
 pub const PHASES: [&str; 4] = ["build", "join", "query", "scan"];
@@ -73,8 +74,14 @@ impl Phases {
         registry.register(Box::new(self.updates_gauge.clone()))
     }
 
-    /// Enters phase `name` of `steps` steps (a no-op if already in it).
-    pub fn start(&self, name: &'static str, steps: u64) {
+    /// Clears the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Progress for Phases {
+    fn start(&self, name: &'static str, steps: u64) {
         let mut current = self.current.lock().expect("not poisoned");
         if *current == name {
             return;
@@ -91,19 +98,12 @@ impl Phases {
         self.bar.set_position(0);
     }
 
-    /// Marks step `step` (from 1) of the current phase done, after `updates` more were entered
-    /// by the caller.
-    pub fn step_done(&self, step: u64, updates: u64) {
+    fn step_done(&self, step: u64, updates: u64) {
         let done = self.steps_done.fetch_max(step, Relaxed).max(step);
         let entered = self.updates.fetch_add(updates, Relaxed) + updates;
         self.steps_gauge.set(done as i64);
         self.updates_gauge.set(entered as i64);
         self.bar.set_position(done);
         self.bar.set_message(format!("{entered} updates"));
-    }
-
-    /// Clears the bar.
-    pub fn finish(&self) {
-        self.bar.finish_and_clear();
     }
 }

@@ -1,49 +1,47 @@
-//! The flags of `spillway join` and `spillway reduce`, and their validation into a [`Plan`]
-//! before any work starts.
+//! The flags of `spillway join`, `reduce` and `levels` as typed ([`QueryArgs`]), their
+//! validation into a [`QueryPlan`] before any work starts ([`QueryArgs::plan`]), and the way
+//! back to a command line ([`QueryArgs::to_argv`]) for `compare`'s children.
+//!
+//! Every error a user can make in these flags is reported by [`QueryArgs::plan`] in one line
+//! naming the flag; a plan that comes out of it runs as it says.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use spillway_pool::{ExtentBackend, PoolConfig};
 use spillway_trace::PagingPolicy;
+use spillway_workload::input::InputSpec;
+use spillway_workload::plan::{Backend, JoinTactic, QueryPlan, Workload};
+use spillway_workload::units::parse_count;
 
-use super::input::InputSpec;
-use super::parse_bytes;
-
-/// Which arrangement the workload runs on.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// `PagedSpine` with paging on, through a pool with `--budget`.
-    Pool,
-    /// `PagedSpine` with paging off (resident).
-    Memory,
-    /// Upstream differential `OrdValSpine`.
-    #[value(name = "dd-ord")]
-    DdOrd,
-    /// Upstream differential columnar `ColChunk` trace, with its spill at `--budget / 32`
-    /// records.
-    #[value(name = "dd-col")]
-    DdCol,
+/// Parses a byte size for clap (`256MiB`, `2GiB`, `65536`).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    spillway_pool::parse_size(s).map_err(|e| e.to_string())
 }
 
-impl Backend {
-    /// The name used on the command line and in the JSON output.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Pool => "pool",
-            Backend::Memory => "memory",
-            Backend::DdOrd => "dd-ord",
-            Backend::DdCol => "dd-col",
-        }
-    }
+/// The `--backend` / `--backends` values, with their help.
+pub fn backend_parser() -> impl TypedValueParser<Value = Backend> {
+    PossibleValuesParser::new([
+        PossibleValue::new("pool").help("PagedSpine with paging on, through a pool with --budget"),
+        PossibleValue::new("memory").help("PagedSpine with paging off (resident)"),
+        PossibleValue::new("dd-ord").help("Upstream differential OrdValSpine"),
+        PossibleValue::new("dd-col").help(
+            "Upstream differential columnar ColChunk trace, with its spill at --budget / 32 records",
+        ),
+    ])
+    .map(|name| Backend::from_name(&name).expect("every listed name is a backend"))
+}
 
-    /// Every backend, in the order `compare` runs them by default.
-    pub const ALL: [Backend; 4] = [
-        Backend::Pool,
-        Backend::Memory,
-        Backend::DdOrd,
-        Backend::DdCol,
-    ];
+/// The `--join-tactic` values, with their help.
+fn join_tactic_parser() -> impl TypedValueParser<Value = JoinTactic> {
+    PossibleValuesParser::new([
+        PossibleValue::new("cursor").help("differential's join_core: cursors over both sides"),
+        PossibleValue::new("vectored").help(
+            "spillway's VectoredJoin: probe keys looked up in groups with vectored reads (paged backends only)",
+        ),
+    ])
+    .map(|name| JoinTactic::from_name(&name).expect("every listed name is a tactic"))
 }
 
 /// Where the pool's evicted chunks go.
@@ -57,87 +55,27 @@ pub enum Extents {
     Memory,
 }
 
-/// How `join` matches the probes against the arrangement.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JoinTactic {
-    /// differential's `join_core`: cursors over both sides.
-    Cursor,
-    /// spillway's `VectoredJoin`: probe keys looked up in groups with vectored reads (paged
-    /// backends only).
-    Vectored,
-}
-
-impl JoinTactic {
-    /// The tactic `backend` runs: the one asked for, or by default `vectored` on the paged
-    /// backends (faster there, and bounded in memory for every type) and `cursor` upstream.
-    pub fn resolve(backend: Backend, asked: Option<JoinTactic>) -> JoinTactic {
-        match (asked, backend) {
-            (Some(tactic), _) => tactic,
-            (None, Backend::Pool | Backend::Memory) => JoinTactic::Vectored,
-            (None, Backend::DdOrd | Backend::DdCol) => JoinTactic::Cursor,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
+impl Extents {
+    /// The name on the command line.
+    fn name(self) -> &'static str {
         match self {
-            JoinTactic::Cursor => "cursor",
-            JoinTactic::Vectored => "vectored",
+            Extents::File => "file",
+            Extents::Swap => "swap",
+            Extents::Memory => "memory",
         }
     }
-}
-
-/// The query a run performs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Workload {
-    Join,
-    Reduce,
-}
-
-impl Workload {
-    pub fn name(self) -> &'static str {
-        match self {
-            Workload::Join => "join",
-            Workload::Reduce => "reduce",
-        }
-    }
-
-    /// The name of the query phase, as in the JSON field `<phase>_s`.
-    pub fn query_phase(self) -> &'static str {
-        match self {
-            Workload::Join => "join",
-            Workload::Reduce => "query",
-        }
-    }
-}
-
-/// A count: an integer with `_` separators or a `K`/`M`/`G` suffix (decimal: `10M` is
-/// 10,000,000).
-pub fn parse_count(s: &str) -> Result<u64, String> {
-    let t = s.trim().replace('_', "");
-    let (digits, scale) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 1_000),
-        Some('m' | 'M') => (&t[..t.len() - 1], 1_000_000),
-        Some('g' | 'G') => (&t[..t.len() - 1], 1_000_000_000),
-        _ => (&t[..], 1),
-    };
-    let n: f64 = digits
-        .parse()
-        .map_err(|_| format!("cannot parse count {s:?} (examples: 1000000, 1_000_000, 10M)"))?;
-    if n.is_nan()
-        || n < 0.0
-        || n * scale as f64 > u64::MAX as f64
-        || (scale == 1 && n.fract() != 0.0)
-    {
-        return Err(format!(
-            "cannot parse count {s:?} (examples: 1000000, 1_000_000, 10M)"
-        ));
-    }
-    Ok((n * scale as f64).round() as u64)
 }
 
 /// A spine level for `--eager-from` / `--lazy-below`: a depth, or `none`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Level(pub Option<u8>);
+
+impl Level {
+    /// The level as `--eager-from` / `--lazy-below` take it.
+    fn arg(self) -> String {
+        self.0.map_or_else(|| "none".to_string(), |l| l.to_string())
+    }
+}
 
 /// Parses a [`Level`]: `0` to `255`, or `none`.
 pub fn parse_level(s: &str) -> Result<Level, String> {
@@ -154,7 +92,7 @@ pub fn parse_level(s: &str) -> Result<Level, String> {
 pub const DEFAULT_BUDGET: &str = "64MiB";
 
 /// Flags shared by `join` and `reduce`.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Args, Clone, Debug, PartialEq)]
 pub struct QueryArgs {
     /// Updates in the generated input (`10M`, `1_000_000`).
     #[arg(long, default_value = "10M", value_parser = parse_count)]
@@ -175,7 +113,7 @@ pub struct QueryArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Arrangement backend.
-    #[arg(long, value_enum, default_value = "pool")]
+    #[arg(long, default_value = "pool", value_parser = backend_parser())]
     pub backend: Backend,
     /// Pool budget (`256MiB`, `2GiB`); for `dd-col`, its spill budget is this / 32 records.
     #[arg(long, default_value = DEFAULT_BUDGET, value_parser = parse_bytes)]
@@ -183,7 +121,7 @@ pub struct QueryArgs {
     /// How `join` probes the arrangement: `cursor` (differential's `join_core`) or
     /// `vectored` (grouped vectored lookups; `pool` and `memory` only). Default: `vectored`
     /// on `pool` and `memory`, `cursor` on upstream backends.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = join_tactic_parser())]
     pub join_tactic: Option<JoinTactic>,
     /// Spine levels at or above this are backed eagerly by idle spill threads (`none`: no
     /// level). Default: none (levels above `--lazy-below` are backed eagerly only under
@@ -227,29 +165,11 @@ pub struct QueryArgs {
     pub metrics_addr: Option<SocketAddr>,
 }
 
-/// A validated run.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    pub workload: Workload,
-    pub backend: Backend,
-    pub join_tactic: JoinTactic,
-    /// How paged arrangements back each spine level (`pool` backend).
-    pub policy: PagingPolicy,
-    /// Collect the per-level report (`spillway levels`).
-    pub levels: bool,
-    pub input: InputSpec,
-    pub budget: u64,
-    pub pool: Option<PoolConfig>,
-    pub extent_dir: Option<PathBuf>,
-    pub workers: usize,
-    pub processes: usize,
-    pub process: usize,
-    pub addresses: Vec<String>,
-}
-
-impl Plan {
-    /// Validates `args`: every error a user can make is reported here, before any work.
-    pub fn new(workload: Workload, args: &QueryArgs) -> Result<Plan, String> {
+impl QueryArgs {
+    /// Validates the flags for `workload`: every error a user can make is reported here,
+    /// before any work.
+    pub fn plan(&self, workload: Workload) -> Result<QueryPlan, String> {
+        let args = self;
         if args.updates == 0 {
             return Err("--updates must be at least 1".into());
         }
@@ -282,7 +202,7 @@ impl Plan {
             if workload != Workload::Join {
                 return Err("--join-tactic applies to `join` only".into());
             }
-            if !matches!(args.backend, Backend::Pool | Backend::Memory) {
+            if !args.backend.is_paged() {
                 return Err(format!(
                     "--join-tactic vectored needs a paged backend (pool or memory), not {}",
                     args.backend.name()
@@ -346,7 +266,7 @@ impl Plan {
             }
             _ => None,
         };
-        Ok(Plan {
+        Ok(QueryPlan {
             workload,
             backend: args.backend,
             join_tactic: JoinTactic::resolve(args.backend, args.join_tactic),
@@ -370,30 +290,56 @@ impl Plan {
         })
     }
 
-    /// Where scratch files go: `--extent-dir`, or the system temp dir.
-    pub fn scratch_dir(&self) -> PathBuf {
-        self.extent_dir.clone().unwrap_or_else(std::env::temp_dir)
-    }
-
-    /// Timely's configuration: one thread, threads of one process, or a cluster.
-    pub fn timely_config(&self) -> timely::Config {
-        let communication = if self.processes > 1 {
-            timely::CommunicationConfig::Cluster {
-                threads: self.workers,
-                process: self.process,
-                addresses: self.addresses.clone(),
-                report: false,
-                zerocopy: false,
-            }
-        } else if self.workers > 1 {
-            timely::CommunicationConfig::Process(self.workers)
-        } else {
-            timely::CommunicationConfig::Thread
+    /// The command line that parses back to these flags: each flag once, with its value
+    /// spelled so that it parses to the same value (what `compare` gives its children).
+    pub fn to_argv(&self) -> Vec<String> {
+        let mut argv: Vec<String> = Vec::new();
+        let mut flag = |name: &str, value: String| {
+            argv.push(format!("--{name}"));
+            argv.push(value);
         };
-        timely::Config {
-            communication,
-            worker: timely::WorkerConfig::default(),
+        flag("updates", self.updates.to_string());
+        if let Some(keys) = self.keys {
+            flag("keys", keys.to_string());
         }
+        if let Some(probes) = self.probes {
+            flag("probes", probes.to_string());
+        }
+        flag("rounds", self.rounds.to_string());
+        flag("retract", self.retract.to_string());
+        flag("seed", self.seed.to_string());
+        flag("backend", self.backend.name().to_string());
+        flag("budget", self.budget.to_string());
+        if let Some(tactic) = self.join_tactic {
+            flag("join-tactic", tactic.name().to_string());
+        }
+        if let Some(level) = self.eager_from {
+            flag("eager-from", level.arg());
+        }
+        if let Some(level) = self.lazy_below {
+            flag("lazy-below", level.arg());
+        }
+        flag("extents", self.extents.name().to_string());
+        if let Some(dir) = &self.extent_dir {
+            flag("extent-dir", dir.display().to_string());
+        }
+        flag("spill-threads", self.spill_threads.to_string());
+        flag("workers", self.workers.to_string());
+        flag("processes", self.processes.to_string());
+        flag("process", self.process.to_string());
+        if let Some(path) = &self.hostfile {
+            flag("hostfile", path.display().to_string());
+        }
+        if let Some(addr) = self.metrics_addr {
+            flag("metrics-addr", addr.to_string());
+        }
+        if self.json {
+            argv.push("--json".into());
+        }
+        if self.quiet {
+            argv.push("--quiet".into());
+        }
+        argv
     }
 }
 
@@ -409,21 +355,88 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_parse_with_separators_and_suffixes() {
-        assert_eq!(parse_count("10M"), Ok(10_000_000));
-        assert_eq!(parse_count("1_000_000"), Ok(1_000_000));
-        assert_eq!(parse_count("2.5k"), Ok(2_500));
-        assert_eq!(parse_count("0"), Ok(0));
-        assert!(parse_count("ten").is_err());
-        assert!(parse_count("-5").is_err());
-        assert!(parse_count("1.5").is_err());
-    }
-
-    #[test]
     fn levels_parse_as_depths_or_none() {
         assert_eq!(parse_level("2"), Ok(Level(Some(2))));
         assert_eq!(parse_level("none"), Ok(Level(None)));
         assert!(parse_level("-1").is_err());
         assert!(parse_level("256").is_err());
+    }
+
+    /// `QueryArgs` as a subcommand of its own, to parse command lines in tests.
+    #[derive(clap::Parser, Debug)]
+    struct Query {
+        #[command(flatten)]
+        args: QueryArgs,
+    }
+
+    fn parse(argv: &[&str]) -> QueryArgs {
+        <Query as clap::Parser>::try_parse_from(std::iter::once("join").chain(argv.iter().copied()))
+            .expect("parses")
+            .args
+    }
+
+    #[test]
+    fn argv_parses_back_to_the_same_flags_each_once() {
+        for argv in [
+            &[][..],
+            &[
+                "-q",
+                "--json",
+                "--updates",
+                "1M",
+                "--budget",
+                "8MiB",
+                "-w",
+                "2",
+            ][..],
+            &[
+                "--keys",
+                "10k",
+                "--probes",
+                "7",
+                "--rounds",
+                "3",
+                "--retract",
+                "0.25",
+                "--seed",
+                "9",
+                "--backend",
+                "dd-col",
+                "--join-tactic",
+                "cursor",
+                "--eager-from",
+                "none",
+                "--lazy-below",
+                "3",
+                "--extents",
+                "memory",
+                "--extent-dir",
+                "/tmp",
+                "--spill-threads",
+                "2",
+                "--processes",
+                "2",
+                "--process",
+                "1",
+                "--hostfile",
+                "/tmp/hosts",
+                "--metrics-addr",
+                "127.0.0.1:9100",
+            ][..],
+        ] {
+            let args = parse(argv);
+            let again = args.to_argv();
+            let again_refs: Vec<&str> = again.iter().map(String::as_str).collect();
+            assert_eq!(parse(&again_refs), args, "{again:?}");
+            let mut flags: Vec<&str> = again_refs
+                .iter()
+                .copied()
+                .filter(|a| a.starts_with("--"))
+                .collect();
+            let all = flags.len();
+            flags.sort_unstable();
+            flags.dedup();
+            assert_eq!(flags.len(), all, "a flag twice in {again:?}");
+        }
     }
 }

@@ -1,0 +1,91 @@
+//! Printing a [`RunReport`]: one JSON object (serde writes the contracted field names), or the
+//! human summary. Both are read from the report alone, so `compare` and `levels` print what a
+//! plain run would.
+
+use spillway_pool::format_size;
+use spillway_workload::colspill::RECORD_BYTES;
+use spillway_workload::plan::{Backend, Workload};
+use spillway_workload::report::RunReport;
+
+/// Prints `report` on stdout: one JSON line if `json`, the summary otherwise.
+pub fn print(report: &RunReport, json: bool) -> Result<(), serde_json::Error> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print!("{}", summary(report));
+    }
+    Ok(())
+}
+
+/// The human summary of a run.
+pub fn summary(r: &RunReport) -> String {
+    let rate = |n: u64, s: f64| if s > 0.0 { n as f64 / s / 1e6 } else { 0.0 };
+    let tactic = r.join_tactic.map_or("cursor", |t| t.name());
+    let mut out = format!(
+        "spillway {}: {} updates over {} keys in {} rounds{}, backend {}, {} worker(s) x {} process(es)\n",
+        r.workload.name(),
+        r.updates,
+        r.keys,
+        r.rounds,
+        match r.workload {
+            Workload::Join => format!(", {} probes ({tactic} tactic)", r.probes),
+            Workload::Reduce => String::new(),
+        },
+        r.backend.name(),
+        r.workers_per_process,
+        r.processes,
+    );
+    out += &format!(
+        "  build  {:7.2} s  {:6.2} M updates/s\n",
+        r.build_s,
+        rate(r.updates, r.build_s)
+    );
+    out += &format!("  {:<6} {:7.2} s\n", r.workload.query_phase(), r.query_s);
+    out += &format!(
+        "  scan   {:7.2} s  {:6.2} M updates/s\n",
+        r.scan_s,
+        rate(r.scan_updates, r.scan_s)
+    );
+    out += &format!("  total  {:7.2} s\n", r.total_s);
+    out += &format!(
+        "  output {} records, checksum {}\n  scan   {} records, checksum {}\n",
+        r.output_records, r.checksum, r.scan_records, r.scan_checksum
+    );
+    out += &format!(
+        "  memory peak RSS {}, after scan {}\n",
+        format_size(r.peak_rss_bytes),
+        format_size(r.rss_after_scan_bytes)
+    );
+    match r.backend {
+        Backend::Pool => {
+            let p = &r.pool;
+            if let Some(policy) = &r.policy {
+                out += &format!("  policy {}\n", policy.describe());
+            }
+            out += &format!(
+                "  pool   budget {}, peak resident {}, now {}\n         wrote {} ({} compressed in, {} evictions, {} cheap, {} eager, {} inline), read {} in {} fault-ins, {} writes elided\n",
+                format_size(r.budget_bytes),
+                format_size(p.peak_resident_bytes),
+                format_size(p.resident_bytes),
+                format_size(p.extent_bytes_written),
+                format_size(p.bytes_compressed_in),
+                p.evictions_compress,
+                p.evictions_cheap,
+                p.eager_writes,
+                p.inline_writes,
+                format_size(p.extent_bytes_read),
+                p.fault_ins,
+                p.writes_elided
+            );
+        }
+        Backend::DdCol => {
+            out += &format!(
+                "  spill  {} written by upstream's ColChunk spill (record budget {})\n",
+                format_size(r.dd_col_spill_bytes),
+                r.budget_bytes / RECORD_BYTES
+            );
+        }
+        Backend::Memory | Backend::DdOrd => {}
+    }
+    out
+}
