@@ -29,3 +29,8 @@ pub use spillway_trace::{
     for_each_update, get_vectored, ArrangePaged, ArrangeSelfPaged, FixedWidth, JoinVectored,
     LookupStats, PagedData, PagedSpine, Paging, PagingPolicy,
 };
+
+/// The README's code blocks, compiled and run as doctests so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
