@@ -29,8 +29,11 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use super::{lock, Body, ChunkHandle, PinGuard, Pool, PoolError, Stored};
+use super::handle::{ChunkHandle, Pool};
+use super::pin::PinGuard;
+use super::state::{lock, Body, Stored};
 use crate::aligned::AlignedBuf;
+use crate::error::PoolError;
 use crate::extent::alloc::extent_class_size;
 use crate::extent::ExtentAddr;
 use crate::stats::bump;
