@@ -58,7 +58,7 @@ pub struct PoolThroughputArgs {
 /// Runs the measurement and prints its result.
 pub fn run(args: &PoolThroughputArgs) -> Result<(), Box<dyn std::error::Error>> {
     let chunk = args.chunk as usize;
-    if chunk == 0 || chunk % UPDATE_BYTES != 0 || chunk > spillway_pool::slot::MAX_SLOT {
+    if chunk == 0 || chunk % UPDATE_BYTES != 0 || chunk > spillway_pool::MAX_SLOT {
         return Err(format!(
             "--chunk must be a non-zero multiple of 32 bytes up to 8 MiB, got {chunk}"
         )
@@ -70,7 +70,7 @@ pub fn run(args: &PoolThroughputArgs) -> Result<(), Box<dyn std::error::Error>> 
     if let (ExtentBackend::File { dir, .. }, Some(d)) = (&mut extents, &args.extent_dir) {
         *dir = Some(d.clone());
     }
-    spillway_pool::config::validate_budget(args.budget)?;
+    spillway_pool::validate_budget(args.budget)?;
     let config = PoolConfig {
         budget: total + (64 << 20),
         extents,

@@ -13,6 +13,7 @@ pub enum ExtentBackend {
     /// The default: one unlinked `O_TMPFILE` file per extent class in `dir` (the system temp
     /// dir when `None`), `O_DIRECT` where the filesystem accepts it.
     File {
+        /// Directory of the scratch files; `None`: the system temp dir.
         dir: Option<PathBuf>,
         /// Try `O_DIRECT` (default true); buffered I/O is used when the filesystem refuses it.
         direct_io: bool,
@@ -25,7 +26,10 @@ pub enum ExtentBackend {
         rss_target: u64,
     },
     /// Compressed bytes stay in RAM, at most `capacity` of them.
-    Memory { capacity: Option<u64> },
+    Memory {
+        /// Most compressed bytes to keep; `None`: unbounded.
+        capacity: Option<u64>,
+    },
 }
 
 impl Default for ExtentBackend {
@@ -113,6 +117,7 @@ impl Default for PoolConfig {
 
 /// Something that names a byte size: an integer, or a string for [`parse_size`].
 pub trait ByteSize {
+    /// The size in bytes, or why it is not one.
     fn to_bytes(&self) -> Result<u64, ConfigError>;
 }
 

@@ -20,7 +20,9 @@ use prometheus::{IntCounter, IntGauge, Opts, Registry};
 /// Whether a statistic only grows (a counter) or goes up and down (a gauge).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatKind {
+    /// Only grows (exported as a Prometheus counter).
     Counter,
+    /// Goes up and down (exported as a Prometheus gauge).
     Gauge,
 }
 

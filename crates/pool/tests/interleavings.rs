@@ -22,11 +22,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use spillway_pool::aligned::AlignedBuf;
-use spillway_pool::extent::memory::MemoryStore;
-use spillway_pool::extent::{ExtentAddr, ExtentStore, StoreError};
-use spillway_pool::slot::MIN_SLOT;
+use spillway_pool::AlignedBuf;
+use spillway_pool::MemoryStore;
+use spillway_pool::MIN_SLOT;
 use spillway_pool::{ChunkHandle, ChunkHints, ChunkState, Pool, PoolConfig};
+use spillway_pool::{ExtentAddr, ExtentStore, StoreError};
 
 // ---------------------------------------------------------------------------------------------
 // Per-thread net allocation counter (for the band-queue growth test).

@@ -6,15 +6,15 @@ use common::{assert_drained, body, check, faulty_pool, insert, SLOT};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use spillway_pool::aligned::AlignedBuf;
-use spillway_pool::extent::file::{ReadFault, WriteFault};
-use spillway_pool::extent::memory::MemoryStore;
-use spillway_pool::extent::{ExtentAddr, ExtentStore, StoreError};
-use spillway_pool::slot::MIN_SLOT;
+use spillway_pool::AlignedBuf;
+use spillway_pool::MemoryStore;
+use spillway_pool::MIN_SLOT;
 use spillway_pool::{
     ChunkHandle, ChunkHints, ChunkState, ConfigError, ExtentBackend, Pool, PoolConfig, PoolError,
     PoolStats,
 };
+use spillway_pool::{ExtentAddr, ExtentStore, StoreError};
+use spillway_pool::{ReadFault, WriteFault};
 
 /// A pool over file extents in a fresh temp dir, with evictions written inline (no spill
 /// threads) and no write-behind, so every test sees states deterministically.
@@ -550,7 +550,7 @@ fn bad_configuration_is_refused_up_front() {
     if cfg!(feature = "heap-regions") {
         // The swap arena needs mmap, which this build replaces.
         assert!(matches!(swap, ConfigError::Invalid(_)), "{swap}");
-    } else if !spillway_pool::extent::swap::swap_available() {
+    } else if !spillway_pool::swap_available() {
         assert!(matches!(swap, ConfigError::NoSwap), "{swap}");
     }
     let msg = cfg(|c| c.budget = 0).to_string();
@@ -566,7 +566,7 @@ fn swap_backend_round_trips_when_swap_is_on() {
         eprintln!("skipping: the swap backend needs mmap (built with heap-regions)");
         return;
     }
-    if !spillway_pool::extent::swap::swap_available() {
+    if !spillway_pool::swap_available() {
         eprintln!("skipping: no swap device is active (see README: swap backend)");
         return;
     }
@@ -710,7 +710,7 @@ fn level_stats_split_the_pool_by_depth_and_add_up() {
     drop(young); // freed unwritten: elided at level 0
     let levels = pool.level_stats();
     let s = pool.stats();
-    assert_eq!(levels.len(), spillway_pool::pool::DEPTH_BANDS);
+    assert_eq!(levels.len(), spillway_pool::DEPTH_BANDS);
     assert_eq!((levels[0].chunks, levels[0].writes_elided), (0, 4));
     assert_eq!(levels[3].chunks, 4);
     assert_eq!(levels[3].fault_ins, 1);

@@ -4,7 +4,7 @@
 mod common;
 use common::{assert_drained, body, faulty_pool, SLOT};
 
-use spillway_pool::extent::file::ReadFault;
+use spillway_pool::ReadFault;
 use spillway_pool::{
     ChunkHandle, ChunkHints, ExtentBackend, Pool, PoolConfig, PoolError, COALESCE_CAP,
 };

@@ -23,10 +23,13 @@ use std::io;
 
 use crate::aligned::AlignedBuf;
 
-pub mod alloc;
-pub mod file;
-pub mod memory;
-pub mod swap;
+pub(crate) mod alloc;
+pub(crate) mod file;
+pub(crate) mod memory;
+pub(crate) mod swap;
+
+#[cfg(test)]
+mod tests;
 
 /// Granularity of extent sizes and I/O: one page. Frames handed to `write` are padded to it.
 pub const EXTENT_ALIGN: usize = 4096;
@@ -62,8 +65,11 @@ pub enum StoreError {
     /// Any other I/O failure, with the operation and address it happened on.
     #[error("{op} of extent {addr} failed: {source}")]
     Io {
+        /// The operation (`write`, `read`, `open`, ...).
         op: &'static str,
+        /// The extent it was for.
         addr: ExtentAddr,
+        /// The system error.
         #[source]
         source: io::Error,
     },

@@ -144,7 +144,7 @@ impl Arena {
 
     /// `madvise(advice)` on `len` bytes at `offset`.
     fn advise(&self, offset: usize, len: usize, advice: libc::c_int) -> io::Result<()> {
-        debug_assert!(offset % EXTENT_ALIGN == 0 && offset + len <= self.len);
+        debug_assert!(offset.is_multiple_of(EXTENT_ALIGN) && offset + len <= self.len);
         // SAFETY: the range lies inside the mapping (callers pass checked slot ranges, and
         // the assertion above restates it); the advice values used (NOHUGEPAGE, PAGEOUT,
         // DONTNEED) never unmap memory. DONTNEED zeroes the range, which callers only do to

@@ -91,7 +91,11 @@ impl Shared {
 
     /// Encodes a claimed chunk (`Writing { running: true }`) into `encoder`'s scratch; `None`
     /// (and the write cancelled) if the chunk was freed since it was claimed.
-    pub(super) fn encode_chunk(&self, c: ChunkRef, encoder: &mut ExtentEncoder) -> Option<FrameMeta> {
+    pub(super) fn encode_chunk(
+        &self,
+        c: ChunkRef,
+        encoder: &mut ExtentEncoder,
+    ) -> Option<FrameMeta> {
         let (class, slot, len, compression) = {
             let mut st = lock(&self.state);
             let e = &st.entries[c.0 as usize];

@@ -73,4 +73,4 @@ mod vectored;
 pub use handle::{ChunkHandle, Pool};
 pub use hints::{Backing, ChunkHints, ChunkState, DEPTH_BANDS};
 pub use pin::PinGuard;
-pub use vectored::{VectoredReads, COALESCE_CAP, READ_AHEAD};
+pub use vectored::{VectoredReads, COALESCE_CAP};

@@ -78,7 +78,9 @@ impl Drop for PinGuard {
 
 impl std::fmt::Debug for PinGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PinGuard").field("len", &self.len()).finish()
+        f.debug_struct("PinGuard")
+            .field("len", &self.len())
+            .finish()
     }
 }
 

@@ -155,4 +155,4 @@ impl BodyView {
 }
 
 // Views are handed out as `&[u64]`: slots must be at least 8-byte aligned.
-const _: () = assert!(PAGE % 8 == 0);
+const _: () = assert!(PAGE.is_multiple_of(8));

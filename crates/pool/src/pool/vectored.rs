@@ -42,7 +42,7 @@ use crate::stats::bump;
 pub const COALESCE_CAP: usize = 1 << 20;
 
 /// Reads the reader thread may run ahead of decoding.
-pub const READ_AHEAD: usize = 2;
+pub(crate) const READ_AHEAD: usize = 2;
 
 /// What one [`Pool::pin_each`] call did (the pool's `vectored_*` counters sum these).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -191,4 +191,3 @@ impl ExtentIo for FaultyIo {
         self.inner.punch_hole(file, offset, len)
     }
 }
-

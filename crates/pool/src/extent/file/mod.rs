@@ -58,8 +58,8 @@ mod os;
 
 #[cfg(any(test, feature = "fault-injection"))]
 pub use faulty::{FaultyIo, ReadFault, WriteFault};
-use os::{create_scratch_file, enable_direct_io, is_invalid_argument, is_no_space, SystemIo};
 pub use os::ExtentIo;
+use os::{create_scratch_file, enable_direct_io, is_invalid_argument, is_no_space, SystemIo};
 
 /// Classes whose slots are at least this large are hole-punched as soon as a slot is freed;
 /// smaller ones only when the device fills up.
@@ -300,7 +300,10 @@ impl FileStore {
         let mut done = 0;
         let mut stalls = 0;
         while done < buf.len() {
-            match self.io.write_at(&file.file, &buf[done..], offset + done as u64) {
+            match self
+                .io
+                .write_at(&file.file, &buf[done..], offset + done as u64)
+            {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::WriteZero,
@@ -330,7 +333,10 @@ impl FileStore {
         let mut done = 0;
         let mut stalls = 0;
         while done < len {
-            match self.io.read_at(&file.file, &mut buf[done..], offset + done as u64) {
+            match self
+                .io
+                .read_at(&file.file, &mut buf[done..], offset + done as u64)
+            {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -385,10 +391,7 @@ impl FileStore {
             return true;
         };
         let len = extent_class_size(addr.class) as u64;
-        match self
-            .io
-            .punch_hole(&file.file, Self::slot_offset(addr), len)
-        {
+        match self.io.punch_hole(&file.file, Self::slot_offset(addr), len) {
             Ok(()) => {
                 self.holes_punched.fetch_add(1, Ordering::Relaxed);
                 true
@@ -543,7 +546,7 @@ fn check_addr(addr: ExtentAddr, len: usize) -> io::Result<()> {
 }
 
 fn is_page_aligned(buf: &[u8]) -> bool {
-    (buf.as_ptr() as usize) % EXTENT_ALIGN == 0 && buf.len() % EXTENT_ALIGN == 0
+    (buf.as_ptr() as usize).is_multiple_of(EXTENT_ALIGN) && buf.len().is_multiple_of(EXTENT_ALIGN)
 }
 
 /// Where a transfer resumes after moving `moved` bytes from position `done` of `total`.

@@ -107,8 +107,7 @@ fn failed_punch_keeps_the_slot_unpunched() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Arc::new(FaultyIo::new());
     let store =
-        FileStore::open_with_io(dir.path(), FileStoreOptions::default(), faults.clone())
-            .unwrap();
+        FileStore::open_with_io(dir.path(), FileStoreOptions::default(), faults.clone()).unwrap();
     let small = frame(EXTENT_ALIGN, 5);
     let addr = store.write(small.as_slice()).unwrap();
     store.free(addr, small.len());
