@@ -69,7 +69,7 @@ pub use extent::swap::{swap_available, SwapStore, SwapStoreOptions};
 pub use extent::{ExtentAddr, ExtentStore, StoreCounters, StoreError, EXTENT_ALIGN};
 pub use pool::{
     Backing, ChunkHandle, ChunkHints, ChunkState, PinGuard, Pool, VectoredReads, COALESCE_CAP,
-    DEPTH_BANDS,
+    LEVELS,
 };
 pub use slot::{MAX_SLOT, MIN_SLOT};
 pub use stats::{LevelStats, PoolStats, StatKind};

@@ -97,8 +97,8 @@ pool_stats! {
     Counter pageout_declined: "Extents left resident after the last pageout retry (swap backend).",
 }
 
-/// Statistics of one depth band, a *level*: the chunks inserted with that depth hint (deeper
-/// hints share the last band, [`crate::pool::DEPTH_BANDS`]` - 1`). From [`crate::Pool::level_stats`].
+/// Statistics of one *level*: the chunks inserted with that depth hint (deeper hints share
+/// the last level, [`crate::LEVELS`]` - 1`). From [`crate::Pool::level_stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LevelStats {
     /// Live chunks.

@@ -4,7 +4,7 @@
 //!
 //! Tests named `bugN_...` are regression tests for the findings of the first concurrency
 //! review (each failed before its fix): freed-while-pinned chunks whose writes were parked
-//! forever (1), band queues growing while under budget (2), `set_budget` not waking waiters
+//! forever (1), eviction queues growing while under budget (2), `set_budget` not waking waiters
 //! (3), prefetches that evicted other chunks (4), and miscounted cancellations (5).
 //!
 //! Spill threads are frozen deterministically with a gated store: the single I/O thread
@@ -29,7 +29,7 @@ use spillway_pool::{ChunkHandle, ChunkHints, ChunkState, Pool, PoolConfig};
 use spillway_pool::{ExtentAddr, ExtentStore, StoreError};
 
 // ---------------------------------------------------------------------------------------------
-// Per-thread net allocation counter (for the band-queue growth test).
+// Per-thread net allocation counter (for the eviction-queue growth test).
 
 struct Counting;
 
@@ -334,11 +334,11 @@ fn bug1_insert_deadlocks_on_own_pin_of_freed_chunk() {
 // ---------------------------------------------------------------------------------------------
 
 /// BUG (finding 2): every chunk freed while the pool is under budget leaves a stale
-/// `(id, gen)` in its band queue; only an eviction pass removes them. Under budget no pass
-/// runs, so band queues grow by 8 bytes per insert without bound (and the first pass later
+/// `(id, gen)` in its eviction queue; only an eviction pass removes them. Under budget no pass
+/// runs, so eviction queues grow by 8 bytes per insert without bound (and the first pass later
 /// pops them all under the state lock).
 #[test]
-fn bug2_band_queues_grow_with_every_chunk_freed_under_budget() {
+fn bug2_eviction_queues_grow_with_every_chunk_freed_under_budget() {
     let pool = Pool::with_store(
         PoolConfig {
             budget: 64 * SLOT,

@@ -188,7 +188,7 @@ fn second_chance_prefers_untouched_chunks() {
 }
 
 #[test]
-fn deeper_bands_are_evicted_first() {
+fn deeper_chunks_are_evicted_first() {
     let (pool, _dir) = sync_pool(4);
     let a = insert(&pool, 0, 0);
     let b = insert(&pool, 1, 3);
@@ -703,18 +703,18 @@ fn level_stats_split_the_pool_by_depth_and_add_up() {
     let (pool, _dir) = sync_pool(16);
     let young: Vec<_> = (0..4).map(|i| insert(&pool, i, 0)).collect();
     let old: Vec<_> = (10..14).map(|i| insert(&pool, i, 3)).collect();
-    let deepest = insert(&pool, 20, 200); // shares the last band
-                                          // The deepest bands go first: everything but the four young chunks.
+    let deepest = insert(&pool, 20, 200); // shares the last level
+                                          // The deepest levels go first: everything but the four young chunks.
     pool.evict_to(4 * SLOT);
     check(&old[0], 10); // one fault-in at level 3
     drop(young); // freed unwritten: elided at level 0
     let levels = pool.level_stats();
     let s = pool.stats();
-    assert_eq!(levels.len(), spillway_pool::DEPTH_BANDS);
+    assert_eq!(levels.len(), spillway_pool::LEVELS);
     assert_eq!((levels[0].chunks, levels[0].writes_elided), (0, 4));
     assert_eq!(levels[3].chunks, 4);
     assert_eq!(levels[3].fault_ins, 1);
-    assert_eq!(levels[15].chunks, 1, "depth 200 counts in the last band");
+    assert_eq!(levels[15].chunks, 1, "depth 200 counts in the last level");
     assert!(levels[15].chunks_written == 1 && levels[15].extent_bytes > 0);
     let sum = |f: fn(&spillway_pool::LevelStats) -> u64| levels.iter().map(f).sum::<u64>();
     assert_eq!(sum(|l| l.chunks), s.live_chunks);

@@ -20,7 +20,7 @@ use crate::chunk::PagedChunk;
 use crate::data::PagedData;
 
 /// Levels reported: the pool's depth bands.
-pub const LEVELS: usize = spillway_pool::DEPTH_BANDS;
+pub const LEVELS: usize = spillway_pool::LEVELS;
 
 /// The level of a depth.
 pub fn level_of(depth: u8) -> usize {

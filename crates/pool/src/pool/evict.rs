@@ -1,4 +1,4 @@
-//! Eviction: resident chunks leave their slots, deepest band first.
+//! Eviction: resident chunks leave their slots, deepest first.
 //!
 //! `BackedResident → Evicted` is a page release on the spot (*cheap eviction*, no I/O);
 //! `UnbackedResident → WriteInFlight` queues the chunk for the compressors, or returns it to
@@ -8,13 +8,13 @@
 //! Invariants: a pass runs under the state lock, so it is single-flight; it never evicts a
 //! pinned chunk; a chunk referenced since the last pass (pinned, or touched while written)
 //! gets a second chance: the pass clears the mark and skips it once. Resident chunks sit in
-//! FIFO queues, one per depth band; the pass scans the deepest (oldest) band first and
-//! examines each queue entry at most twice.
+//! FIFO queues, one per level (the depth hint, clamped to `LEVELS - 1`); the pass scans the
+//! deepest (oldest) level first and examines each queue entry at most twice.
 
 use std::time::Duration;
 
 use super::handle::Pool;
-use super::hints::DEPTH_BANDS;
+use super::hints::LEVELS;
 use super::state::{lock, Body, Shared, State};
 use crate::spill::ChunkRef;
 use crate::stats::bump;
@@ -47,8 +47,8 @@ impl Pool {
 }
 
 impl Shared {
-    /// One eviction pass towards `resident - pending ≤ target`, deepest band first, second
-    /// chance within a band. Backed chunks are released at once; unbacked ones are queued for
+    /// One eviction pass towards `resident - pending ≤ target`, deepest level first, second
+    /// chance within a level. Backed chunks are released at once; unbacked ones are queued for
     /// spill threads, or returned to be written inline when the queue is full. Without
     /// `allow_writes` only backed chunks are evicted (no compression, no I/O).
     pub(super) fn evict_pass(
@@ -59,11 +59,11 @@ impl Shared {
     ) -> Vec<ChunkRef> {
         let mut inline = Vec::new();
         let can_write = allow_writes && self.writes_open();
-        for band in (0..DEPTH_BANDS).rev() {
-            let mut budget_examined = st.bands[band].len() * 2;
+        for level in (0..LEVELS).rev() {
+            let mut budget_examined = st.queues[level].len() * 2;
             while st.resident_bytes - st.pending_evict_bytes > target && budget_examined > 0 {
                 budget_examined -= 1;
-                let Some((id, gen)) = st.bands[band].pop_front() else {
+                let Some((id, gen)) = st.queues[level].pop_front() else {
                     break;
                 };
                 let e = &mut st.entries[id as usize];
@@ -128,7 +128,7 @@ impl Shared {
                     }
                 }
                 if keep {
-                    st.bands[band].push_back((id, gen));
+                    st.queues[level].push_back((id, gen));
                 }
             }
         }

@@ -258,7 +258,7 @@ impl Shared {
             };
             e.referenced = true;
             bump(&self.counters.fault_ins, 1);
-            bump(&self.levels[e.band()].fault_ins, 1);
+            bump(&self.levels[e.level()].fault_ins, 1);
             if !e.queued && !e.freed {
                 enqueue(st, id);
             }

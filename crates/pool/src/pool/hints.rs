@@ -6,8 +6,9 @@
 
 use crate::codec::Compression;
 
-/// Number of depth bands; deeper hints share the last band.
-pub const DEPTH_BANDS: usize = 16;
+/// Number of levels the pool tracks separately (eviction queues, [`crate::LevelStats`]): a
+/// chunk's level is its depth hint; deeper chunks share the last level, `LEVELS - 1`.
+pub const LEVELS: usize = 16;
 
 /// When a chunk should be written to an extent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,9 +57,9 @@ impl ChunkHints {
         }
     }
 
-    /// The depth band the chunk is queued and counted in.
-    pub(crate) fn band(&self) -> usize {
-        (self.depth as usize).min(DEPTH_BANDS - 1)
+    /// The level the chunk is queued and counted in: its depth, clamped to `LEVELS - 1`.
+    pub(crate) fn level(&self) -> usize {
+        (self.depth as usize).min(LEVELS - 1)
     }
 }
 

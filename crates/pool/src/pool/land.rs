@@ -162,7 +162,7 @@ impl Shared {
         }
         match result {
             Ok(extent) => {
-                let level = &self.levels[e.band()];
+                let level = &self.levels[e.level()];
                 bump(&level.chunks_written, 1);
                 bump(&level.extent_bytes_written, extent.meta.padded_len() as u64);
                 if evict && e.pins == 0 && !e.freed && !e.referenced {

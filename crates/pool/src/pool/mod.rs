@@ -35,8 +35,8 @@
 //! is at most `budget + write_behind + warm cap + pinned overshoot`, plus oversize chunks.
 //!
 //! # Eviction
-//! Resident chunks sit in second-chance FIFO queues, one per depth band (the depth hint,
-//! clamped to 15); enforcement scans the deepest (oldest) band first. A pin marks a chunk
+//! Resident chunks sit in second-chance FIFO queues, one per level (the depth hint, clamped
+//! to `LEVELS - 1`); enforcement scans the deepest (oldest) level first. A pin marks a chunk
 //! referenced; the scan clears the mark and skips the chunk once. Enforcement runs under the
 //! state lock, so it is single-flight; the expensive part (compression and I/O) happens on
 //! spill threads, or inline (one writer at a time) when the spill queue is full.
@@ -71,6 +71,6 @@ mod state;
 mod vectored;
 
 pub use handle::{ChunkHandle, Pool};
-pub use hints::{Backing, ChunkHints, ChunkState, DEPTH_BANDS};
+pub use hints::{Backing, ChunkHints, ChunkState, LEVELS};
 pub use pin::PinGuard;
 pub use vectored::{VectoredReads, COALESCE_CAP};

@@ -7,7 +7,7 @@
 //! generation, so jobs still naming the old chunk do nothing; the extent is released in the
 //! store only after the state lock is dropped.
 
-use super::state::{compact_band, lock, Body, Shared, State};
+use super::state::{compact_queue, lock, Body, Shared, State};
 use crate::spill::ChunkRef;
 use crate::stats::bump;
 
@@ -29,7 +29,7 @@ impl Shared {
         }
         let size = e.slot_bytes();
         let class = e.class as usize;
-        let band = e.band();
+        let level = e.level();
         let was_queued = e.queued;
         let mut extent = None;
         match std::mem::replace(&mut e.body, Body::Vacant) {
@@ -41,7 +41,7 @@ impl Shared {
                     Some(x) => extent = Some(x),
                     None => {
                         bump(&self.counters.writes_elided, 1);
-                        bump(&self.levels[band].writes_elided, 1);
+                        bump(&self.levels[level].writes_elided, 1);
                     }
                 }
             }
@@ -57,8 +57,8 @@ impl Shared {
         st.live_chunks -= 1;
         st.to_free.extend(extent);
         if was_queued {
-            st.stale[band] += 1;
-            compact_band(st, band);
+            st.stale[level] += 1;
+            compact_queue(st, level);
         }
     }
 

@@ -11,7 +11,7 @@ use super::state::{lock, Body, Shared};
 use crate::stats::{read, LevelStats, PoolStats, StatsSource};
 
 impl Pool {
-    /// Statistics per depth band (level), deepest band last: where the pool's bytes live, and
+    /// Statistics per level (the depth hint, clamped to `LEVELS - 1`), deepest last: where the pool's bytes live, and
     /// what each level cost in writes, elisions and fault-ins. Takes the state lock once and
     /// walks every chunk: for reports, not for hot paths.
     pub fn level_stats(&self) -> Vec<LevelStats> {
@@ -37,7 +37,7 @@ impl Pool {
                 Body::Evicted { extent } => (false, Some(*extent)),
                 Body::Oversize { .. } => (false, None),
             };
-            let level = &mut out[e.band()];
+            let level = &mut out[e.level()];
             level.chunks += 1;
             if holds_slot {
                 level.resident_bytes += e.slot_bytes();

@@ -7,7 +7,7 @@
 //!   slot.
 //! - A chunk is named by `(slab index, generation)` ([`ChunkRef`]); reclaiming bumps the
 //!   generation, so a stale name finds a newer chunk or a vacant entry and does nothing.
-//! - An entry is listed in its band queue at most once (`queued`); stale queue entries of
+//! - An entry is listed in its level's eviction queue at most once (`queued`); stale queue entries of
 //!   reclaimed chunks are dropped once they make up half of a queue.
 //! - Extents of reclaimed chunks are collected in `to_free` and released in the store only
 //!   after the lock is dropped ([`Shared::unlock`]).
@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::hints::{ChunkHints, DEPTH_BANDS};
+use super::hints::{ChunkHints, LEVELS};
 use crate::aligned::AlignedBuf;
 use crate::codec::{ExtentEncoder, FrameMeta};
 use crate::config::PoolConfig;
@@ -73,14 +73,14 @@ pub(super) struct Entry {
     pub(super) referenced: bool,
     /// The handle is gone; reclaim when the last pin and any running I/O are done.
     pub(super) freed: bool,
-    /// Listed in its band queue (at most once).
+    /// Listed in its level's eviction queue (at most once).
     pub(super) queued: bool,
     pub(super) body: Body,
 }
 
 impl Entry {
-    pub(super) fn band(&self) -> usize {
-        self.hints.band()
+    pub(super) fn level(&self) -> usize {
+        self.hints.level()
     }
 
     /// Bytes the chunk holds against the budget when resident: its slot size (oversize
@@ -119,7 +119,7 @@ pub(super) struct ClassSlots {
 pub(super) struct State {
     pub(super) entries: Vec<Entry>,
     pub(super) vacant: Vec<u32>,
-    pub(super) bands: [VecDeque<ChunkRef>; DEPTH_BANDS],
+    pub(super) queues: [VecDeque<ChunkRef>; LEVELS],
     pub(super) classes: [ClassSlots; SLOT_CLASSES],
     pub(super) live_chunks: u64,
     pub(super) resident_bytes: u64,
@@ -131,8 +131,8 @@ pub(super) struct State {
     pub(super) pending_evict_bytes: u64,
     /// Write jobs queued or running.
     pub(super) writes_in_flight: u64,
-    /// Band-queue entries of chunks reclaimed while queued, per band (compaction trigger).
-    pub(super) stale: [usize; DEPTH_BANDS],
+    /// Queue entries of chunks reclaimed while queued, per level (compaction trigger).
+    pub(super) stale: [usize; LEVELS],
     /// Extents of reclaimed chunks, released in the store once the state lock is dropped.
     pub(super) to_free: Vec<Stored>,
     /// Threads waiting on `Shared::changed`: notifying costs a system call, so state changes
@@ -151,8 +151,8 @@ pub(crate) struct Shared {
     /// landing, a chunk freed or unpinned.
     pub(super) changed: Condvar,
     pub(super) counters: Counters,
-    /// Counters per depth band (see [`crate::LevelStats`]).
-    pub(super) levels: [LevelCounters; DEPTH_BANDS],
+    /// Counters per level (see [`crate::LevelStats`]).
+    pub(super) levels: [LevelCounters; LEVELS],
     pub(super) queue: Arc<SpillQueue>,
     /// The inline writer's encoder: single-flight for evictions written on a worker thread.
     pub(super) inline: Mutex<ExtentEncoder>,
@@ -278,30 +278,30 @@ impl Drop for Shared {
     }
 }
 
-/// Lists resident chunk `id` at the back of its band queue.
+/// Lists resident chunk `id` at the back of its level's eviction queue.
 pub(super) fn enqueue(st: &mut State, id: u32) {
     let e = &mut st.entries[id as usize];
     e.queued = true;
-    let (band, gen) = (e.band(), e.gen);
-    st.bands[band].push_back((id, gen));
+    let (level, gen) = (e.level(), e.gen);
+    st.queues[level].push_back((id, gen));
 }
 
-/// Drops the entries of reclaimed chunks from band `band` once they make up half of it, so
+/// Drops the entries of reclaimed chunks from the queue of `level` once they make up half of it, so
 /// a pool that stays under budget (and never runs an eviction pass) keeps its queues bounded
 /// by its live chunks. Amortized O(1) per reclaim.
-pub(super) fn compact_band(st: &mut State, band: usize) {
+pub(super) fn compact_queue(st: &mut State, level: usize) {
     let State {
         entries,
-        bands,
+        queues,
         stale,
         ..
     } = st;
-    if stale[band] < 64 || stale[band] * 2 < bands[band].len() {
+    if stale[level] < 64 || stale[level] * 2 < queues[level].len() {
         return;
     }
-    bands[band].retain(|&(id, gen)| {
+    queues[level].retain(|&(id, gen)| {
         let e = &entries[id as usize];
         e.gen == gen && e.queued
     });
-    stale[band] = 0;
+    stale[level] = 0;
 }
