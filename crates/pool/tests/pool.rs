@@ -696,6 +696,42 @@ fn metrics_are_exported_to_prometheus() {
         "0"
     );
     assert_eq!(families.len(), PoolStats::default().fields().len());
+    // Units last; counters are counters (with `_total`), gauges are gauges.
+    use prometheus::proto::MetricType;
+    let kind = |name: &str| {
+        families
+            .iter()
+            .find(|f| f.name() == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .get_field_type()
+    };
+    for name in [
+        "spillway_pool_extent_written_bytes_total",
+        "spillway_pool_extent_read_bytes_total",
+        "spillway_pool_compressed_input_bytes_total",
+        "spillway_pool_evictions_cheap_total",
+        "spillway_pool_fault_ins_total",
+    ] {
+        assert_eq!(kind(name), MetricType::COUNTER, "{name}");
+    }
+    for name in [
+        "spillway_pool_resident_bytes",
+        "spillway_pool_extent_live_bytes",
+        "spillway_pool_budget_bytes",
+        "spillway_pool_live_chunks",
+    ] {
+        assert_eq!(kind(name), MetricType::GAUGE, "{name}");
+    }
+    for f in &families {
+        let counter = f.get_field_type() == MetricType::COUNTER;
+        assert_eq!(counter, f.name().ends_with("_total"), "{}", f.name());
+        let stem = f.name().trim_end_matches("_total");
+        assert!(
+            !stem.contains("_bytes_"),
+            "{}: the unit goes last",
+            f.name()
+        );
+    }
 }
 
 #[test]

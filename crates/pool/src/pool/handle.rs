@@ -7,7 +7,7 @@
 //! exists, so bad configuration is refused up front.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::hints::{ChunkHints, ChunkState};
@@ -163,13 +163,16 @@ impl Pool {
     }
 
     /// Registers the `spillway_pool_*` metrics in `registry`, read from this pool at each
-    /// scrape. `labels` are attached to every metric (e.g. `[("process", "0")]`).
+    /// scrape. `labels` are attached to every metric (e.g. `[("process", "0")]`). Feature
+    /// `prometheus`.
+    #[cfg(feature = "prometheus")]
     pub fn register_metrics(
         &self,
         registry: &prometheus::Registry,
         labels: &[(&str, &str)],
     ) -> prometheus::Result<()> {
-        let weak: Weak<dyn StatsSource> = Arc::downgrade(&self.shared) as Weak<Shared>;
+        let weak: std::sync::Weak<dyn StatsSource> =
+            Arc::downgrade(&self.shared) as std::sync::Weak<Shared>;
         crate::stats::register(weak, registry, labels)
     }
 
