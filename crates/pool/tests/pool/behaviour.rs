@@ -1,8 +1,7 @@
 //! Behaviour of the buffer pool: states, budget, eviction order, elision, warm reuse, pins,
 //! fault injection through the I/O seam, configuration errors, and concurrent churn.
 
-mod common;
-use common::{assert_drained, body, check, faulty_pool, insert, SLOT};
+use crate::common::{assert_drained, body, check, faulty_pool, insert, SLOT};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 

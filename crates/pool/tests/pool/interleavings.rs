@@ -1,5 +1,5 @@
-//! Interleavings of the buffer pool (`src/pool.rs`, `src/spill.rs`) that `tests/pool.rs`
-//! does not cover: pins and frees racing queued writes, prefetches racing frees and pins, the
+//! Interleavings of the buffer pool (`src/pool/`, `src/spill.rs`) that `behaviour` does not
+//! cover: pins and frees racing queued writes, prefetches racing frees and pins, the
 //! pool dropped with I/O in flight, the detached-copy fallback, budget changes under churn.
 //!
 //! Tests named `bugN_...` are regression tests for the findings of the first concurrency
@@ -13,8 +13,7 @@
 //! A test that would hang on a bug runs the blocking call on a helper thread and gives up
 //! after a timeout, then unblocks it.
 
-mod common;
-use common::{assert_drained, body, check, insert, SLOT};
+use crate::common::{assert_drained, body, check, insert, SLOT};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,7 +28,9 @@ use spillway_pool::{ChunkHandle, ChunkHints, ChunkState, Pool, PoolConfig};
 use spillway_pool::{ExtentAddr, ExtentStore, StoreError};
 
 // ---------------------------------------------------------------------------------------------
-// Per-thread net allocation counter (for the eviction-queue growth test).
+// Per-thread net allocation counter (for the eviction-queue growth test). It is the global
+// allocator of the whole test binary; it forwards every call to the system allocator and only
+// counts on the calling thread, so the other tests run as they would without it.
 
 struct Counting;
 
