@@ -37,7 +37,7 @@ pub const EXTENT_ALIGN: usize = 4096;
 /// Where an extent lives: the store's size class and the slot within it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ExtentAddr {
-    /// Extent size class (see [`alloc::extent_class_of`]).
+    /// Extent size class: 41 classes from 4 KiB to 10 MiB (at most 25 % space waste).
     pub class: u16,
     /// Slot index within that class.
     pub slot: u32,

@@ -41,10 +41,10 @@ struct FaultPlan {
     punch_failures: usize,
 }
 
-/// Test seam: [`SystemIo`] with a programmable plan of faults.
+/// Test seam: the real system calls, with a programmable plan of faults.
 ///
 /// Each `write_at`/`read_at`/`punch_hole` call consumes the next planned fault of its kind, if
-/// any, and otherwise makes the real system call. Hand it to [`FileStore::open_with_io`] as
+/// any, and otherwise makes the real system call. Hand it to [`crate::FileStore::open_with_io`] as
 /// an `Arc` and keep a clone to program it:
 ///
 /// ```no_run

@@ -103,7 +103,11 @@ struct SlotState {
     reserved_bytes: u64,
 }
 
-/// The file extent store. See the [module docs](self).
+/// The file extent store, the pool's default: one unlinked `0600` scratch file per extent
+/// class, `O_DIRECT` where the filesystem accepts it, positional reads and writes of each
+/// frame's padded length. Freed slots are reused; their blocks go back to the filesystem by
+/// hole punching (classes of 1 MiB and up on free, smaller ones when the device fills). A
+/// `write` stores the whole frame or nothing a later `read` could return.
 pub struct FileStore {
     dir: PathBuf,
     options: FileStoreOptions,
@@ -410,7 +414,7 @@ impl ExtentStore for FileStore {
     }
 
     /// # Panics
-    /// If `frame` is longer than [`super::alloc::MAX_EXTENT_LEN`] (the codec never produces
+    /// If `frame` is longer than the largest extent class (10 MiB) (the codec never produces
     /// such frames).
     fn write(&self, frame: &[u8]) -> Result<ExtentAddr, StoreError> {
         let class = extent_class_of(frame.len().max(1));
@@ -486,7 +490,7 @@ impl ExtentStore for FileStore {
         }
     }
 
-    /// Slots of classes of at least [`PUNCH_ON_FREE_MIN_BYTES`] are hole-punched before they
+    /// Slots of classes of at least 1 MiB (`PUNCH_ON_FREE_MIN_BYTES`) are hole-punched before they
     /// go back to the free list; smaller ones keep their blocks until the device fills up.
     fn free(&self, addr: ExtentAddr, len: usize) {
         if check_addr(addr, len).is_err() {
