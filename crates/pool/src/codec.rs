@@ -279,16 +279,22 @@ mod tests {
     #[cfg_attr(miri, ignore)]
     fn a_million_encodes_with_failures_keep_memory_flat() {
         if std::env::var_os(MEASURE_ALONE).is_none() {
-            let status = std::process::Command::new(std::env::current_exe().unwrap())
+            let child = std::process::Command::new(std::env::current_exe().unwrap())
                 .args([
                     "--exact",
                     "codec::tests::a_million_encodes_with_failures_keep_memory_flat",
                     "--test-threads=1",
                 ])
                 .env(MEASURE_ALONE, "1")
-                .status()
+                .output()
                 .unwrap();
-            assert!(status.success(), "the measuring child failed: {status}");
+            assert!(
+                child.status.success(),
+                "the measuring child failed: {}\n{}{}",
+                child.status,
+                String::from_utf8_lossy(&child.stdout),
+                String::from_utf8_lossy(&child.stderr)
+            );
             return;
         }
 
