@@ -16,6 +16,7 @@
 
 use std::sync::atomic::Ordering;
 
+use super::slot_view::read_slot;
 use super::state::{enqueue, lock, Body, Shared, State, Stored};
 use crate::aligned::AlignedBuf;
 use crate::codec::{ExtentEncoder, FrameMeta};
@@ -117,7 +118,7 @@ impl Shared {
         };
         bump(&self.counters.bytes_compressed_in, len as u64);
         // The write is running: the slot is neither released nor rewritten until it lands.
-        let encoded = super::slot_view::read_slot(&self.regions[class], slot, len, |body| {
+        let encoded = read_slot(&self.regions[class], slot, len, |body| {
             encoder.encode(body, compression)
         });
         match encoded {

@@ -8,14 +8,14 @@
 //! 2. **coalesces**: sorts those extents by `(class, slot)` and cuts them into *reads*, runs
 //!    of consecutive slots of one class whose span stays within [`COALESCE_CAP`] (a single
 //!    larger extent still gets a read of its own). Only stores whose consecutive slots are
-//!    adjacent ([`ExtentStore::reads_spans`], the file store) coalesce; others read each
+//!    adjacent ([`crate::ExtentStore::reads_spans`], the file store) coalesce; others read each
 //!    extent alone;
 //! 3. **issues**: visits the chunks that need no read first, then runs the reads on a reader
 //!    thread up to [`READ_AHEAD`] reads ahead of this thread, which decodes each extent of a
 //!    finished read into its slot and visits its chunk, so one slow read does not stall the
 //!    decoding of the ones before it.
 //!
-//! # Invariants (tested in `tests/vectored.rs`)
+//! # Invariants (tested in `tests/pool/vectored.rs`)
 //! - Every chunk passed is visited exactly once, with a pin of its body or an error naming
 //!   its extent; never with other bytes (each extent is checksummed as on a single pin).
 //! - Every chunk is read from its extent at most once per call, and `reads ≤ faulted`.

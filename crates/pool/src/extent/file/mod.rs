@@ -3,9 +3,9 @@
 //! Each extent class (see [`super::alloc`]) gets its own file in the configured directory,
 //! opened on first use. The extent at `(class, slot)` lives at byte offset
 //! `slot * extent_class_size(class)` of that class's file; a [`SlotAllocator`] hands out the
-//! slots. Writes and reads are positional (`pwrite`/`pread`, through `FileExt`) of exactly the frame's padded
-//! length, so device bytes written are the compressed size rounded up to a page, never the
-//! class size.
+//! slots. Writes and reads are positional (`pwrite`/`pread`, through std's `FileExt`) of
+//! exactly the frame's padded length, so device bytes written are the compressed size rounded
+//! up to a page, never the class size.
 //!
 //! # Invariants
 //! - Scratch files are created `0600` and unlinked (`O_TMPFILE`, or unlink right after open
