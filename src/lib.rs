@@ -24,11 +24,11 @@ pub use spillway_pool::{
     format_size, parse_size, ChunkHandle, ChunkHints, ConfigError, ExtentBackend, LevelStats,
     PinGuard, Pool, PoolConfig, PoolError, PoolStats,
 };
-pub use spillway_trace::{spine_levels, SpineLevel};
 pub use spillway_trace::{
     for_each_update, get_vectored, ArrangePaged, ArrangeSelfPaged, FixedWidth, JoinVectored,
     LookupStats, PagedData, PagedSpine, Paging, PagingPolicy,
 };
+pub use spillway_trace::{spine_levels, SpineLevel};
 
 /// The README's code blocks, compiled and run as doctests so they cannot go stale.
 #[cfg(doctest)]

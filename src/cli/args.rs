@@ -218,8 +218,7 @@ impl QueryArgs {
         policy
             .validate()
             .map_err(|e| format!("--lazy-below / --eager-from: {e}"))?;
-        spillway_pool::config::validate_budget(args.budget)
-            .map_err(|e| format!("--budget: {e}"))?;
+        spillway_pool::validate_budget(args.budget).map_err(|e| format!("--budget: {e}"))?;
         let addresses = match (&args.hostfile, args.processes) {
             (_, 1) => Vec::new(),
             (None, n) => return Err(format!("--processes {n} needs --hostfile")),

@@ -60,7 +60,7 @@ pub fn summary(r: &RunReport) -> String {
         Backend::Pool => {
             let p = &r.pool;
             if let Some(policy) = &r.policy {
-                out += &format!("  policy {}\n", policy.describe());
+                out += &format!("  policy {}\n", policy);
             }
             out += &format!(
                 "  pool   budget {}, peak resident {}, now {}\n         wrote {} ({} compressed in, {} evictions, {} cheap, {} eager, {} inline), read {} in {} fault-ins, {} writes elided\n",

@@ -1,6 +1,13 @@
 //! Pool configuration: a builder validated once, in [`crate::Pool::new`], before any chunk
 //! exists. Sizes accept human forms (`256MiB`, `2GiB`, `1.5G`, `65_536`) through
 //! [`parse_size`].
+//!
+//! Invariant: a [`PoolConfig`] is only data; nothing acts on it until `Pool::new` has
+//! validated it, so a bad one is refused before any dataflow runs. With the `serde` feature a
+//! config can be read from a file (say JSON): every field is optional (defaults as
+//! [`PoolConfig::default`]), sizes are integers or strings for [`parse_size`], and the extent
+//! backend is tagged by `kind`:
+//! `{"budget": "256MiB", "extents": {"kind": "file", "dir": "/scratch"}}`.
 
 use std::path::PathBuf;
 
@@ -9,23 +16,43 @@ use crate::machine;
 
 /// Where evicted chunks go.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)
+)]
 pub enum ExtentBackend {
     /// The default: one unlinked `O_TMPFILE` file per extent class in `dir` (the system temp
     /// dir when `None`), `O_DIRECT` where the filesystem accepts it.
     File {
+        /// Directory of the scratch files; `None`: the system temp dir.
+        #[cfg_attr(feature = "serde", serde(default))]
         dir: Option<PathBuf>,
         /// Try `O_DIRECT` (default true); buffered I/O is used when the filesystem refuses it.
+        #[cfg_attr(feature = "serde", serde(default = "sizes::yes"))]
         direct_io: bool,
         /// Most bytes of extents to keep on the device; `None` = until the device is full.
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, deserialize_with = "sizes::optional")
+        )]
         capacity: Option<u64>,
     },
     /// An anonymous arena pushed to the swap device with `MADV_PAGEOUT`. Needs active swap.
     Swap {
         /// Compressed bytes allowed to stay resident in the arena before being paged out.
+        #[cfg_attr(feature = "serde", serde(default, deserialize_with = "sizes::size"))]
         rss_target: u64,
     },
     /// Compressed bytes stay in RAM, at most `capacity` of them.
-    Memory { capacity: Option<u64> },
+    Memory {
+        /// Most compressed bytes to keep; `None`: unbounded.
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, deserialize_with = "sizes::optional")
+        )]
+        capacity: Option<u64>,
+    },
 }
 
 impl Default for ExtentBackend {
@@ -63,8 +90,11 @@ impl ExtentBackend {
 
 /// Configuration of a [`crate::Pool`].
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct PoolConfig {
     /// Byte budget for resident chunk slots (live-tunable with `Pool::set_budget`).
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "sizes::size"))]
     pub budget: u64,
     /// Where evicted chunks go.
     pub extents: ExtentBackend,
@@ -80,12 +110,15 @@ pub struct PoolConfig {
     /// Write-behind allowance: resident bytes may exceed the budget by this much while
     /// queued evictions are being written. `None`: a quarter of the budget, clamped to
     /// [64 KiB, 512 MiB].
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "sizes::optional"))]
     pub write_behind: Option<u64>,
     /// Cap of the warm free list (freed slots whose pages are kept). `None`:
     /// min(budget / 8, 1 GiB).
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "sizes::optional"))]
     pub warm_cap: Option<u64>,
     /// Virtual address space reserved per slot class. `None`: max(2 × usable memory, 4 ×
     /// budget), which no workload within the budget can exhaust.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "sizes::optional"))]
     pub region_bytes_per_class: Option<u64>,
     /// Use transparent huge pages for slot classes of 2 MiB and up (default true).
     pub huge_pages: bool,
@@ -113,6 +146,7 @@ impl Default for PoolConfig {
 
 /// Something that names a byte size: an integer, or a string for [`parse_size`].
 pub trait ByteSize {
+    /// The size in bytes, or why it is not one.
     fn to_bytes(&self) -> Result<u64, ConfigError>;
 }
 
@@ -291,6 +325,73 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
+/// Sizes in a serialized config: an integer, or a string for [`parse_size`].
+#[cfg(feature = "serde")]
+mod sizes {
+    use std::fmt;
+
+    use serde::de::{Deserializer, Error, Visitor};
+
+    /// `direct_io`'s default.
+    pub(super) fn yes() -> bool {
+        true
+    }
+
+    struct Size;
+
+    impl<'de> Visitor<'de> for Size {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte size: an integer, or a string such as \"256MiB\"")
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom(format!("a byte size cannot be negative: {v}")))
+        }
+
+        fn visit_str<E: Error>(self, v: &str) -> Result<u64, E> {
+            super::parse_size(v).map_err(E::custom)
+        }
+    }
+
+    struct OptionalSize;
+
+    impl<'de> Visitor<'de> for OptionalSize {
+        type Value = Option<u64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte size or null")
+        }
+
+        fn visit_none<E: Error>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<u64>, D::Error> {
+            size(d).map(Some)
+        }
+    }
+
+    /// A size.
+    pub(super) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(Size)
+    }
+
+    /// A size or null.
+    pub(super) fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        d.deserialize_option(OptionalSize)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,5 +431,55 @@ mod tests {
         assert!(validate_budget(64 << 20).is_ok());
         assert!(PoolConfig::default().budget("0").is_ok()); // parsing is not validation
         assert!(PoolConfig::default().budget("lots").is_err());
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn configs_deserialize_from_json_with_sizes_as_strings_or_integers() {
+        let config: PoolConfig = serde_json::from_str(
+            r#"{
+                "budget": "256MiB",
+                "extents": {"kind": "file", "dir": "/scratch", "capacity": "2GiB"},
+                "spill_threads": 2,
+                "write_behind": 1048576,
+                "warm_cap": null
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(config.budget, 256 << 20);
+        assert_eq!(
+            config.extents,
+            ExtentBackend::File {
+                dir: Some(PathBuf::from("/scratch")),
+                direct_io: true,
+                capacity: Some(2 << 30),
+            }
+        );
+        assert_eq!(config.spill_threads, 2);
+        assert_eq!(config.write_behind, Some(1 << 20));
+        assert_eq!(config.warm_cap, None);
+        let defaults = PoolConfig::default();
+        assert_eq!(config.io_threads, defaults.io_threads);
+        assert_eq!(config.huge_pages, defaults.huge_pages);
+
+        let swap: ExtentBackend =
+            serde_json::from_str(r#"{"kind": "swap", "rss_target": "64MiB"}"#).unwrap();
+        assert_eq!(
+            swap,
+            ExtentBackend::Swap {
+                rss_target: 64 << 20
+            }
+        );
+        let memory: ExtentBackend = serde_json::from_str(r#"{"kind": "memory"}"#).unwrap();
+        assert_eq!(memory, ExtentBackend::Memory { capacity: None });
+
+        for bad in [
+            r#"{"budget": "lots"}"#,
+            r#"{"budget": -1}"#,
+            r#"{"budgett": 1}"#,
+            r#"{"extents": {"kind": "tape"}}"#,
+        ] {
+            assert!(serde_json::from_str::<PoolConfig>(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! Layers 1 and 2 of spillway. A [`Pool`] keeps immutable chunk bodies (sealed sorted runs,
 //! in spillway's case) in size-class slots of reserved address space, under a byte budget
 //! that can change at run time. When the budget is exceeded, cold chunks are lz4-compressed
-//! and checksummed into *extents* on an [`extent::ExtentStore`] by spill threads, and read
+//! and checksummed into *extents* on an [`ExtentStore`] by spill threads, and read
 //! back (verified) when pinned again. This crate knows nothing of differential dataflow.
 //!
 //! ```
@@ -21,37 +21,55 @@
 //! - `resident_bytes ≤ budget + write_behind`, except when nothing is evictable (pins hold
 //!   the rest, or writes are disabled or the store is full): then a slot is granted over
 //!   budget and counted in `budget_overshoots`. The pool's total is bounded by the budget
-//!   identity in [`pool`]'s docs.
+//!   identity: `budget + write_behind + warm cap + overshoot`, plus oversize chunks.
 //! - A chunk freed before it was written costs no compression and no I/O; evicting an
 //!   already-backed chunk costs no I/O.
 //! - No view into pool memory outlives the pin that protects it ([`PinGuard`]).
 //! - Codec scratch belongs to its writer, is cleared on every use, and is bounded
-//!   ([`codec::SCRATCH_BOUND`]).
+//!   (lz4's worst case for the largest slot body).
 //! - Bad configuration is refused by [`Pool::new`] with a [`ConfigError`]; write failures keep
 //!   data resident and are counted, never lost.
 //!
 //! ## Unsafe code
-//! Confined to [`aligned`] (page-aligned buffers), `region` (slot mappings), the
-//! `swap` extent store (its arena), `machine` (`sysconf`) and the slot views in [`pool`]; each
-//! block names its invariant in a `// SAFETY:` comment. With the `heap-regions` feature the
+//! Confined to `aligned` (page-aligned buffers), `region` (slot mappings),
+//! `pool/slot_view` (the only code turning slot memory into slices), the `swap` extent store
+//! (its arena), the file store's `os` module (`fallocate`, `fcntl`) and `machine`
+//! (`sysconf`); each block names its invariant in a `// SAFETY:` comment. With the `heap-regions` feature the
 //! mappings are replaced by heap blocks so Miri can check the pool logic.
 
-pub mod aligned;
-pub mod codec;
-pub mod config;
-pub mod error;
-pub mod extent;
-pub mod machine;
-pub mod pool;
-mod region;
-pub mod slot;
-mod spill;
-pub mod stats;
+//!
+//! ## Public surface
+//! Everything is exported at the crate root; the modules are private. Besides the pool
+//! ([`Pool`], [`ChunkHandle`], [`PinGuard`], ...), the extent stores are public so that a
+//! pool can be built over a custom or instrumented one ([`Pool::with_store`]): the
+//! [`ExtentStore`] trait with [`FileStore`], [`SwapStore`] and [`MemoryStore`]. With the
+//! `fault-injection` feature, `FaultyIo` injects I/O faults into a [`FileStore`].
 
+mod aligned;
+mod codec;
+mod config;
+mod error;
+mod extent;
+mod machine;
+mod pool;
+mod region;
+mod slot;
+mod spill;
+mod stats;
+
+pub use aligned::AlignedBuf;
 pub use codec::Compression;
-pub use config::{format_size, parse_size, ExtentBackend, PoolConfig};
+pub use config::{format_size, parse_size, validate_budget, ByteSize, ExtentBackend, PoolConfig};
 pub use error::{ConfigError, PoolError};
+pub use extent::file::{ExtentIo, FileStore, FileStoreOptions};
+#[cfg(feature = "fault-injection")]
+pub use extent::file::{FaultyIo, ReadFault, WriteFault};
+pub use extent::memory::MemoryStore;
+pub use extent::swap::{swap_available, SwapStore, SwapStoreOptions};
+pub use extent::{ExtentAddr, ExtentStore, StoreCounters, StoreError, EXTENT_ALIGN};
 pub use pool::{
     Backing, ChunkHandle, ChunkHints, ChunkState, PinGuard, Pool, VectoredReads, COALESCE_CAP,
+    LEVELS,
 };
-pub use stats::{LevelStats, PoolStats};
+pub use slot::{MAX_SLOT, MIN_SLOT};
+pub use stats::{LevelStats, PoolStats, StatKind};

@@ -15,7 +15,7 @@
 //! - `slot_ptr(s)` for `s < capacity` points to `slot_size` bytes that belong to this region
 //!   and stay valid (mapped, same address) until the region drops.
 //! - The region hands out raw pointers only; who may read or write a slot, and when, is the
-//!   pool's state machine's business (see `pool.rs`): a slot has one owner at a time.
+//!   pool's state machine's business (see `pool/slot_view.rs`): a slot has one owner at a time.
 
 use std::io;
 use std::ptr::NonNull;
@@ -165,6 +165,11 @@ impl SlotRegion {
         let _ = (HUGE_PAGE, io::ErrorKind::Other);
         let slots = (0..capacity).map(|_| std::sync::OnceLock::new()).collect();
         Ok(Backing::Heap { slots })
+    }
+
+    /// Bytes per slot.
+    pub(crate) fn slot_size(&self) -> usize {
+        self.slot_size
     }
 
     /// Slots this region can hold.

@@ -14,6 +14,9 @@
 //! inline instead, so nothing grows without bound); prefetches are bounded likewise and
 //! dropped when full; eager backing is served only when no write waits.
 //!
+//! The lanes know nothing of the pool's internals: they drive a [`SpillTarget`] (implemented
+//! by the pool's shared state), held through a weak reference.
+//!
 //! Jobs name chunks by `(id, generation)`, never by pointer: a job whose chunk was freed
 //! while queued finds a newer generation (or a vacant entry) and does nothing, so a chunk
 //! freed before its write ran costs no compression and no I/O.
@@ -31,10 +34,27 @@ use std::thread::JoinHandle;
 
 use crate::aligned::AlignedBuf;
 use crate::codec::{ExtentEncoder, FrameMeta};
-use crate::pool::Shared;
 
 /// A chunk named by slab index and generation.
 pub(crate) type ChunkRef = (u32, u32);
+
+/// What the spill lanes do to chunks, implemented by the pool's shared state. Every method
+/// takes the chunk by name and does nothing (returns `false` or `None`) when that chunk is
+/// gone or no longer in the state the job expects.
+pub(crate) trait SpillTarget: Send + Sync + 'static {
+    /// Claims a queued eviction write for this compressor.
+    fn claim_write(&self, chunk: ChunkRef) -> bool;
+    /// Claims a resident, unbacked chunk for eager backing.
+    fn claim_eager(&self, chunk: ChunkRef) -> bool;
+    /// Encodes a claimed chunk into `encoder`; `None` if it was freed meanwhile.
+    fn encode(&self, chunk: ChunkRef, encoder: &mut ExtentEncoder) -> Option<FrameMeta>;
+    /// Writes the frame `encoder` holds for `chunk` and lands the write.
+    fn store_and_land(&self, chunk: ChunkRef, meta: FrameMeta, encoder: &ExtentEncoder);
+    /// Faults an evicted chunk in if the budget has room without waiting.
+    fn prefetch(&self, chunk: ChunkRef, read_buf: &mut AlignedBuf);
+    /// A job (of either lane) is done: wakes threads waiting for the pool to quiesce.
+    fn job_finished(&self);
+}
 
 /// Encoders per compressor thread: one being filled while the other's frame is written.
 const ENCODERS_PER_COMPRESSOR: usize = 2;
@@ -206,11 +226,11 @@ impl SpillQueue {
 }
 
 /// Starts `compressors` compressor threads and `io` I/O threads serving `queue` for `pool`.
-pub(crate) fn start(
+pub(crate) fn start<T: SpillTarget>(
     compressors: usize,
     io: usize,
     queue: &Arc<SpillQueue>,
-    pool: Weak<Shared>,
+    pool: Weak<T>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     let mut threads = Vec::new();
     for i in 0..compressors {
@@ -232,7 +252,7 @@ pub(crate) fn start(
     Ok(threads)
 }
 
-fn run_compressor(queue: &SpillQueue, pool: &Weak<Shared>) {
+fn run_compressor<T: SpillTarget>(queue: &SpillQueue, pool: &Weak<T>) {
     let (owner, returned): (Sender<ExtentEncoder>, Receiver<ExtentEncoder>) = channel();
     let mut free: Vec<ExtentEncoder> = (0..ENCODERS_PER_COMPRESSOR)
         .map(|_| ExtentEncoder::new())
@@ -256,7 +276,7 @@ fn run_compressor(queue: &SpillQueue, pool: &Weak<Shared>) {
             CompressJob::Write(c) => shared.claim_write(c).then_some(c),
             CompressJob::Eager(c) => shared.claim_eager(c).then_some(c),
         };
-        match chunk.and_then(|c| Some((c, shared.encode_chunk(c, &mut encoder)?))) {
+        match chunk.and_then(|c| Some((c, shared.encode(c, &mut encoder)?))) {
             Some((chunk, meta)) => queue.hand_to_io(EncodedWrite {
                 chunk,
                 meta,
@@ -270,7 +290,7 @@ fn run_compressor(queue: &SpillQueue, pool: &Weak<Shared>) {
     }
 }
 
-fn run_io(queue: &SpillQueue, pool: &Weak<Shared>) {
+fn run_io<T: SpillTarget>(queue: &SpillQueue, pool: &Weak<T>) {
     let mut read_buf = AlignedBuf::new();
     while let Some(job) = queue.next_io() {
         let Some(shared) = pool.upgrade() else { return };
@@ -280,7 +300,7 @@ fn run_io(queue: &SpillQueue, pool: &Weak<Shared>) {
                 // The owner may have exited; then the encoder is simply dropped.
                 let _ = w.owner.send(w.encoder);
             }
-            IoJob::Prefetch(c) => shared.run_prefetch(c, &mut read_buf),
+            IoJob::Prefetch(c) => shared.prefetch(c, &mut read_buf),
         }
         read_buf.shrink_to_bound(crate::codec::SCRATCH_BOUND);
         queue.finished();

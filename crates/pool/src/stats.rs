@@ -1,8 +1,11 @@
 //! Pool statistics: a [`PoolStats`] snapshot and its Prometheus export.
 //!
 //! Every statistic is declared once, in the `pool_stats!` table below, with its kind
-//! (monotonic counter or gauge) and help text; the struct, [`PoolStats::fields`] and the
-//! `spillway_pool_*` Prometheus metrics all come from that table, so they cannot drift apart.
+//! (monotonic counter or gauge), help text and, where the field name does not end in its
+//! unit, its metric name; the struct, [`PoolStats::fields`] and the `spillway_pool_*`
+//! Prometheus metrics (feature `prometheus`) all come from that table, so they cannot drift
+//! apart. Metric names put the unit last (`spillway_pool_extent_written_bytes_total`); every
+//! monotonic count is a Prometheus counter (with `_total`), only true levels are gauges.
 //!
 //! # Balances that hold when the pool is quiescent (tests check them)
 //! - `inserts == frees + live_chunks`
@@ -12,24 +15,50 @@
 //! - `resident_bytes` is the sum of the slot sizes of chunks holding a slot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "prometheus")]
 use std::sync::Weak;
 
+#[cfg(feature = "prometheus")]
 use prometheus::core::{Collector, Desc};
+#[cfg(feature = "prometheus")]
 use prometheus::{IntCounter, IntGauge, Opts, Registry};
 
 /// Whether a statistic only grows (a counter) or goes up and down (a gauge).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatKind {
+    /// Only grows (exported as a Prometheus counter).
     Counter,
+    /// Goes up and down (exported as a Prometheus gauge).
     Gauge,
 }
 
+/// A statistic's Prometheus name (before `spillway_pool_` and `_total`): its field name, or
+/// the name given after `as`.
+#[cfg(feature = "prometheus")]
+macro_rules! metric_name {
+    ($name:ident) => {
+        stringify!($name)
+    };
+    ($name:ident $metric:ident) => {
+        stringify!($metric)
+    };
+}
+
 macro_rules! pool_stats {
-    ($( $kind:ident $name:ident : $help:literal ),* $(,)?) => {
+    ($( $kind:ident $name:ident $(as $metric:ident)? : $help:literal ),* $(,)?) => {
         /// A snapshot of the pool's counters and gauges. See the module docs for the balances.
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+        #[cfg_attr(feature = "serde", serde(default))]
         pub struct PoolStats {
             $( #[doc = $help] pub $name: u64, )*
+        }
+
+        /// Field-wise sum, gauges included: the totals of several pools (a cluster's processes).
+        impl std::ops::AddAssign<&PoolStats> for PoolStats {
+            fn add_assign(&mut self, other: &PoolStats) {
+                $( self.$name += other.$name; )*
+            }
         }
 
         impl PoolStats {
@@ -38,6 +67,10 @@ macro_rules! pool_stats {
                 vec![ $( (stringify!($name), StatKind::$kind, $help, self.$name), )* ]
             }
         }
+
+        /// Every statistic's metric name, in declaration order (see `metric_name!`).
+        #[cfg(feature = "prometheus")]
+        const METRIC_NAMES: &[&str] = &[ $( metric_name!($name $($metric)?), )* ];
 
         /// The pool's counters, bumped with relaxed atomics off the state lock. One atomic per
         /// statistic; the pool overwrites gauges and store counters at snapshot time.
@@ -78,10 +111,10 @@ pool_stats! {
     Gauge oversize_bytes: "Bytes of oversize chunks on the heap (outside the budget).",
     Gauge budget_bytes: "The current byte budget.",
     Counter budget_overshoots: "Times a slot was granted over budget + write-behind because nothing was evictable.",
-    Counter extent_bytes_written: "Bytes written to the extent store (padded frame lengths).",
-    Counter extent_bytes_read: "Bytes read from the extent store.",
-    Gauge extent_bytes_live: "Bytes of live extents in the store.",
-    Counter bytes_compressed_in: "Uncompressed chunk bytes handed to the codec for writing.",
+    Counter extent_bytes_written as extent_written_bytes: "Bytes written to the extent store (padded frame lengths).",
+    Counter extent_bytes_read as extent_read_bytes: "Bytes read from the extent store.",
+    Gauge extent_bytes_live as extent_live_bytes: "Bytes of live extents in the store.",
+    Counter bytes_compressed_in as compressed_input_bytes: "Uncompressed chunk bytes handed to the codec for writing.",
     Counter spill_scheduled: "Write jobs queued for spill threads.",
         Counter spill_cancelled: "Writes (queued, eager or inline) abandoned because the chunk was freed before its frame was written.",
     Gauge spill_in_flight: "Write jobs queued or running.",
@@ -95,9 +128,10 @@ pool_stats! {
     Counter pageout_declined: "Extents left resident after the last pageout retry (swap backend).",
 }
 
-/// Statistics of one depth band, a *level*: the chunks inserted with that depth hint (deeper
-/// hints share the last band, [`crate::pool::DEPTH_BANDS`]` - 1`). From [`crate::Pool::level_stats`].
+/// Statistics of one *level*: the chunks inserted with that depth hint (deeper hints share
+/// the last level, [`crate::LEVELS`]` - 1`). From [`crate::Pool::level_stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct LevelStats {
     /// Live chunks.
     pub chunks: u64,
@@ -140,6 +174,7 @@ pub(crate) trait StatsSource: Send + Sync {
 }
 
 /// A Prometheus collector that snapshots a pool on every scrape.
+#[cfg(feature = "prometheus")]
 struct PoolCollector {
     source: Weak<dyn StatsSource>,
     counters: Vec<IntCounter>,
@@ -147,6 +182,7 @@ struct PoolCollector {
     descs: Vec<Desc>,
 }
 
+#[cfg(feature = "prometheus")]
 impl Collector for PoolCollector {
     fn desc(&self) -> Vec<&Desc> {
         self.descs.iter().collect()
@@ -183,6 +219,7 @@ impl Collector for PoolCollector {
 
 /// Registers the `spillway_pool_*` metrics of `source` in `registry`. Counters get a
 /// `_total` suffix; `labels` (for example `{"process": "0"}`) are attached to every metric.
+#[cfg(feature = "prometheus")]
 pub(crate) fn register(
     source: Weak<dyn StatsSource>,
     registry: &Registry,
@@ -191,7 +228,8 @@ pub(crate) fn register(
     let mut counters = Vec::new();
     let mut gauges = Vec::new();
     let mut descs = Vec::new();
-    for (name, kind, help, _) in PoolStats::default().fields() {
+    let fields = PoolStats::default().fields();
+    for ((_, kind, help, _), name) in fields.into_iter().zip(METRIC_NAMES) {
         let mut opts = match kind {
             StatKind::Counter => Opts::new(format!("spillway_pool_{name}_total"), help),
             StatKind::Gauge => Opts::new(format!("spillway_pool_{name}"), help),

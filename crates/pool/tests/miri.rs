@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use spillway_pool::extent::memory::MemoryStore;
+use spillway_pool::MemoryStore;
 use spillway_pool::{ChunkHints, ChunkState, Pool, PoolConfig};
 
 const SLOT: usize = 64 << 10;

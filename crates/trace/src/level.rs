@@ -10,7 +10,7 @@
 
 /// How many levels there are: the pool's depth bands. Per-level reports are arrays of this
 /// length, indexed by level.
-pub const LEVELS: usize = spillway_pool::pool::DEPTH_BANDS;
+pub const LEVELS: usize = spillway_pool::LEVELS;
 
 /// The level of a chunk of `depth` (see the module docs): `depth`, or `LEVELS - 1` for deeper.
 pub fn level_of(depth: u8) -> usize {

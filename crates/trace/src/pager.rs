@@ -64,6 +64,27 @@ pub struct PagingPolicy {
     pub eager_from: Option<u8>,
 }
 
+impl std::fmt::Display for PagingPolicy {
+    /// The policy in words, e.g. `lazy ≤ 0, deeper levels eager under pressure, raw level 0`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.lazy_below, self.eager_from) {
+            (Some(lazy), Some(eager)) => write!(
+                f,
+                "lazy ≤ {lazy}, eager ≥ {eager}, between: eager under pressure"
+            )?,
+            (Some(lazy), None) => write!(f, "lazy ≤ {lazy}, deeper levels eager under pressure")?,
+            (None, Some(eager)) => {
+                write!(f, "eager ≥ {eager}, shallower levels eager under pressure")?
+            }
+            (None, None) => f.write_str("every level eager under pressure")?,
+        }
+        if self.raw_depth0 {
+            f.write_str(", raw level 0")?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for PagingPolicy {
     fn default() -> Self {
         PagingPolicy {

@@ -48,15 +48,12 @@ impl ThroughputSpec {
     /// Refuses a chunk size the pool cannot hold or a budget it would refuse.
     pub fn validate(&self) -> Result<(), String> {
         let chunk = self.chunk as usize;
-        if chunk == 0
-            || !chunk.is_multiple_of(UPDATE_BYTES)
-            || chunk > spillway_pool::slot::MAX_SLOT
-        {
+        if chunk == 0 || !chunk.is_multiple_of(UPDATE_BYTES) || chunk > spillway_pool::MAX_SLOT {
             return Err(format!(
                 "--chunk must be a non-zero multiple of 32 bytes up to 8 MiB, got {chunk}"
             ));
         }
-        spillway_pool::config::validate_budget(self.budget).map_err(|e| e.to_string())
+        spillway_pool::validate_budget(self.budget).map_err(|e| e.to_string())
     }
 }
 

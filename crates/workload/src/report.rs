@@ -41,124 +41,16 @@ pub struct ProcessStats {
     /// Resident set size after the scan (`VmRSS`), bytes.
     pub rss_after_scan: u64,
     /// The process's pool counters (zeros without a pool).
-    pub pool: PoolCounters,
+    pub pool: PoolStats,
 }
 
 /// A measurement on its way to worker 0.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Gathered {
     /// One worker's result (every worker sends one).
     Worker(WorkerResult),
     /// One process's stats (the first worker of each process sends them).
-    Process(ProcessStats),
-}
-
-/// The pool counters a report carries, under their `PoolStats` names (`pool{...}` in the
-/// JSON). A local copy until `PoolStats` itself derives `Serialize`: then this type can be
-/// replaced by `PoolStats` (and [`PoolCounters::add`] by a field-wise sum of it).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolCounters {
-    /// Slot bytes held by resident chunks at the end.
-    pub resident_bytes: u64,
-    /// Highest `resident_bytes` seen.
-    pub peak_resident_bytes: u64,
-    /// Bytes written to the extent store.
-    pub extent_bytes_written: u64,
-    /// Bytes read from the extent store.
-    pub extent_bytes_read: u64,
-    /// Uncompressed bytes handed to the codec for writing.
-    pub bytes_compressed_in: u64,
-    /// Evictions that compressed and wrote the chunk first.
-    pub evictions_compress: u64,
-    /// Evictions of already-backed chunks (no I/O).
-    pub evictions_cheap: u64,
-    /// Chunks freed before they were ever written.
-    pub writes_elided: u64,
-    /// Evicted chunks read back into a slot.
-    pub fault_ins: u64,
-    /// Chunks backed early by idle spill threads.
-    pub eager_writes: u64,
-    /// Evictions written inline because the spill queue was full.
-    pub inline_writes: u64,
-}
-
-impl From<&PoolStats> for PoolCounters {
-    fn from(s: &PoolStats) -> PoolCounters {
-        PoolCounters {
-            resident_bytes: s.resident_bytes,
-            peak_resident_bytes: s.peak_resident_bytes,
-            extent_bytes_written: s.extent_bytes_written,
-            extent_bytes_read: s.extent_bytes_read,
-            bytes_compressed_in: s.bytes_compressed_in,
-            evictions_compress: s.evictions_compress,
-            evictions_cheap: s.evictions_cheap,
-            writes_elided: s.writes_elided,
-            fault_ins: s.fault_ins,
-            eager_writes: s.eager_writes,
-            inline_writes: s.inline_writes,
-        }
-    }
-}
-
-impl PoolCounters {
-    /// Adds another process's counters (every field is summed, gauges included: a cluster's
-    /// resident bytes are the sum of its processes').
-    pub fn add(&mut self, other: &PoolCounters) {
-        self.resident_bytes += other.resident_bytes;
-        self.peak_resident_bytes += other.peak_resident_bytes;
-        self.extent_bytes_written += other.extent_bytes_written;
-        self.extent_bytes_read += other.extent_bytes_read;
-        self.bytes_compressed_in += other.bytes_compressed_in;
-        self.evictions_compress += other.evictions_compress;
-        self.evictions_cheap += other.evictions_cheap;
-        self.writes_elided += other.writes_elided;
-        self.fault_ins += other.fault_ins;
-        self.eager_writes += other.eager_writes;
-        self.inline_writes += other.inline_writes;
-    }
-}
-
-/// The paging policy of a `pool` run (`policy{...}` in the JSON), under `PagingPolicy`'s
-/// field names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicyReport {
-    /// Levels at or below this are lazy.
-    pub lazy_below: Option<u8>,
-    /// Levels at or above this are eager.
-    pub eager_from: Option<u8>,
-    /// Level-0 chunks are stored uncompressed.
-    pub raw_depth0: bool,
-    /// Bodies smaller than this stay resident.
-    pub min_bytes: usize,
-}
-
-impl From<&PagingPolicy> for PolicyReport {
-    fn from(p: &PagingPolicy) -> PolicyReport {
-        PolicyReport {
-            lazy_below: p.lazy_below,
-            eager_from: p.eager_from,
-            raw_depth0: p.raw_depth0,
-            min_bytes: p.min_bytes,
-        }
-    }
-}
-
-impl PolicyReport {
-    /// The policy in words, e.g. `lazy ≤ 0, deeper levels eager under pressure, raw level 0`.
-    pub fn describe(&self) -> String {
-        let zones = match (self.lazy_below, self.eager_from) {
-            (Some(lazy), Some(eager)) => {
-                format!("lazy ≤ {lazy}, eager ≥ {eager}, between: eager under pressure")
-            }
-            (Some(lazy), None) => format!("lazy ≤ {lazy}, deeper levels eager under pressure"),
-            (None, Some(eager)) => {
-                format!("eager ≥ {eager}, shallower levels eager under pressure")
-            }
-            (None, None) => "every level eager under pressure".to_string(),
-        };
-        let raw = if self.raw_depth0 { ", raw level 0" } else { "" };
-        format!("{zones}{raw}")
-    }
+    Process(Box<ProcessStats>),
 }
 
 /// Everything one run measured: what `spillway join|reduce|levels --json` prints.
@@ -191,7 +83,7 @@ pub struct RunReport {
     /// The pool's extent store (`file`, `swap`, `memory`), `null` without a pool.
     pub extents: Option<String>,
     /// The paging policy (`pool` backend), `null` otherwise.
-    pub policy: Option<PolicyReport>,
+    pub policy: Option<PagingPolicy>,
     /// Seconds of the build phase (the slowest worker's).
     pub build_s: f64,
     /// Seconds of the query phase (the slowest worker's).
@@ -221,7 +113,7 @@ pub struct RunReport {
     /// The largest RSS after the scan of any process, bytes.
     pub rss_after_scan_bytes: u64,
     /// The pools' counters, summed over processes.
-    pub pool: PoolCounters,
+    pub pool: PoolStats,
     /// Bytes upstream's `dd-col` spill wrote.
     pub dd_col_spill_bytes: u64,
     /// `spillway levels` only: one entry per spine level that holds or did anything.
@@ -241,9 +133,9 @@ impl RunReport {
         total_s: f64,
     ) -> RunReport {
         let max = |f: fn(&WorkerResult) -> f64| workers.iter().map(f).fold(0.0, f64::max);
-        let mut pool = PoolCounters::default();
+        let mut pool = PoolStats::default();
         for p in processes {
-            pool.add(&p.pool);
+            pool += &p.pool;
         }
         let output = workers
             .iter()
@@ -267,7 +159,7 @@ impl RunReport {
             processes: plan.processes,
             budget_bytes: plan.budget,
             extents: plan.pool.as_ref().map(|c| c.extents.name().to_string()),
-            policy: (plan.backend == Backend::Pool).then(|| PolicyReport::from(&plan.policy)),
+            policy: (plan.backend == Backend::Pool).then_some(plan.policy),
             build_s: max(|w| w.build_s),
             query_s,
             join_s: join.then_some(query_s),

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use spillway_pool::Pool;
+use spillway_pool::{Pool, PoolStats};
 use spillway_trace::PagingPolicy;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::vec::Input as _;
@@ -22,7 +22,7 @@ use crate::levels::{LevelsReport, LevelsSink};
 use crate::plan::{Backend, QueryPlan};
 use crate::progress::{Progress, Silent};
 use crate::query;
-use crate::report::{Gathered, PoolCounters, ProcessStats, RunReport, WorkerResult};
+use crate::report::{Gathered, ProcessStats, RunReport, WorkerResult};
 use crate::rss;
 
 /// What process 0 of a run returns.
@@ -50,9 +50,7 @@ pub fn execute(
         gather(worker, &plan2, &result, || ProcessStats {
             peak_rss: rss::peak_rss(),
             rss_after_scan: rss::current_rss(),
-            pool: pool
-                .as_ref()
-                .map_or_else(PoolCounters::default, |p| PoolCounters::from(&p.stats())),
+            pool: pool.as_ref().map_or_else(PoolStats::default, |p| p.stats()),
         })
     })?;
     let mut gathered = None;
@@ -87,7 +85,7 @@ fn gather(
         let (input, stream) = scope.new_input::<Gathered>();
         let (probe, _) = stream
             .exchange(|_| 0)
-            .inspect(move |x: &Gathered| sink.borrow_mut().push(*x))
+            .inspect(move |x: &Gathered| sink.borrow_mut().push(x.clone()))
             .probe();
         (input, probe)
     });
@@ -98,7 +96,7 @@ fn gather(
         worker.step();
     }
     if worker.index().is_multiple_of(plan.workers) {
-        input.send(Gathered::Process(process_stats()));
+        input.send(Gathered::Process(Box::new(process_stats())));
     }
     drop(input);
     while !probe.done() {
@@ -111,7 +109,7 @@ fn gather(
     for message in got.borrow().iter() {
         match *message {
             Gathered::Worker(w) => workers.push(w),
-            Gathered::Process(p) => processes.push(p),
+            Gathered::Process(ref p) => processes.push(**p),
         }
     }
     Some((workers, processes))

@@ -175,6 +175,7 @@ impl SlotAllocator {
         slots.free.push(free);
     }
 
+    #[cfg(test)]
     /// Number of free slots, in all classes, whose ranges have not been hole-punched.
     pub fn unpunched_free_count(&self) -> usize {
         self.classes
@@ -202,17 +203,20 @@ impl SlotAllocator {
         taken
     }
 
+    #[cfg(test)]
     /// Slots of `class` handed out at least once (the class's extent file spans
     /// `high_water * class size` bytes at most).
     pub fn high_water(&self, class: u16) -> u32 {
         self.classes[class as usize].high_water
     }
 
+    #[cfg(test)]
     /// Free slots of `class` (below the high-water mark).
     pub fn free_count(&self, class: u16) -> usize {
         self.classes[class as usize].free.len()
     }
 
+    #[cfg(test)]
     /// Slots of `class` currently handed out.
     pub fn live_count(&self, class: u16) -> usize {
         let slots = &self.classes[class as usize];

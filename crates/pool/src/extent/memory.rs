@@ -33,7 +33,8 @@ struct MemorySlots {
     stored_bytes: u64,
 }
 
-/// The memory extent store. See the [module docs](self).
+/// The memory extent store: frames kept in RAM as compressed bytes, at most the capacity
+/// given to [`MemoryStore::new`] (past it `write` returns [`StoreError::NoSpace`]).
 pub struct MemoryStore {
     capacity: Option<u64>,
     slots: Mutex<MemorySlots>,
@@ -73,7 +74,7 @@ impl ExtentStore for MemoryStore {
     }
 
     /// # Panics
-    /// If `frame` is longer than [`super::alloc::MAX_EXTENT_LEN`] (the codec never produces
+    /// If `frame` is longer than the largest extent class (10 MiB) (the codec never produces
     /// such frames).
     fn write(&self, frame: &[u8]) -> Result<ExtentAddr, StoreError> {
         let class = extent_class_of(frame.len().max(1));

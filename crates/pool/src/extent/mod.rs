@@ -23,10 +23,13 @@ use std::io;
 
 use crate::aligned::AlignedBuf;
 
-pub mod alloc;
-pub mod file;
-pub mod memory;
-pub mod swap;
+pub(crate) mod alloc;
+pub(crate) mod file;
+pub(crate) mod memory;
+pub(crate) mod swap;
+
+#[cfg(test)]
+mod tests;
 
 /// Granularity of extent sizes and I/O: one page. Frames handed to `write` are padded to it.
 pub const EXTENT_ALIGN: usize = 4096;
@@ -34,7 +37,7 @@ pub const EXTENT_ALIGN: usize = 4096;
 /// Where an extent lives: the store's size class and the slot within it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ExtentAddr {
-    /// Extent size class (see [`alloc::extent_class_of`]).
+    /// Extent size class: 41 classes from 4 KiB to 10 MiB (at most 25 % space waste).
     pub class: u16,
     /// Slot index within that class.
     pub slot: u32,
@@ -62,8 +65,11 @@ pub enum StoreError {
     /// Any other I/O failure, with the operation and address it happened on.
     #[error("{op} of extent {addr} failed: {source}")]
     Io {
+        /// The operation (`write`, `read`, `open`, ...).
         op: &'static str,
+        /// The extent it was for.
         addr: ExtentAddr,
+        /// The system error.
         #[source]
         source: io::Error,
     },

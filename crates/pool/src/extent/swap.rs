@@ -84,7 +84,7 @@ fn swaps_lists_an_area(swaps: &str) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SwapStoreOptions {
     /// Address space reserved for the arena (no memory or swap is committed up front).
-    /// Rounded down to whole [`SWAP_SEGMENT_BYTES`] segments. Default 64 GiB.
+    /// Rounded down to whole 32 MiB segments. Default 64 GiB.
     pub arena_bytes: usize,
     /// Bytes of written extents allowed to stay resident before the oldest are paged out.
     /// Default 0: each extent is paged out right after it is written.
@@ -144,7 +144,7 @@ impl Arena {
 
     /// `madvise(advice)` on `len` bytes at `offset`.
     fn advise(&self, offset: usize, len: usize, advice: libc::c_int) -> io::Result<()> {
-        debug_assert!(offset % EXTENT_ALIGN == 0 && offset + len <= self.len);
+        debug_assert!(offset.is_multiple_of(EXTENT_ALIGN) && offset + len <= self.len);
         // SAFETY: the range lies inside the mapping (callers pass checked slot ranges, and
         // the assertion above restates it); the advice values used (NOHUGEPAGE, PAGEOUT,
         // DONTNEED) never unmap memory. DONTNEED zeroes the range, which callers only do to
@@ -210,7 +210,10 @@ struct PendingPageouts {
     bytes: u64,
 }
 
-/// The swap extent store. See the [module docs](self).
+/// The swap extent store: extents copied into a pool-owned `MAP_NORESERVE` arena and pushed
+/// to swap with `MADV_PAGEOUT`; residency is checked in `/proc/self/pagemap` and the pageout
+/// retried a bounded number of times (`pageout_retries`, `pageout_declined`). For machines
+/// with a swap device and no scratch filesystem; never the default.
 pub struct SwapStore {
     arena: Arena,
     options: SwapStoreOptions,
@@ -455,7 +458,7 @@ impl ExtentStore for SwapStore {
     }
 
     /// # Panics
-    /// If `frame` is longer than [`super::alloc::MAX_EXTENT_LEN`] (the codec never produces
+    /// If `frame` is longer than the largest extent class (10 MiB) (the codec never produces
     /// such frames).
     fn write(&self, frame: &[u8]) -> Result<ExtentAddr, StoreError> {
         let class = extent_class_of(frame.len().max(1));

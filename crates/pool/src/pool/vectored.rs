@@ -8,14 +8,14 @@
 //! 2. **coalesces**: sorts those extents by `(class, slot)` and cuts them into *reads*, runs
 //!    of consecutive slots of one class whose span stays within [`COALESCE_CAP`] (a single
 //!    larger extent still gets a read of its own). Only stores whose consecutive slots are
-//!    adjacent ([`ExtentStore::reads_spans`], the file store) coalesce; others read each
+//!    adjacent ([`crate::ExtentStore::reads_spans`], the file store) coalesce; others read each
 //!    extent alone;
 //! 3. **issues**: visits the chunks that need no read first, then runs the reads on a reader
 //!    thread up to [`READ_AHEAD`] reads ahead of this thread, which decodes each extent of a
 //!    finished read into its slot and visits its chunk, so one slow read does not stall the
 //!    decoding of the ones before it.
 //!
-//! # Invariants (tested in `tests/vectored.rs`)
+//! # Invariants (tested in `tests/pool/vectored.rs`)
 //! - Every chunk passed is visited exactly once, with a pin of its body or an error naming
 //!   its extent; never with other bytes (each extent is checksummed as on a single pin).
 //! - Every chunk is read from its extent at most once per call, and `reads ≤ faulted`.
@@ -29,8 +29,11 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use super::{lock, Body, ChunkHandle, PinGuard, Pool, PoolError, Stored};
+use super::handle::{ChunkHandle, Pool};
+use super::pin::PinGuard;
+use super::state::{lock, Body, Stored};
 use crate::aligned::AlignedBuf;
+use crate::error::PoolError;
 use crate::extent::alloc::extent_class_size;
 use crate::extent::ExtentAddr;
 use crate::stats::bump;
@@ -39,7 +42,7 @@ use crate::stats::bump;
 pub const COALESCE_CAP: usize = 1 << 20;
 
 /// Reads the reader thread may run ahead of decoding.
-pub const READ_AHEAD: usize = 2;
+pub(crate) const READ_AHEAD: usize = 2;
 
 /// What one [`Pool::pin_each`] call did (the pool's `vectored_*` counters sum these).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

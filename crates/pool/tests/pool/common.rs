@@ -1,11 +1,10 @@
 //! Helpers shared by the pool's integration tests.
-#![allow(dead_code)] // each test binary uses a subset
 
 use std::sync::Arc;
 
-use spillway_pool::extent::file::{FaultyIo, FileStore, FileStoreOptions};
-use spillway_pool::slot::MIN_SLOT;
+use spillway_pool::MIN_SLOT;
 use spillway_pool::{ChunkHandle, ChunkHints, Pool, PoolConfig, PoolStats};
+use spillway_pool::{FaultyIo, FileStore, FileStoreOptions};
 
 /// One smallest slot, in bytes.
 pub const SLOT: u64 = MIN_SLOT as u64;

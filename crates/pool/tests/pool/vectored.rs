@@ -1,10 +1,9 @@
 //! `Pool::pin_each`: every chunk visited once with its own bytes, adjacent extents read
 //! together, the budget kept, and read failures reported per extent (never wrong bytes).
 
-mod common;
-use common::{assert_drained, body, faulty_pool, SLOT};
+use crate::common::{assert_drained, body, faulty_pool, SLOT};
 
-use spillway_pool::extent::file::ReadFault;
+use spillway_pool::ReadFault;
 use spillway_pool::{
     ChunkHandle, ChunkHints, ExtentBackend, Pool, PoolConfig, PoolError, COALESCE_CAP,
 };

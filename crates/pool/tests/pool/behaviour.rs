@@ -1,20 +1,19 @@
 //! Behaviour of the buffer pool: states, budget, eviction order, elision, warm reuse, pins,
 //! fault injection through the I/O seam, configuration errors, and concurrent churn.
 
-mod common;
-use common::{assert_drained, body, check, faulty_pool, insert, SLOT};
+use crate::common::{assert_drained, body, check, faulty_pool, insert, SLOT};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use spillway_pool::aligned::AlignedBuf;
-use spillway_pool::extent::file::{ReadFault, WriteFault};
-use spillway_pool::extent::memory::MemoryStore;
-use spillway_pool::extent::{ExtentAddr, ExtentStore, StoreError};
-use spillway_pool::slot::MIN_SLOT;
+use spillway_pool::AlignedBuf;
+use spillway_pool::MemoryStore;
+use spillway_pool::MIN_SLOT;
 use spillway_pool::{
     ChunkHandle, ChunkHints, ChunkState, ConfigError, ExtentBackend, Pool, PoolConfig, PoolError,
     PoolStats,
 };
+use spillway_pool::{ExtentAddr, ExtentStore, StoreError};
+use spillway_pool::{ReadFault, WriteFault};
 
 /// A pool over file extents in a fresh temp dir, with evictions written inline (no spill
 /// threads) and no write-behind, so every test sees states deterministically.
@@ -188,7 +187,7 @@ fn second_chance_prefers_untouched_chunks() {
 }
 
 #[test]
-fn deeper_bands_are_evicted_first() {
+fn deeper_chunks_are_evicted_first() {
     let (pool, _dir) = sync_pool(4);
     let a = insert(&pool, 0, 0);
     let b = insert(&pool, 1, 3);
@@ -550,7 +549,7 @@ fn bad_configuration_is_refused_up_front() {
     if cfg!(feature = "heap-regions") {
         // The swap arena needs mmap, which this build replaces.
         assert!(matches!(swap, ConfigError::Invalid(_)), "{swap}");
-    } else if !spillway_pool::extent::swap::swap_available() {
+    } else if !spillway_pool::swap_available() {
         assert!(matches!(swap, ConfigError::NoSwap), "{swap}");
     }
     let msg = cfg(|c| c.budget = 0).to_string();
@@ -566,7 +565,7 @@ fn swap_backend_round_trips_when_swap_is_on() {
         eprintln!("skipping: the swap backend needs mmap (built with heap-regions)");
         return;
     }
-    if !spillway_pool::extent::swap::swap_available() {
+    if !spillway_pool::swap_available() {
         eprintln!("skipping: no swap device is active (see README: swap backend)");
         return;
     }
@@ -696,6 +695,42 @@ fn metrics_are_exported_to_prometheus() {
         "0"
     );
     assert_eq!(families.len(), PoolStats::default().fields().len());
+    // Units last; counters are counters (with `_total`), gauges are gauges.
+    use prometheus::proto::MetricType;
+    let kind = |name: &str| {
+        families
+            .iter()
+            .find(|f| f.name() == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .get_field_type()
+    };
+    for name in [
+        "spillway_pool_extent_written_bytes_total",
+        "spillway_pool_extent_read_bytes_total",
+        "spillway_pool_compressed_input_bytes_total",
+        "spillway_pool_evictions_cheap_total",
+        "spillway_pool_fault_ins_total",
+    ] {
+        assert_eq!(kind(name), MetricType::COUNTER, "{name}");
+    }
+    for name in [
+        "spillway_pool_resident_bytes",
+        "spillway_pool_extent_live_bytes",
+        "spillway_pool_budget_bytes",
+        "spillway_pool_live_chunks",
+    ] {
+        assert_eq!(kind(name), MetricType::GAUGE, "{name}");
+    }
+    for f in &families {
+        let counter = f.get_field_type() == MetricType::COUNTER;
+        assert_eq!(counter, f.name().ends_with("_total"), "{}", f.name());
+        let stem = f.name().trim_end_matches("_total");
+        assert!(
+            !stem.contains("_bytes_"),
+            "{}: the unit goes last",
+            f.name()
+        );
+    }
 }
 
 #[test]
@@ -703,18 +738,18 @@ fn level_stats_split_the_pool_by_depth_and_add_up() {
     let (pool, _dir) = sync_pool(16);
     let young: Vec<_> = (0..4).map(|i| insert(&pool, i, 0)).collect();
     let old: Vec<_> = (10..14).map(|i| insert(&pool, i, 3)).collect();
-    let deepest = insert(&pool, 20, 200); // shares the last band
-                                          // The deepest bands go first: everything but the four young chunks.
+    let deepest = insert(&pool, 20, 200); // shares the last level
+                                          // The deepest levels go first: everything but the four young chunks.
     pool.evict_to(4 * SLOT);
     check(&old[0], 10); // one fault-in at level 3
     drop(young); // freed unwritten: elided at level 0
     let levels = pool.level_stats();
     let s = pool.stats();
-    assert_eq!(levels.len(), spillway_pool::pool::DEPTH_BANDS);
+    assert_eq!(levels.len(), spillway_pool::LEVELS);
     assert_eq!((levels[0].chunks, levels[0].writes_elided), (0, 4));
     assert_eq!(levels[3].chunks, 4);
     assert_eq!(levels[3].fault_ins, 1);
-    assert_eq!(levels[15].chunks, 1, "depth 200 counts in the last band");
+    assert_eq!(levels[15].chunks, 1, "depth 200 counts in the last level");
     assert!(levels[15].chunks_written == 1 && levels[15].extent_bytes > 0);
     let sum = |f: fn(&spillway_pool::LevelStats) -> u64| levels.iter().map(f).sum::<u64>();
     assert_eq!(sum(|l| l.chunks), s.live_chunks);

@@ -1,10 +1,10 @@
-//! Interleavings of the buffer pool (`src/pool.rs`, `src/spill.rs`) that `tests/pool.rs`
-//! does not cover: pins and frees racing queued writes, prefetches racing frees and pins, the
+//! Interleavings of the buffer pool (`src/pool/`, `src/spill.rs`) that `behaviour` does not
+//! cover: pins and frees racing queued writes, prefetches racing frees and pins, the
 //! pool dropped with I/O in flight, the detached-copy fallback, budget changes under churn.
 //!
 //! Tests named `bugN_...` are regression tests for the findings of the first concurrency
 //! review (each failed before its fix): freed-while-pinned chunks whose writes were parked
-//! forever (1), band queues growing while under budget (2), `set_budget` not waking waiters
+//! forever (1), eviction queues growing while under budget (2), `set_budget` not waking waiters
 //! (3), prefetches that evicted other chunks (4), and miscounted cancellations (5).
 //!
 //! Spill threads are frozen deterministically with a gated store: the single I/O thread
@@ -13,8 +13,7 @@
 //! A test that would hang on a bug runs the blocking call on a helper thread and gives up
 //! after a timeout, then unblocks it.
 
-mod common;
-use common::{assert_drained, body, check, insert, SLOT};
+use crate::common::{assert_drained, body, check, insert, SLOT};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,14 +21,16 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use spillway_pool::aligned::AlignedBuf;
-use spillway_pool::extent::memory::MemoryStore;
-use spillway_pool::extent::{ExtentAddr, ExtentStore, StoreError};
-use spillway_pool::slot::MIN_SLOT;
+use spillway_pool::AlignedBuf;
+use spillway_pool::MemoryStore;
+use spillway_pool::MIN_SLOT;
 use spillway_pool::{ChunkHandle, ChunkHints, ChunkState, Pool, PoolConfig};
+use spillway_pool::{ExtentAddr, ExtentStore, StoreError};
 
 // ---------------------------------------------------------------------------------------------
-// Per-thread net allocation counter (for the band-queue growth test).
+// Per-thread net allocation counter (for the eviction-queue growth test). It is the global
+// allocator of the whole test binary; it forwards every call to the system allocator and only
+// counts on the calling thread, so the other tests run as they would without it.
 
 struct Counting;
 
@@ -334,11 +335,11 @@ fn bug1_insert_deadlocks_on_own_pin_of_freed_chunk() {
 // ---------------------------------------------------------------------------------------------
 
 /// BUG (finding 2): every chunk freed while the pool is under budget leaves a stale
-/// `(id, gen)` in its band queue; only an eviction pass removes them. Under budget no pass
-/// runs, so band queues grow by 8 bytes per insert without bound (and the first pass later
+/// `(id, gen)` in its eviction queue; only an eviction pass removes them. Under budget no pass
+/// runs, so eviction queues grow by 8 bytes per insert without bound (and the first pass later
 /// pops them all under the state lock).
 #[test]
-fn bug2_band_queues_grow_with_every_chunk_freed_under_budget() {
+fn bug2_eviction_queues_grow_with_every_chunk_freed_under_budget() {
     let pool = Pool::with_store(
         PoolConfig {
             budget: 64 * SLOT,

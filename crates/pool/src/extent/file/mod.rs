@@ -3,16 +3,16 @@
 //! Each extent class (see [`super::alloc`]) gets its own file in the configured directory,
 //! opened on first use. The extent at `(class, slot)` lives at byte offset
 //! `slot * extent_class_size(class)` of that class's file; a [`SlotAllocator`] hands out the
-//! slots. Writes and reads are positional (`pwrite`/`pread`) of exactly the frame's padded
-//! length, so device bytes written are the compressed size rounded up to a page, never the
-//! class size.
+//! slots. Writes and reads are positional (`pwrite`/`pread`, through std's `FileExt`) of
+//! exactly the frame's padded length, so device bytes written are the compressed size rounded
+//! up to a page, never the class size.
 //!
 //! # Invariants
 //! - Scratch files are created `0600` and unlinked (`O_TMPFILE`, or unlink right after open
 //!   where `O_TMPFILE` is missing): nothing appears in the directory, and the space goes back
 //!   to the filesystem when the store is dropped or the process dies.
 //! - The allocator gives each live extent its own slot, so concurrent writes and reads touch
-//!   disjoint byte ranges. Only the allocator sits behind a lock; `pread`/`pwrite` run
+//!   disjoint byte ranges. Only the allocator sits behind a lock; reads and writes run
 //!   outside it.
 //! - A failed `write` gives its slot back before returning, so it never leaks a slot or
 //!   changes [`ExtentStore::live_bytes`].
@@ -35,24 +35,31 @@
 //! I/O.
 //!
 //! # Fault injection
-//! All I/O goes through the [`ExtentIo`] seam. [`SystemIo`] makes the real system calls;
-//! [`FaultyIo`] wraps it with a programmable plan (short writes, `ENOSPC`, `EIO`, flipped
-//! bytes) for tests, including integration tests outside this crate.
+//! All extent I/O goes through the [`ExtentIo`] seam (`os`, the store's one module of OS
+//! calls). With the `fault-injection` feature, `FaultyIo` wraps the real calls with a
+//! programmable plan (short writes, `ENOSPC`, `EIO`, flipped bytes) for tests, including
+//! integration tests outside this crate.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::fs::{File, OpenOptions, Permissions};
+use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use super::alloc::{extent_class_of, extent_class_size, SlotAllocator, EXTENT_CLASSES};
-use super::{ExtentAddr, ExtentStore, StoreCounters, StoreError, EXTENT_ALIGN};
 use crate::aligned::AlignedBuf;
 use crate::error::ConfigError;
+use crate::extent::alloc::{extent_class_of, extent_class_size, SlotAllocator, EXTENT_CLASSES};
+use crate::extent::{ExtentAddr, ExtentStore, StoreCounters, StoreError, EXTENT_ALIGN};
+
+#[cfg(any(test, feature = "fault-injection"))]
+mod faulty;
+mod os;
+
+#[cfg(any(test, feature = "fault-injection"))]
+pub use faulty::{FaultyIo, ReadFault, WriteFault};
+pub use os::ExtentIo;
+use os::{create_scratch_file, enable_direct_io, is_invalid_argument, is_no_space, SystemIo};
 
 /// Classes whose slots are at least this large are hole-punched as soon as a slot is freed;
 /// smaller ones only when the device fills up.
@@ -60,244 +67,6 @@ pub const PUNCH_ON_FREE_MIN_BYTES: usize = 1 << 20;
 
 /// Consecutive transfers that make no (aligned) progress before a read or write gives up.
 const MAX_STALLED_TRANSFERS: u32 = 8;
-
-/// The system calls the file store makes, as a seam for fault injection.
-///
-/// Implementations transfer at most `buf.len()` bytes and report how many, like the system
-/// calls; the store loops over short transfers and retries `EINTR` itself.
-pub trait ExtentIo: Send + Sync + 'static {
-    /// Writes from `buf` at `offset` of `fd`; returns the bytes written.
-    fn pwrite(&self, fd: RawFd, buf: &[u8], offset: u64) -> io::Result<usize>;
-    /// Reads into `buf` from `offset` of `fd`; returns the bytes read (0 at end of file).
-    fn pread(&self, fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize>;
-    /// Deallocates `len` bytes at `offset` of `fd`, keeping the file size.
-    fn punch_hole(&self, fd: RawFd, offset: u64, len: u64) -> io::Result<()>;
-}
-
-/// The real system calls: `pwrite(2)`, `pread(2)` and
-/// `fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemIo;
-
-fn to_off_t(offset: u64) -> io::Result<libc::off_t> {
-    libc::off_t::try_from(offset)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset out of range"))
-}
-
-impl ExtentIo for SystemIo {
-    fn pwrite(&self, fd: RawFd, buf: &[u8], offset: u64) -> io::Result<usize> {
-        let offset = to_off_t(offset)?;
-        // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call; the kernel
-        // does not keep the pointer afterwards. A bad `fd` is reported as EBADF, not UB.
-        let written = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), offset) };
-        if written < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(written as usize)
-        }
-    }
-
-    fn pread(&self, fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let offset = to_off_t(offset)?;
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes and exclusively borrowed for
-        // the whole call; the kernel writes at most that many bytes and keeps no pointer.
-        let read = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset) };
-        if read < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(read as usize)
-        }
-    }
-
-    fn punch_hole(&self, fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
-        let (offset, len) = (to_off_t(offset)?, to_off_t(len)?);
-        let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
-        // SAFETY: fallocate takes no pointers; a bad `fd` or range is reported as an error.
-        if unsafe { libc::fallocate(fd, mode, offset, len) } < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// A write fault [`FaultyIo`] can inject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WriteFault {
-    /// Writes only a prefix of the buffer (about half, page-aligned when the buffer spans two
-    /// pages or more) and reports that many bytes.
-    ShortWrite,
-    /// Fails with `ENOSPC` without writing.
-    NoSpace,
-    /// Fails with `EIO` without writing.
-    Eio,
-}
-
-/// A read fault [`FaultyIo`] can inject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReadFault {
-    /// Fails with `EIO` without reading.
-    Eio,
-}
-
-#[derive(Debug, Default)]
-struct FaultPlan {
-    writes: VecDeque<WriteFault>,
-    reads: VecDeque<ReadFault>,
-    flip_on_next_read: Option<usize>,
-    punch_failures: usize,
-}
-
-/// Test seam: [`SystemIo`] with a programmable plan of faults.
-///
-/// Each `pwrite`/`pread`/`punch_hole` call consumes the next planned fault of its kind, if
-/// any, and otherwise makes the real system call. Hand it to [`FileStore::open_with_io`] as
-/// an `Arc` and keep a clone to program it:
-///
-/// ```no_run
-/// # use std::sync::Arc;
-/// # use spillway_pool::extent::file::{FaultyIo, FileStore, FileStoreOptions, WriteFault};
-/// let faults = Arc::new(FaultyIo::new());
-/// let store = FileStore::open_with_io("/tmp".as_ref(), FileStoreOptions::default(), faults.clone())?;
-/// faults.fail_next_writes(1, WriteFault::Eio);
-/// # Ok::<(), spillway_pool::error::ConfigError>(())
-/// ```
-///
-/// Faults are consumed in order by whichever thread calls next; tests that inject faults
-/// should drive the store from one thread.
-#[derive(Debug, Default)]
-pub struct FaultyIo {
-    inner: SystemIo,
-    plan: Mutex<FaultPlan>,
-    write_calls: AtomicU64,
-    read_calls: AtomicU64,
-    punch_calls: AtomicU64,
-    faults_injected: AtomicU64,
-}
-
-impl FaultyIo {
-    /// A pass-through seam with an empty plan.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn plan(&self) -> MutexGuard<'_, FaultPlan> {
-        self.plan
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The next `n` `pwrite` calls each suffer `fault` (after faults planned earlier).
-    pub fn fail_next_writes(&self, n: usize, fault: WriteFault) {
-        self.plan().writes.extend(std::iter::repeat_n(fault, n));
-    }
-
-    /// The next `n` `pread` calls each suffer `fault` (after faults planned earlier).
-    pub fn fail_next_reads(&self, n: usize, fault: ReadFault) {
-        self.plan().reads.extend(std::iter::repeat_n(fault, n));
-    }
-
-    /// The next successful `pread` call inverts the byte at `offset_in_buf` of what it read
-    /// (the last byte read, if it read fewer), so the caller's checksum must catch it.
-    pub fn flip_byte_on_next_read(&self, offset_in_buf: usize) {
-        self.plan().flip_on_next_read = Some(offset_in_buf);
-    }
-
-    /// The next `n` `punch_hole` calls fail with `EOPNOTSUPP`.
-    pub fn fail_next_punches(&self, n: usize) {
-        self.plan().punch_failures += n;
-    }
-
-    /// Forgets every planned fault not yet injected.
-    pub fn clear(&self) {
-        *self.plan() = FaultPlan::default();
-    }
-
-    /// `pwrite` calls seen, faulty or not.
-    pub fn write_calls(&self) -> u64 {
-        self.write_calls.load(Ordering::Relaxed)
-    }
-
-    /// `pread` calls seen, faulty or not.
-    pub fn read_calls(&self) -> u64 {
-        self.read_calls.load(Ordering::Relaxed)
-    }
-
-    /// `punch_hole` calls seen, faulty or not.
-    pub fn punch_calls(&self) -> u64 {
-        self.punch_calls.load(Ordering::Relaxed)
-    }
-
-    /// Faults injected so far (short writes and flipped bytes included).
-    pub fn faults_injected(&self) -> u64 {
-        self.faults_injected.load(Ordering::Relaxed)
-    }
-
-    fn injected(&self) {
-        self.faults_injected.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl ExtentIo for FaultyIo {
-    fn pwrite(&self, fd: RawFd, buf: &[u8], offset: u64) -> io::Result<usize> {
-        self.write_calls.fetch_add(1, Ordering::Relaxed);
-        let fault = self.plan().writes.pop_front();
-        match fault {
-            None => self.inner.pwrite(fd, buf, offset),
-            Some(WriteFault::NoSpace) => {
-                self.injected();
-                Err(io::Error::from_raw_os_error(libc::ENOSPC))
-            }
-            Some(WriteFault::Eio) => {
-                self.injected();
-                Err(io::Error::from_raw_os_error(libc::EIO))
-            }
-            Some(WriteFault::ShortWrite) => {
-                self.injected();
-                let half = buf.len() / 2;
-                let prefix = if half >= EXTENT_ALIGN {
-                    half - half % EXTENT_ALIGN
-                } else {
-                    half.max(1).min(buf.len())
-                };
-                // A real prefix write: the bytes reported as written are on the device.
-                self.inner.pwrite(fd, &buf[..prefix], offset)
-            }
-        }
-    }
-
-    fn pread(&self, fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.read_calls.fetch_add(1, Ordering::Relaxed);
-        let fault = self.plan().reads.pop_front();
-        if let Some(ReadFault::Eio) = fault {
-            self.injected();
-            return Err(io::Error::from_raw_os_error(libc::EIO));
-        }
-        let read = self.inner.pread(fd, buf, offset)?;
-        if read > 0 {
-            if let Some(at) = self.plan().flip_on_next_read.take() {
-                self.injected();
-                let at = at.min(read - 1);
-                buf[at] = !buf[at];
-            }
-        }
-        Ok(read)
-    }
-
-    fn punch_hole(&self, fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
-        self.punch_calls.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut plan = self.plan();
-            if plan.punch_failures > 0 {
-                plan.punch_failures -= 1;
-                drop(plan);
-                self.injected();
-                return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
-            }
-        }
-        self.inner.punch_hole(fd, offset, len)
-    }
-}
 
 /// How a [`FileStore`] behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -334,7 +103,11 @@ struct SlotState {
     reserved_bytes: u64,
 }
 
-/// The file extent store. See the [module docs](self).
+/// The file extent store, the pool's default: one unlinked `0600` scratch file per extent
+/// class, `O_DIRECT` where the filesystem accepts it, positional reads and writes of each
+/// frame's padded length. Freed slots are reused; their blocks go back to the filesystem by
+/// hole punching (classes of 1 MiB and up on free, smaller ones when the device fills). A
+/// `write` stores the whole frame or nothing a later `read` could return.
 pub struct FileStore {
     dir: PathBuf,
     options: FileStoreOptions,
@@ -528,15 +301,17 @@ impl FileStore {
     }
 
     fn write_all_at(&self, file: &ClassFile, buf: &[u8], offset: u64) -> io::Result<()> {
-        let fd = file.file.as_raw_fd();
         let mut done = 0;
         let mut stalls = 0;
         while done < buf.len() {
-            match self.io.pwrite(fd, &buf[done..], offset + done as u64) {
+            match self
+                .io
+                .write_at(&file.file, &buf[done..], offset + done as u64)
+            {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::WriteZero,
-                        "pwrite wrote 0 bytes",
+                        "write_at wrote 0 bytes",
                     ))
                 }
                 Ok(written) => {
@@ -545,7 +320,7 @@ impl FileStore {
                     if stalls > MAX_STALLED_TRANSFERS {
                         return Err(io::Error::new(
                             io::ErrorKind::WriteZero,
-                            "pwrite keeps writing less than one aligned block",
+                            "write_at keeps writing less than one aligned block",
                         ));
                     }
                     done = next;
@@ -558,12 +333,14 @@ impl FileStore {
     }
 
     fn read_exact_at(&self, file: &ClassFile, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let fd = file.file.as_raw_fd();
         let len = buf.len();
         let mut done = 0;
         let mut stalls = 0;
         while done < len {
-            match self.io.pread(fd, &mut buf[done..], offset + done as u64) {
+            match self
+                .io
+                .read_at(&file.file, &mut buf[done..], offset + done as u64)
+            {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -576,7 +353,7 @@ impl FileStore {
                     if stalls > MAX_STALLED_TRANSFERS {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
-                            "pread keeps reading less than one aligned block",
+                            "read_at keeps reading less than one aligned block",
                         ));
                     }
                     done = next;
@@ -618,10 +395,7 @@ impl FileStore {
             return true;
         };
         let len = extent_class_size(addr.class) as u64;
-        match self
-            .io
-            .punch_hole(file.file.as_raw_fd(), Self::slot_offset(addr), len)
-        {
+        match self.io.punch_hole(&file.file, Self::slot_offset(addr), len) {
             Ok(()) => {
                 self.holes_punched.fetch_add(1, Ordering::Relaxed);
                 true
@@ -640,7 +414,7 @@ impl ExtentStore for FileStore {
     }
 
     /// # Panics
-    /// If `frame` is longer than [`super::alloc::MAX_EXTENT_LEN`] (the codec never produces
+    /// If `frame` is longer than the largest extent class (10 MiB) (the codec never produces
     /// such frames).
     fn write(&self, frame: &[u8]) -> Result<ExtentAddr, StoreError> {
         let class = extent_class_of(frame.len().max(1));
@@ -716,7 +490,7 @@ impl ExtentStore for FileStore {
         }
     }
 
-    /// Slots of classes of at least [`PUNCH_ON_FREE_MIN_BYTES`] are hole-punched before they
+    /// Slots of classes of at least 1 MiB (`PUNCH_ON_FREE_MIN_BYTES`) are hole-punched before they
     /// go back to the free list; smaller ones keep their blocks until the device fills up.
     fn free(&self, addr: ExtentAddr, len: usize) {
         if check_addr(addr, len).is_err() {
@@ -775,12 +549,8 @@ fn check_addr(addr: ExtentAddr, len: usize) -> io::Result<()> {
     Ok(())
 }
 
-fn is_no_space(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
-}
-
 fn is_page_aligned(buf: &[u8]) -> bool {
-    (buf.as_ptr() as usize) % EXTENT_ALIGN == 0 && buf.len() % EXTENT_ALIGN == 0
+    (buf.as_ptr() as usize).is_multiple_of(EXTENT_ALIGN) && buf.len().is_multiple_of(EXTENT_ALIGN)
 }
 
 /// Where a transfer resumes after moving `moved` bytes from position `done` of `total`.
@@ -807,7 +577,7 @@ fn validate_extent_dir(dir: &Path) -> Result<File, ConfigError> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             return Err(refuse("does not exist", Some(error)))
         }
-        Err(error) if error.raw_os_error() == Some(libc::ENOTDIR) => {
+        Err(error) if os::is_not_a_directory(&error) => {
             return Err(refuse(
                 "is not a directory (a component of the path is a file)",
                 Some(error),
@@ -826,40 +596,6 @@ fn validate_extent_dir(dir: &Path) -> Result<File, ConfigError> {
     })
 }
 
-/// Creates an unlinked read-write file in `dir` with mode `0600`: `O_TMPFILE` where the
-/// filesystem supports it, else a randomly named file unlinked right after it is opened.
-fn create_scratch_file(dir: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_TMPFILE)
-        .open(dir)
-        .or_else(|error| match error.raw_os_error() {
-            // The filesystem (or kernel) has no O_TMPFILE.
-            Some(libc::EOPNOTSUPP | libc::EISDIR | libc::ENOENT) => tempfile::tempfile_in(dir),
-            _ => Err(error),
-        })?;
-    // Whatever path created it, and whatever the umask, the file is private.
-    file.set_permissions(Permissions::from_mode(0o600))?;
-    Ok(file)
-}
-
-/// Switches `O_DIRECT` on for `file`.
-fn enable_direct_io(file: &File) -> io::Result<()> {
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl(F_GETFL) takes no pointers; `fd` is open for the lifetime of `file`.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above; F_SETFL takes an integer argument.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Whether the filesystem of `probe` accepts `O_DIRECT`: the flag is accepted and one aligned
 /// page can be written with it. Errors other than `EINVAL` (say `ENOSPC`) say nothing about
 /// alignment and keep `O_DIRECT`.
@@ -870,8 +606,8 @@ fn probe_direct_io(probe: &File) -> bool {
     }
     let mut page = AlignedBuf::with_capacity(EXTENT_ALIGN);
     page.resize(EXTENT_ALIGN);
-    match SystemIo.pwrite(probe.as_raw_fd(), page.as_slice(), 0) {
-        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
+    match SystemIo.write_at(probe, page.as_slice(), 0) {
+        Err(error) if is_invalid_argument(&error) => {
             tracing::info!(%error, "O_DIRECT write refused; extent files use buffered I/O");
             false
         }
@@ -880,147 +616,4 @@ fn probe_direct_io(probe: &File) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(len: usize, seed: u8) -> AlignedBuf {
-        let mut buf = AlignedBuf::with_capacity(len);
-        buf.resize(len);
-        for (i, byte) in buf.as_mut_slice().iter_mut().enumerate() {
-            *byte = seed.wrapping_add((i / 7) as u8);
-        }
-        buf
-    }
-
-    fn store(options: FileStoreOptions) -> (tempfile::TempDir, FileStore) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = FileStore::open(dir.path(), options).expect("open store");
-        (dir, store)
-    }
-
-    #[test]
-    fn resume_point_realigns_direct_transfers() {
-        assert_eq!(resume_point(false, 0, 100, 8192), 100);
-        assert_eq!(resume_point(true, 0, 100, 8192), 0);
-        assert_eq!(resume_point(true, 0, 5000, 8192), 4096);
-        assert_eq!(resume_point(true, 4096, 4096, 8192), 8192);
-        assert_eq!(resume_point(true, 0, 9000, 8192), 8192);
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore)]
-    fn write_read_free_reuse() {
-        let (_dir, store) = store(FileStoreOptions::default());
-        let a = frame(3 * EXTENT_ALIGN, 1);
-        let b = frame(3 * EXTENT_ALIGN, 2);
-        let addr_a = store.write(a.as_slice()).unwrap();
-        let addr_b = store.write(b.as_slice()).unwrap();
-        assert_eq!(addr_a.class, extent_class_of(a.len()));
-        assert_ne!(addr_a, addr_b);
-        assert_eq!(store.live_bytes(), 6 * EXTENT_ALIGN as u64);
-        assert_eq!(
-            store.reserved_bytes(),
-            2 * extent_class_size(addr_a.class) as u64
-        );
-        let mut out = AlignedBuf::new();
-        store.read(addr_a, a.len(), &mut out).unwrap();
-        assert_eq!(out.as_slice(), a.as_slice());
-        store.free(addr_a, a.len());
-        assert_eq!(store.live_bytes(), 3 * EXTENT_ALIGN as u64);
-        let addr_c = store.write(b.as_slice()).unwrap();
-        assert_eq!(addr_c, addr_a, "freed slot is reused");
-        store.read(addr_b, b.len(), &mut out).unwrap();
-        assert_eq!(out.as_slice(), b.as_slice());
-        assert_eq!(store.open_class_files(), 1);
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore)]
-    fn misaligned_frames_go_through_a_bounce_buffer() {
-        for direct_io in [true, false] {
-            let (_dir, store) = store(FileStoreOptions {
-                direct_io,
-                capacity: None,
-            });
-            let backing = frame(2 * EXTENT_ALIGN + 1, 9);
-            let unaligned = &backing.as_slice()[1..1000];
-            let addr = store.write(unaligned).unwrap();
-            let mut out = AlignedBuf::new();
-            store.read(addr, unaligned.len(), &mut out).unwrap();
-            assert_eq!(out.as_slice(), unaligned);
-        }
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore)]
-    fn large_classes_are_punched_on_free() {
-        let (_dir, store) = store(FileStoreOptions::default());
-        let big = frame(PUNCH_ON_FREE_MIN_BYTES, 3);
-        let small = frame(EXTENT_ALIGN, 4);
-        let big_addr = store.write(big.as_slice()).unwrap();
-        let small_addr = store.write(small.as_slice()).unwrap();
-        store.free(small_addr, small.len());
-        assert_eq!(store.counters().holes_punched, 0);
-        store.free(big_addr, big.len());
-        assert_eq!(store.counters().holes_punched, 1);
-        assert_eq!(store.lock_state().slots.unpunched_free_count(), 1);
-        assert_eq!(store.punch_free_holes(), 1);
-        assert_eq!(store.counters().holes_punched, 2);
-        assert_eq!(
-            store.punch_free_holes(),
-            0,
-            "punched slots are not punched again"
-        );
-        assert_eq!(store.live_bytes(), 0);
-        assert_eq!(store.reserved_bytes(), 0);
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore)]
-    fn failed_punch_keeps_the_slot_unpunched() {
-        let dir = tempfile::tempdir().unwrap();
-        let faults = Arc::new(FaultyIo::new());
-        let store =
-            FileStore::open_with_io(dir.path(), FileStoreOptions::default(), faults.clone())
-                .unwrap();
-        let small = frame(EXTENT_ALIGN, 5);
-        let addr = store.write(small.as_slice()).unwrap();
-        store.free(addr, small.len());
-        faults.fail_next_punches(1);
-        assert_eq!(store.punch_free_holes(), 0);
-        assert_eq!(store.lock_state().slots.unpunched_free_count(), 1);
-        assert_eq!(store.punch_free_holes(), 1);
-        assert_eq!(faults.punch_calls(), 2);
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore)]
-    fn bad_addresses_are_errors_not_panics() {
-        let (_dir, store) = store(FileStoreOptions::default());
-        let mut out = AlignedBuf::new();
-        for (addr, len) in [
-            (
-                ExtentAddr {
-                    class: EXTENT_CLASSES as u16,
-                    slot: 0,
-                },
-                EXTENT_ALIGN,
-            ),
-            (ExtentAddr { class: 0, slot: 0 }, 2 * EXTENT_ALIGN),
-            (ExtentAddr { class: 3, slot: 0 }, EXTENT_ALIGN),
-        ] {
-            let error = store.read(addr, len, &mut out).unwrap_err();
-            assert!(matches!(error, StoreError::Io { op: "read", addr: a, .. } if a == addr));
-        }
-        let addr = store.write(frame(EXTENT_ALIGN, 6).as_slice()).unwrap();
-        let beyond = ExtentAddr {
-            slot: addr.slot + 10,
-            ..addr
-        };
-        let error = store.read(beyond, EXTENT_ALIGN, &mut out).unwrap_err();
-        let StoreError::Io { source, .. } = error else {
-            panic!("expected an I/O error")
-        };
-        assert_eq!(source.kind(), io::ErrorKind::UnexpectedEof);
-    }
-}
+mod tests;

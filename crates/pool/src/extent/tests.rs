@@ -1,4 +1,5 @@
-//! Layer 1 through its public API: every extent store round-trips codec frames, reuses freed
+//! Layer 1 through the stores' interface (unit tests: frames come from the crate's private
+//! codec): every extent store round-trips codec frames, reuses freed
 //! slots and accounts live bytes; the file store keeps its scratch files private, uses
 //! `O_DIRECT` where it can, refuses bad directories, and survives injected faults without
 //! losing or corrupting extents; the swap store runs when a swap device is active.
@@ -8,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
 
-use spillway_pool::aligned::AlignedBuf;
-use spillway_pool::codec::{decode_into, Compression, DecodeError, ExtentEncoder, FrameMeta};
-use spillway_pool::error::ConfigError;
-use spillway_pool::extent::alloc::extent_class_of;
-use spillway_pool::extent::file::{FaultyIo, FileStore, FileStoreOptions, ReadFault, WriteFault};
-use spillway_pool::extent::memory::MemoryStore;
-use spillway_pool::extent::swap::{swap_available, SwapStore, SwapStoreOptions};
-use spillway_pool::extent::{ExtentAddr, ExtentStore, StoreError, EXTENT_ALIGN};
+use crate::aligned::AlignedBuf;
+use crate::codec::{decode_into, Compression, DecodeError, ExtentEncoder, FrameMeta};
+use crate::error::ConfigError;
+use crate::extent::alloc::extent_class_of;
+use crate::extent::file::{FaultyIo, FileStore, FileStoreOptions, ReadFault, WriteFault};
+use crate::extent::memory::MemoryStore;
+use crate::extent::swap::{swap_available, SwapStore, SwapStoreOptions};
+use crate::extent::{ExtentAddr, ExtentStore, StoreError, EXTENT_ALIGN};
 
 const SKIP_NO_SWAP: &str = "skipping: no swap device is active (see README: swap backend)";
 
@@ -766,7 +767,7 @@ fn swap_store_arena_fills_up_with_no_space() {
     }
     // One 32 MiB segment: the first class written claims it; other classes find no room.
     let options = SwapStoreOptions {
-        arena_bytes: spillway_pool::extent::swap::SWAP_SEGMENT_BYTES,
+        arena_bytes: crate::extent::swap::SWAP_SEGMENT_BYTES,
         ..Default::default()
     };
     let store = SwapStore::new(options).unwrap();

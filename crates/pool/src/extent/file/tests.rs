@@ -1,0 +1,150 @@
+//! Unit tests of the file store that need its internals (the allocator, hole punching).
+
+use std::io;
+use std::sync::Arc;
+
+use super::faulty::FaultyIo;
+use super::*;
+use crate::aligned::AlignedBuf;
+use crate::extent::alloc::{extent_class_of, extent_class_size, EXTENT_CLASSES};
+use crate::extent::{ExtentAddr, ExtentStore, StoreError, EXTENT_ALIGN};
+
+fn frame(len: usize, seed: u8) -> AlignedBuf {
+    let mut buf = AlignedBuf::with_capacity(len);
+    buf.resize(len);
+    for (i, byte) in buf.as_mut_slice().iter_mut().enumerate() {
+        *byte = seed.wrapping_add((i / 7) as u8);
+    }
+    buf
+}
+
+fn store(options: FileStoreOptions) -> (tempfile::TempDir, FileStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = FileStore::open(dir.path(), options).expect("open store");
+    (dir, store)
+}
+
+#[test]
+fn resume_point_realigns_direct_transfers() {
+    assert_eq!(resume_point(false, 0, 100, 8192), 100);
+    assert_eq!(resume_point(true, 0, 100, 8192), 0);
+    assert_eq!(resume_point(true, 0, 5000, 8192), 4096);
+    assert_eq!(resume_point(true, 4096, 4096, 8192), 8192);
+    assert_eq!(resume_point(true, 0, 9000, 8192), 8192);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn write_read_free_reuse() {
+    let (_dir, store) = store(FileStoreOptions::default());
+    let a = frame(3 * EXTENT_ALIGN, 1);
+    let b = frame(3 * EXTENT_ALIGN, 2);
+    let addr_a = store.write(a.as_slice()).unwrap();
+    let addr_b = store.write(b.as_slice()).unwrap();
+    assert_eq!(addr_a.class, extent_class_of(a.len()));
+    assert_ne!(addr_a, addr_b);
+    assert_eq!(store.live_bytes(), 6 * EXTENT_ALIGN as u64);
+    assert_eq!(
+        store.reserved_bytes(),
+        2 * extent_class_size(addr_a.class) as u64
+    );
+    let mut out = AlignedBuf::new();
+    store.read(addr_a, a.len(), &mut out).unwrap();
+    assert_eq!(out.as_slice(), a.as_slice());
+    store.free(addr_a, a.len());
+    assert_eq!(store.live_bytes(), 3 * EXTENT_ALIGN as u64);
+    let addr_c = store.write(b.as_slice()).unwrap();
+    assert_eq!(addr_c, addr_a, "freed slot is reused");
+    store.read(addr_b, b.len(), &mut out).unwrap();
+    assert_eq!(out.as_slice(), b.as_slice());
+    assert_eq!(store.open_class_files(), 1);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn misaligned_frames_go_through_a_bounce_buffer() {
+    for direct_io in [true, false] {
+        let (_dir, store) = store(FileStoreOptions {
+            direct_io,
+            capacity: None,
+        });
+        let backing = frame(2 * EXTENT_ALIGN + 1, 9);
+        let unaligned = &backing.as_slice()[1..1000];
+        let addr = store.write(unaligned).unwrap();
+        let mut out = AlignedBuf::new();
+        store.read(addr, unaligned.len(), &mut out).unwrap();
+        assert_eq!(out.as_slice(), unaligned);
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn large_classes_are_punched_on_free() {
+    let (_dir, store) = store(FileStoreOptions::default());
+    let big = frame(PUNCH_ON_FREE_MIN_BYTES, 3);
+    let small = frame(EXTENT_ALIGN, 4);
+    let big_addr = store.write(big.as_slice()).unwrap();
+    let small_addr = store.write(small.as_slice()).unwrap();
+    store.free(small_addr, small.len());
+    assert_eq!(store.counters().holes_punched, 0);
+    store.free(big_addr, big.len());
+    assert_eq!(store.counters().holes_punched, 1);
+    assert_eq!(store.lock_state().slots.unpunched_free_count(), 1);
+    assert_eq!(store.punch_free_holes(), 1);
+    assert_eq!(store.counters().holes_punched, 2);
+    assert_eq!(
+        store.punch_free_holes(),
+        0,
+        "punched slots are not punched again"
+    );
+    assert_eq!(store.live_bytes(), 0);
+    assert_eq!(store.reserved_bytes(), 0);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn failed_punch_keeps_the_slot_unpunched() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(FaultyIo::new());
+    let store =
+        FileStore::open_with_io(dir.path(), FileStoreOptions::default(), faults.clone()).unwrap();
+    let small = frame(EXTENT_ALIGN, 5);
+    let addr = store.write(small.as_slice()).unwrap();
+    store.free(addr, small.len());
+    faults.fail_next_punches(1);
+    assert_eq!(store.punch_free_holes(), 0);
+    assert_eq!(store.lock_state().slots.unpunched_free_count(), 1);
+    assert_eq!(store.punch_free_holes(), 1);
+    assert_eq!(faults.punch_calls(), 2);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn bad_addresses_are_errors_not_panics() {
+    let (_dir, store) = store(FileStoreOptions::default());
+    let mut out = AlignedBuf::new();
+    for (addr, len) in [
+        (
+            ExtentAddr {
+                class: EXTENT_CLASSES as u16,
+                slot: 0,
+            },
+            EXTENT_ALIGN,
+        ),
+        (ExtentAddr { class: 0, slot: 0 }, 2 * EXTENT_ALIGN),
+        (ExtentAddr { class: 3, slot: 0 }, EXTENT_ALIGN),
+    ] {
+        let error = store.read(addr, len, &mut out).unwrap_err();
+        assert!(matches!(error, StoreError::Io { op: "read", addr: a, .. } if a == addr));
+    }
+    let addr = store.write(frame(EXTENT_ALIGN, 6).as_slice()).unwrap();
+    let beyond = ExtentAddr {
+        slot: addr.slot + 10,
+        ..addr
+    };
+    let error = store.read(beyond, EXTENT_ALIGN, &mut out).unwrap_err();
+    let StoreError::Io { source, .. } = error else {
+        panic!("expected an I/O error")
+    };
+    assert_eq!(source.kind(), io::ErrorKind::UnexpectedEof);
+}
