@@ -8,6 +8,7 @@ use spillway_pool::{ExtentBackend, PoolConfig};
 use spillway_trace::PagingPolicy;
 
 use super::input::InputSpec;
+use super::key_dist::{KeyDist, KeySampler};
 use super::parse_bytes;
 
 /// Which arrangement the workload runs on.
@@ -171,6 +172,10 @@ pub struct QueryArgs {
     /// Fraction of updates retracted one round later.
     #[arg(long, default_value_t = 0.0)]
     pub retract: f64,
+    /// How keys of updates and probes are drawn: `uniform`, or `zipf:S` (exponent `S > 0`;
+    /// key 0 hottest). Under skew a join's output grows as `Σ p_k²`: keep `--probes` small.
+    #[arg(long, default_value = "uniform")]
+    pub key_dist: String,
     /// Seed of the generated input.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -269,6 +274,7 @@ impl Plan {
                 args.retract
             ));
         }
+        let key_dist = KeyDist::parse(&args.key_dist)?;
         if args.workers == 0 {
             return Err("--workers must be at least 1".into());
         }
@@ -359,6 +365,7 @@ impl Plan {
                 probes: args.probes.unwrap_or(args.updates / 10),
                 rounds: args.rounds,
                 retract: args.retract,
+                key_dist: KeySampler::new(key_dist, keys),
             },
             budget: args.budget,
             pool,

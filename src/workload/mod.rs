@@ -6,6 +6,7 @@ pub mod colspill;
 pub mod compare;
 pub mod data;
 pub mod input;
+pub mod key_dist;
 pub mod levels;
 pub mod lookup;
 pub mod metrics;

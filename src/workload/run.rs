@@ -303,6 +303,7 @@ impl Report {
             "probes": p.input.probes,
             "rounds": p.input.rounds,
             "retract": p.input.retract,
+            "key_dist": p.input.key_dist.dist().to_string(),
             "seed": p.input.seed,
             "workers": p.workers * p.processes,
             "workers_per_process": p.workers,

@@ -38,6 +38,6 @@ pub use arrange::{ArrangePaged, ArrangeSelfPaged, PagedBatcher, PagedBuilder, Pa
 pub use chunk::{PagedChunk, PagedCursor};
 pub use data::PagedData;
 pub use fixed::{FixedColumn, FixedWidth};
-pub use join::{JoinVectored, VectoredJoin};
+pub use join::{JoinStats, JoinVectored, VectoredJoin};
 pub use pager::{ColumnPager, Paging, PagingPolicy};
 pub use vectored::{for_each_update, get_vectored, LookupStats};
