@@ -35,9 +35,10 @@
 //! window plan (three words per chunk the block touches) and the window's updates
 //! (≤ `window_records`); and the output not yet pulled (≤ `step_records` plus the builder's two
 //! containers). An update in a buffer is `((usize, V), T, R)`: 32 bytes for `u64`s, so the
-//! defaults (16 Ki keys, 256 Ki fresh and 1 Mi window updates, 16 Ki output records per step)
-//! bound it at about 40 MiB plus a chunk per fresh batch. [`VectoredJoin::join_stats`]
-//! reports the largest of each buffer and of each step, as measured.
+//! defaults (16 Ki keys, 256 Ki fresh and 512 Ki window updates, 16 Ki output records per
+//! step) bound it at about 25 MiB plus a chunk per fresh batch. [`VectoredJoin::join_stats`]
+//! reports the largest of each buffer and of each step, as measured. (Output the driver has
+//! shipped, up to its fuel per activation, is downstream's, as with any tactic.)
 //!
 //! Nothing is cached in the chunks: for variable-length keys and values (whose cursor path
 //! keeps decoded bodies; see [`crate::chunk`]) this is the bounded-memory join.
@@ -74,7 +75,7 @@ pub const DEFAULT_GROUP: usize = 16 * 1024;
 /// Fresh updates per block, by default.
 pub const DEFAULT_FRESH_RECORDS: usize = 256 * 1024;
 /// Records (by chunk length) of the other side per window, by default.
-pub const DEFAULT_WINDOW_RECORDS: usize = 1024 * 1024;
+pub const DEFAULT_WINDOW_RECORDS: usize = 512 * 1024;
 /// Output records pushed per `next()`, by default.
 pub const DEFAULT_STEP_RECORDS: usize = 16 * 1024;
 
