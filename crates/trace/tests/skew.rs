@@ -4,7 +4,8 @@
 //!
 //! - Its output collection equals upstream `join_core` on `OrdValSpine` arrangements, with
 //!   the default bounds and with bounds small enough that hot keys are split over blocks and
-//!   windows and their cross products over many steps; paging on (a tiny pool) and off.
+//!   windows and their cross products over many steps; paging on (a tiny pool) and off; and
+//!   for random skews and bounds down to one record (proptest).
 //! - Its buffers stay within the configured bounds ([`VectoredJoin::join_stats`]): records
 //!   pushed per `next()`, fresh updates per block, other-side updates per window; and the
 //!   records it ships per worker step (one activation) stay within the driver's fuel (per
@@ -15,6 +16,7 @@ use std::rc::Rc;
 
 use differential_dataflow::consolidation::consolidate_updates;
 use differential_dataflow::input::Input;
+use proptest::prelude::*;
 use spillway_pool::{Pool, PoolConfig};
 use spillway_trace::{ArrangePaged, JoinStats, JoinVectored, Paging, PagingPolicy, VectoredJoin};
 use timely::dataflow::operators::{Inspect, Probe};
@@ -22,9 +24,17 @@ use timely::dataflow::operators::{Inspect, Probe};
 type Out = Vec<((u64, u64, u64), u64, isize)>;
 
 /// Hot keys, and values per hot key per round on each side.
-const HOT: u64 = 4;
-const LEFT_PER_ROUND: u64 = 600;
-const RIGHT_PER_ROUND: u64 = 70;
+#[derive(Clone, Copy, Debug)]
+struct Skew {
+    hot: u64,
+    left: u64,
+    right: u64,
+}
+const SKEW: Skew = Skew {
+    hot: 4,
+    left: 600,
+    right: 70,
+};
 const ROUNDS: u64 = 3;
 /// Records a chunk may hold (two grading targets): a window takes at least one chunk.
 const CHUNK_MAX: u64 = 2 * 8192;
@@ -42,7 +52,7 @@ struct Run {
     max_per_step: u64,
 }
 
-fn run(paged: bool, bounds: Bounds) -> Run {
+fn run(paged: bool, skew: Skew, bounds: Bounds) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let pool = Pool::new(
         PoolConfig::default()
@@ -111,14 +121,14 @@ fn run(paged: bool, bounds: Bounds) -> Run {
             more
         };
         for round in 0..ROUNDS {
-            for key in 0..HOT {
-                for j in 0..LEFT_PER_ROUND {
+            for key in 0..skew.hot {
+                for j in 0..skew.left {
                     left.update((key, round * 10_000 + j), 1);
                     if round > 0 && j % 5 == 0 {
                         left.update((key, (round - 1) * 10_000 + j), -1);
                     }
                 }
-                for j in 0..RIGHT_PER_ROUND {
+                for j in 0..skew.right {
                     right.update((key, round * 10_000 + j), 1 + (j % 2) as isize);
                     if round > 0 && j % 7 == 0 {
                         right.update((key, (round - 1) * 10_000 + j), -1 - (j % 2) as isize);
@@ -171,7 +181,7 @@ fn check_bounds(run: &Run, window: u64, step: u64, fresh: u64) {
 fn split_hot_keys_join_like_upstream_with_bounded_steps() {
     let (group, fresh, window, step) = (64, 500, 2_000, 1_000);
     for paged in [true, false] {
-        let run = run(paged, Some((group, fresh, window, step)));
+        let run = run(paged, SKEW, Some((group, fresh, window, step)));
         assert!(run.upstream.len() > 100_000, "{}", run.upstream.len());
         assert!(
             run.vectored == run.upstream,
@@ -189,7 +199,7 @@ fn split_hot_keys_join_like_upstream_with_bounded_steps() {
 
 #[test]
 fn default_bounds_join_like_upstream() {
-    let run = run(true, None);
+    let run = run(true, SKEW, None);
     assert!(run.vectored == run.upstream, "outputs differ");
     check_bounds(
         &run,
@@ -203,4 +213,27 @@ fn default_bounds_join_like_upstream() {
         "{:?}",
         run.stats
     );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// Any bounds, down to one record, give upstream's output.
+    #[test]
+    fn any_bounds_join_like_upstream(
+        hot in 1u64..6,
+        left in 1u64..200,
+        right in 1u64..40,
+        group in 1usize..40,
+        fresh in 1usize..300,
+        window in 1usize..3_000,
+        step in 1usize..500,
+        paged in any::<bool>(),
+    ) {
+        let run = run(paged, Skew { hot, left, right }, Some((group, fresh, window, step)));
+        prop_assert!(!run.upstream.is_empty());
+        prop_assert!(run.vectored == run.upstream, "outputs differ");
+        prop_assert!(run.stats.max_step_records <= step as u64);
+        prop_assert!(run.stats.max_block_updates <= fresh as u64);
+    }
 }
