@@ -182,6 +182,7 @@ fn split_hot_keys_join_like_upstream_with_bounded_steps() {
     let (group, fresh, window, step) = (64, 500, 2_000, 1_000);
     for paged in [true, false] {
         let run = run(paged, SKEW, Some((group, fresh, window, step)));
+        eprintln!("paged {paged}, small bounds: {:?}", run.stats);
         assert!(run.upstream.len() > 100_000, "{}", run.upstream.len());
         assert!(
             run.vectored == run.upstream,
@@ -200,6 +201,7 @@ fn split_hot_keys_join_like_upstream_with_bounded_steps() {
 #[test]
 fn default_bounds_join_like_upstream() {
     let run = run(true, SKEW, None);
+    eprintln!("default bounds: {:?}", run.stats);
     assert!(run.vectored == run.upstream, "outputs differ");
     check_bounds(
         &run,
