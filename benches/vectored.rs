@@ -22,6 +22,7 @@ fn main() {
         probes: 0,
         rounds: 10,
         retract: 0.0,
+        key_dist: spillway_workload::key_dist::KeySampler::uniform(500_000),
     };
     let pool = Pool::new(PoolConfig::default().budget("4MiB").expect("budget")).expect("pool");
     let worker_pool = pool.clone();

@@ -122,6 +122,7 @@ fn json_has_every_contracted_field() {
         "peak_rss_bytes",
         "rss_after_scan_bytes",
         "join_tactic",
+        "key_dist",
     ] {
         assert!(!v[field].is_null(), "missing {field}: {v}");
     }
@@ -193,6 +194,66 @@ fn bad_flags_fail_fast_with_a_message() {
             started.elapsed() < Duration::from_secs(5),
             "{args:?} did work before failing"
         );
+    }
+}
+
+#[test]
+fn skewed_keys_agree_across_backends_and_bad_distributions_fail_fast() {
+    // Hot keys on both sides: the join's output is many times its input.
+    let skew = ["--key-dist", "zipf:1.2", "--probes", "300", "--json"];
+    for workload in ["join", "reduce"] {
+        let mut expected = None;
+        for backend in ["pool", "memory", "dd-ord"] {
+            let mut args = vec![workload, "--backend", backend, "--quiet"];
+            args.extend(SMALL);
+            args.extend(skew);
+            let v = json_run(&args);
+            assert_eq!(v.key_dist, "zipf:1.2", "{v:?}");
+            let got = answers(&v);
+            match &expected {
+                None => expected = Some(got),
+                Some(e) => assert_eq!(&got, e, "{workload} on {backend}"),
+            }
+        }
+        let (_, records, _, _) = expected.unwrap();
+        if workload == "join" {
+            assert!(records > 10 * 40_000, "join output {records}");
+        }
+    }
+    // compare hands the distribution to its children.
+    let mut args = vec!["compare", "--backends", "pool,dd-ord"];
+    args.extend(SMALL);
+    args.extend(skew);
+    let out = spillway(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["key_dist"], "zipf:1.2", "{v}");
+    }
+    let mut args = vec!["join", "--json", "--quiet", "--key-dist", "uniform"];
+    args.extend(SMALL);
+    assert_eq!(json_run(&args).key_dist, "uniform");
+    for bad in ["zipf:", "zipf:0", "zipf:-1", "zipf:abc", "pareto"] {
+        for command in ["join", "reduce", "compare"] {
+            let started = Instant::now();
+            let out = spillway(&[command, "--key-dist", bad]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success(),
+                "{command} --key-dist {bad} succeeded"
+            );
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{bad}: {stderr}");
+            assert!(stderr.contains("--key-dist"), "{bad}: {stderr}");
+            assert!(out.stdout.is_empty());
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{bad}: did work"
+            );
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use spillway_pool::{ExtentBackend, PoolConfig};
 use spillway_trace::PagingPolicy;
 use spillway_workload::input::InputSpec;
+use spillway_workload::key_dist::{KeyDist, KeySampler};
 use spillway_workload::plan::{Backend, JoinTactic, QueryPlan, Workload};
 use spillway_workload::units::parse_count;
 
@@ -109,6 +110,10 @@ pub struct QueryArgs {
     /// Fraction of updates retracted one round later.
     #[arg(long, default_value_t = 0.0)]
     pub retract: f64,
+    /// How keys of updates and probes are drawn: `uniform`, or `zipf:S` (exponent `S > 0`;
+    /// key 0 hottest). Under skew a join's output grows as `Σ p_k²`: keep `--probes` small.
+    #[arg(long, default_value = "uniform")]
+    pub key_dist: String,
     /// Seed of the generated input.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -189,6 +194,7 @@ impl QueryArgs {
                 args.retract
             ));
         }
+        let key_dist = KeyDist::parse(&args.key_dist)?;
         if args.workers == 0 {
             return Err("--workers must be at least 1".into());
         }
@@ -278,6 +284,7 @@ impl QueryArgs {
                 probes: args.probes.unwrap_or(args.updates / 10),
                 rounds: args.rounds,
                 retract: args.retract,
+                key_dist: KeySampler::new(key_dist, keys),
             },
             budget: args.budget,
             pool,
@@ -306,6 +313,7 @@ impl QueryArgs {
         }
         flag("rounds", self.rounds.to_string());
         flag("retract", self.retract.to_string());
+        flag("key-dist", self.key_dist.clone());
         flag("seed", self.seed.to_string());
         flag("backend", self.backend.name().to_string());
         flag("budget", self.budget.to_string());
@@ -397,6 +405,8 @@ mod tests {
                 "3",
                 "--retract",
                 "0.25",
+                "--key-dist",
+                "zipf:1.2",
                 "--seed",
                 "9",
                 "--backend",

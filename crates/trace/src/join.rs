@@ -1,23 +1,55 @@
 //! A vectored join tactic: [`VectoredJoin`], and [`JoinVectored::join_core_vectored`].
 //!
 //! differential's `join_with_tactic` hands a tactic, for each freshly arrived batch, the
-//! batches of the other side's trace. The cursor tactic (`join_core`) walks a cursor over the
-//! fresh batch and seeks each of its keys in a cursor over the other side, chunk by chunk.
-//! [`VectoredJoin`] instead reads the fresh side in key order, a group of
-//! [`VectoredJoin::group`] keys at a time, and looks each group up in the other side with one
-//! [vectored lookup](crate::vectored): every chunk of the other side that the group touches
-//! is read once per group, with coalesced reads, and only its matching records are decoded.
+//! batches of the other side's trace, and pulls the iterator the tactic returns for output
+//! containers until its fuel (about a million records per input per activation) is spent,
+//! resuming the same iterator on the next activation. The cursor tactic (`join_core`) walks a
+//! cursor over the fresh batch and seeks each of its keys in a cursor over the other side,
+//! chunk by chunk. [`VectoredJoin`] instead reads the fresh side in key order, a **block** of
+//! up to [`VectoredJoin::group`] keys at a time, and looks each block up in the other side
+//! with [vectored lookups](crate::vectored): every chunk of the other side that the block
+//! touches is read once per block, with coalesced reads, and only its matching records are
+//! decoded.
+//!
+//! # Bounded work and memory under skew
+//! Every buffer is bounded by a record count, whatever the keys' multiplicities:
+//! - a block holds at most [`VectoredJoin::fresh_records`] fresh updates: a hot fresh key with
+//!   more is split over several blocks (each looks the key up again: a block nested loop);
+//! - the other side's chunks a block touches are read in **windows** of at most
+//!   [`VectoredJoin::window_records`] records (by the chunks' lengths, so a window never holds
+//!   more updates than that, even for one hot key spanning many chunks), in key order; each
+//!   window is one vectored lookup;
+//! - the cross product of a block and a window is produced incrementally: each `next()`
+//!   pushes at most [`VectoredJoin::step_records`] output records (plus what one call of the
+//!   join logic returns), then yields, and the next call resumes at the same pair of updates.
+//!   So the driver's fuel applies within a hot key's cross product as well, and output per
+//!   activation is the driver's fuel plus one step.
+//!
+//! By bilinearity (`(a + b) ⋈ c = a ⋈ c + b ⋈ c`) splitting a key over blocks or windows
+//! changes no output collection; it only forgoes consolidation of a split key's updates
+//! across blocks or windows (the cancelling outputs are then consolidated downstream).
+//!
+//! Memory outside the pool, per prepared unit being drained (the driver drains at most one
+//! per input at a time; the queued ones hold only their batches' `Rc`s): one decoded chunk per
+//! fresh batch; the block's keys (≤ `group`) and its fresh updates (≤ `fresh_records`); the
+//! window plan (three words per chunk the block touches) and the window's updates
+//! (≤ `window_records`); and the output not yet pulled (≤ `step_records` plus the builder's two
+//! containers). An update in a buffer is `((usize, V), T, R)`: 32 bytes for `u64`s, so the
+//! defaults (16 Ki keys, 256 Ki fresh and 512 Ki window updates, 16 Ki output records per
+//! step) bound it at about 25 MiB plus a chunk per fresh batch. [`VectoredJoin::join_stats`]
+//! reports the largest of each buffer and of each step, as measured. (Output the driver has
+//! shipped, up to its fuel per activation, is downstream's, as with any tactic.)
 //!
 //! Nothing is cached in the chunks: for variable-length keys and values (whose cursor path
-//! keeps decoded bodies; see [`crate::chunk`]) this is the bounded-memory join. Memory per
-//! activation: one decoded chunk per fresh batch, and the records of one group of keys.
+//! keeps decoded bodies; see [`crate::chunk`]) this is the bounded-memory join.
 //!
 //! # Output
 //! For each key, every pair of updates `(v0, t0, r0)`, `(v1, t1, r1)` yields
 //! `logic(key, v0, v1)` at `t0 ∨ t1` with diff `r0 · r1`, as `join_core` does; the
 //! accumulated (non-fresh) side's times are first advanced by the driver's `meet` and
 //! consolidated, which changes no output (every output time is at or beyond `meet`). The
-//! output collection equals `join_core`'s (tests check it with proptest).
+//! output collection equals `join_core`'s (tests check it with proptest, and under skew in
+//! `tests/skew.rs`).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -28,7 +60,7 @@ use differential_dataflow::difference::{Multiply, Semigroup};
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::join::{join_with_tactic, Fresh, JoinTactic};
-use differential_dataflow::trace::chunk::ChunkBatch;
+use differential_dataflow::trace::chunk::{Chunk, ChunkBatch};
 use differential_dataflow::{AsCollection, Data, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
 use timely::progress::Timestamp;
@@ -38,18 +70,55 @@ use crate::data::PagedData;
 use crate::vectored::{for_each_update, LookupStats};
 use crate::PagedSpine;
 
-/// Keys per vectored lookup, by default.
-pub const DEFAULT_GROUP: usize = 16 * 1024;
+/// Keys per block, by default.
+pub const JOIN_GROUP_KEYS: usize = 16 * 1024;
+/// Fresh updates per block, by default.
+pub const JOIN_FRESH_RECORDS: usize = 256 * 1024;
+/// Records (by chunk length) of the other side per window, by default.
+pub const JOIN_WINDOW_RECORDS: usize = 512 * 1024;
+/// Output records pushed per `next()`, by default.
+pub const JOIN_STEP_RECORDS: usize = 16 * 1024;
 
 type Batch<K, V, T, R> = Rc<ChunkBatch<PagedChunk<K, V, T, R>>>;
 type Output<D, T, R> = ConsolidatingContainerBuilder<Vec<(D, T, R)>>;
+
+/// What a [`VectoredJoin`] did, and the largest of its bounded buffers (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JoinStats {
+    /// Blocks of fresh keys joined.
+    pub blocks: u64,
+    /// Windows of the other side looked up.
+    pub windows: u64,
+    /// `next()` calls that produced output records (steps).
+    pub steps: u64,
+    /// Output records pushed (before consolidation).
+    pub records_out: u64,
+    /// The most output records pushed in one `next()`.
+    pub max_step_records: u64,
+    /// The most records in one container handed to the driver.
+    pub max_container_records: u64,
+    /// The most fresh updates in one block.
+    pub max_block_updates: u64,
+    /// The most other-side updates in one window.
+    pub max_window_updates: u64,
+}
 
 /// The vectored [`JoinTactic`] over two paged traces with key `K` (see the module docs).
 /// `logic(key, v0, v1)` returns the output records of a matching pair, as `join_core`'s.
 pub struct VectoredJoin<L> {
     logic: Rc<RefCell<L>>,
-    group: usize,
+    limits: Limits,
     stats: Rc<RefCell<LookupStats>>,
+    join_stats: Rc<RefCell<JoinStats>>,
+}
+
+/// The bounds of one prepared unit (see the module docs).
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    group: usize,
+    fresh: usize,
+    window: usize,
+    step: usize,
 }
 
 impl<L> VectoredJoin<L> {
@@ -57,21 +126,51 @@ impl<L> VectoredJoin<L> {
     pub fn new(logic: L) -> Self {
         VectoredJoin {
             logic: Rc::new(RefCell::new(logic)),
-            group: DEFAULT_GROUP,
+            limits: Limits {
+                group: JOIN_GROUP_KEYS,
+                fresh: JOIN_FRESH_RECORDS,
+                window: JOIN_WINDOW_RECORDS,
+                step: JOIN_STEP_RECORDS,
+            },
             stats: Rc::default(),
+            join_stats: Rc::default(),
         }
     }
 
-    /// Keys per vectored lookup (at least 1; 16 Ki by default): larger groups read each
-    /// touched chunk of the other side fewer times; smaller ones hold fewer records at once.
+    /// Keys per block (at least 1; 16 Ki by default): larger blocks read each touched chunk of
+    /// the other side fewer times; smaller ones hold fewer records at once.
     pub fn group(mut self, keys: usize) -> Self {
-        self.group = keys.max(1);
+        self.limits.group = keys.max(1);
+        self
+    }
+
+    /// Fresh updates per block (at least 1); a key with more is split over blocks.
+    pub fn fresh_records(mut self, updates: usize) -> Self {
+        self.limits.fresh = updates.max(1);
+        self
+    }
+
+    /// Records of the other side per window, counted by the touched chunks' lengths (at
+    /// least 1; a window always takes at least one chunk, so chunks bound it from below).
+    pub fn window_records(mut self, records: usize) -> Self {
+        self.limits.window = records.max(1);
+        self
+    }
+
+    /// Output records pushed per `next()` of a prepared unit (at least 1) before it yields.
+    pub fn step_records(mut self, records: usize) -> Self {
+        self.limits.step = records.max(1);
         self
     }
 
     /// The lookups this tactic has done so far (shared: read it after the dataflow ran).
     pub fn stats(&self) -> Rc<RefCell<LookupStats>> {
         Rc::clone(&self.stats)
+    }
+
+    /// Blocks, windows, steps and the largest buffers so far (shared, like [`Self::stats`]).
+    pub fn join_stats(&self) -> Rc<RefCell<JoinStats>> {
+        Rc::clone(&self.join_stats)
     }
 }
 
@@ -102,12 +201,16 @@ where
         Box::new(VectoredIter {
             driver,
             meet,
-            group: self.group,
+            limits: self.limits,
             logic: Rc::clone(&self.logic),
             stats: Rc::clone(&self.stats),
+            join_stats: Rc::clone(&self.join_stats),
             keys: Vec::new(),
             side0: Vec::new(),
             side1: Vec::new(),
+            windows: VecDeque::new(),
+            at: Position::default(),
+            joining: false,
             builder: Output::default(),
             ready: VecDeque::new(),
             done: false,
@@ -129,6 +232,23 @@ where
     Input1(Vec<Batch<K, V0, T, R0>>, BatchStream<K, V1, T, R1>),
 }
 
+/// One window: chunks of the other side as `(batch index, chunk index)`, by batch and chunk.
+type Window = Vec<(usize, usize)>;
+
+/// Where the cross product of the current block and window stands: the runs of the current
+/// key in `side0` (`a..a_end`) and `side1` (`b..b_end`), and the next pair `(ia, ib)` in them.
+#[derive(Clone, Copy, Debug, Default)]
+struct Position {
+    a: usize,
+    b: usize,
+    a_end: usize,
+    b_end: usize,
+    ia: usize,
+    ib: usize,
+    /// Whether the runs are set (the current key matches on both sides).
+    in_key: bool,
+}
+
 /// The deferred work of one `prep`: an iterator of output containers.
 struct VectoredIter<K, V0, V1, T, R0, R1, L, D>
 where
@@ -141,13 +261,20 @@ where
 {
     driver: Driver<K, V0, V1, T, R0, R1>,
     meet: T,
-    group: usize,
+    limits: Limits,
     logic: Rc<RefCell<L>>,
     stats: Rc<RefCell<LookupStats>>,
-    /// The current group's keys, and each side's updates `((key index, val), time, diff)`.
+    join_stats: Rc<RefCell<JoinStats>>,
+    /// The current block's keys, and each side's updates `((key index, val), time, diff)`:
+    /// the fresh side's for the block, the other side's for the current window.
     keys: Vec<K>,
     side0: Vec<((usize, V0), T, R0)>,
     side1: Vec<((usize, V1), T, R1)>,
+    /// The windows of the current block not yet looked up.
+    windows: VecDeque<Window>,
+    at: Position,
+    /// Whether a window is loaded and its cross product not finished.
+    joining: bool,
     builder: Output<D, T, R0::Output>,
     ready: VecDeque<Vec<(D, T, R0::Output)>>,
     done: bool,
@@ -167,20 +294,49 @@ where
     type Item = Vec<(I::Item, T, R0::Output)>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let mut pushed = 0;
         while self.ready.is_empty() && !self.done {
-            if self.next_group() {
-                self.join_group();
+            if self.joining {
+                // Resumes the cross product; at most one step of output per call.
+                let room = self.limits.step.saturating_sub(pushed);
+                if room == 0 {
+                    // A step pushed records that all consolidated away: yield nothing yet,
+                    // but bound this call's work. An empty container costs the driver no
+                    // fuel and carries no records.
+                    break;
+                }
+                let (n, finished) = self.join_some(room);
+                pushed += n;
+                self.joining = !finished;
                 while let Some(container) = self.builder.extract() {
                     self.ready.push_back(std::mem::take(container));
                 }
-            } else {
+            } else if let Some(window) = self.windows.pop_front() {
+                self.load_window(window);
+                self.joining = true;
+            } else if !self.next_block() {
                 self.done = true;
                 while let Some(container) = self.builder.finish() {
                     self.ready.push_back(std::mem::take(container));
                 }
             }
         }
-        self.ready.pop_front()
+        let out = self.ready.pop_front();
+        let mut stats = self.join_stats.borrow_mut();
+        if pushed > 0 {
+            stats.steps += 1;
+            stats.records_out += pushed as u64;
+            stats.max_step_records = stats.max_step_records.max(pushed as u64);
+        }
+        if let Some(container) = &out {
+            stats.max_container_records = stats.max_container_records.max(container.len() as u64);
+        }
+        if out.is_none() && !self.done {
+            // Out of step budget with nothing consolidated to show: an empty container keeps
+            // the driver pulling (and rescheduling) without buffering anything.
+            return Some(Vec::new());
+        }
+        out
     }
 }
 
@@ -195,61 +351,200 @@ where
     L: for<'a> FnMut(K::Item<'a>, V0::Item<'a>, V1::Item<'a>) -> I,
     I: IntoIterator<Item: Data>,
 {
-    /// Loads the next group of fresh keys with both sides' updates; false when none is left.
-    fn next_group(&mut self) -> bool {
-        let (keys, side0, side1, meet) =
-            (&mut self.keys, &mut self.side0, &mut self.side1, &self.meet);
+    /// Loads the next block of fresh keys with their fresh updates, and plans the other
+    /// side's windows for it; false when no fresh key is left.
+    fn next_block(&mut self) -> bool {
+        let Limits {
+            group,
+            fresh: cap,
+            window,
+            ..
+        } = self.limits;
+        let (keys, side0, side1) = (&mut self.keys, &mut self.side0, &mut self.side1);
         keys.clear();
         side0.clear();
         side1.clear();
-        let stats = match &mut self.driver {
+        let fresh_len = match &mut self.driver {
             Driver::Input0(fresh, other) => {
-                fresh.take_keys(self.group, keys, side0);
-                for_each_update(other, keys, |i, v, t, r| {
-                    side1.push(((i, v), t.join(meet), r))
-                })
+                fresh.take_keys(group, cap, keys, side0);
+                consolidate_updates(side0);
+                self.windows = plan_windows(other, keys, window);
+                side0.len()
             }
             Driver::Input1(other, fresh) => {
-                fresh.take_keys(self.group, keys, side1);
-                for_each_update(other, keys, |i, v, t, r| {
+                fresh.take_keys(group, cap, keys, side1);
+                consolidate_updates(side1);
+                self.windows = plan_windows(other, keys, window);
+                side1.len()
+            }
+        };
+        if keys.is_empty() {
+            return false;
+        }
+        let mut stats = self.join_stats.borrow_mut();
+        stats.blocks += 1;
+        stats.max_block_updates = stats.max_block_updates.max(fresh_len as u64);
+        true
+    }
+
+    /// Looks the block's keys up in one window of the other side, replacing that side's
+    /// updates, and starts the window's cross product.
+    fn load_window(&mut self, window: Window) {
+        let (keys, meet) = (&self.keys, &self.meet);
+        let (stats, loaded) = match &self.driver {
+            Driver::Input0(_, other) => {
+                let side1 = &mut self.side1;
+                side1.clear();
+                let stats = for_each_update(&window_batches(other, &window), keys, |i, v, t, r| {
+                    side1.push(((i, v), t.join(meet), r))
+                });
+                consolidate_updates(side1);
+                (stats, side1.len())
+            }
+            Driver::Input1(other, _) => {
+                let side0 = &mut self.side0;
+                side0.clear();
+                let stats = for_each_update(&window_batches(other, &window), keys, |i, v, t, r| {
                     side0.push(((i, v), t.join(meet), r))
-                })
+                });
+                consolidate_updates(side0);
+                (stats, side0.len())
             }
         };
         *self.stats.borrow_mut() += stats;
-        !keys.is_empty()
+        let mut join_stats = self.join_stats.borrow_mut();
+        join_stats.windows += 1;
+        join_stats.max_window_updates = join_stats.max_window_updates.max(loaded as u64);
+        self.at = Position::default();
     }
 
-    /// Joins the loaded group into the builder.
-    fn join_group(&mut self) {
-        consolidate_updates(&mut self.side0);
-        consolidate_updates(&mut self.side1);
+    /// Pushes the cross product of the loaded block and window into the builder, from where
+    /// it stopped, until at least `room` records are pushed or it is finished; returns the
+    /// records pushed and whether it is finished.
+    fn join_some(&mut self, room: usize) -> (usize, bool) {
         let mut logic = self.logic.borrow_mut();
-        let (mut a, mut b) = (0, 0);
-        let (s0, s1) = (&self.side0, &self.side1);
-        while a < s0.len() && b < s1.len() {
-            let (i, j) = (s0[a].0 .0, s1[b].0 .0);
-            if i < j {
-                a += s0[a..].partition_point(|x| x.0 .0 == i);
-            } else if j < i {
-                b += s1[b..].partition_point(|x| x.0 .0 == j);
-            } else {
-                let a_end = a + s0[a..].partition_point(|x| x.0 .0 == i);
-                let b_end = b + s1[b..].partition_point(|x| x.0 .0 == i);
-                let key = self.keys[i].item();
-                for ((_, v0), t0, r0) in &s0[a..a_end] {
-                    for ((_, v1), t1, r1) in &s1[b..b_end] {
-                        let time = t0.join(t1);
-                        let diff = r0.clone().multiply(r1);
-                        for datum in (logic)(key, v0.item(), v1.item()) {
-                            self.builder.push_into((datum, time.clone(), diff.clone()));
-                        }
+        let (s0, s1, at) = (&self.side0, &self.side1, &mut self.at);
+        let mut pushed = 0;
+        loop {
+            if !at.in_key {
+                // The next key present on both sides.
+                loop {
+                    if at.a >= s0.len() || at.b >= s1.len() {
+                        return (pushed, true);
+                    }
+                    let (i, j) = (s0[at.a].0 .0, s1[at.b].0 .0);
+                    if i < j {
+                        at.a += s0[at.a..].partition_point(|x| x.0 .0 < j);
+                    } else if j < i {
+                        at.b += s1[at.b..].partition_point(|x| x.0 .0 < i);
+                    } else {
+                        at.a_end = at.a + s0[at.a..].partition_point(|x| x.0 .0 == i);
+                        at.b_end = at.b + s1[at.b..].partition_point(|x| x.0 .0 == i);
+                        (at.ia, at.ib, at.in_key) = (at.a, at.b, true);
+                        break;
                     }
                 }
-                (a, b) = (a_end, b_end);
             }
+            let key = self.keys[s0[at.a].0 .0].item();
+            while at.ia < at.a_end {
+                let ((_, v0), t0, r0) = &s0[at.ia];
+                while at.ib < at.b_end {
+                    let ((_, v1), t1, r1) = &s1[at.ib];
+                    at.ib += 1;
+                    let time = t0.join(t1);
+                    let diff = r0.clone().multiply(r1);
+                    for datum in (logic)(key, v0.item(), v1.item()) {
+                        self.builder.push_into((datum, time.clone(), diff.clone()));
+                        pushed += 1;
+                    }
+                    if pushed >= room {
+                        return (pushed, false);
+                    }
+                }
+                at.ib = at.b;
+                at.ia += 1;
+            }
+            at.in_key = false;
+            (at.a, at.b) = (at.a_end, at.b_end);
         }
     }
+}
+
+/// The chunks of `batches` that some of `keys` (sorted, no duplicates) can fall into, by
+/// their resident fences, cut into windows of at most `cap` records (by chunk length; at
+/// least one chunk each). Chunks are taken in the order of the first key falling into them,
+/// so a key's chunks from different batches tend to share a window (and its updates are
+/// consolidated together).
+fn plan_windows<K, V, T, R>(
+    batches: &[Batch<K, V, T, R>],
+    keys: &[K],
+    cap: usize,
+) -> VecDeque<Window>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
+{
+    // (index of the first key in the chunk, batch, chunk, records)
+    let mut touched: Vec<(usize, usize, usize, usize)> = Vec::new();
+    for (b, batch) in batches.iter().enumerate() {
+        let mut lo = 0;
+        for (c, chunk) in batch.chunks.iter().enumerate() {
+            if lo == keys.len() {
+                break;
+            }
+            let ((first, _, _), (last, _, _)) = chunk.fences();
+            while lo < keys.len() && keys[lo] < *first {
+                lo += 1;
+            }
+            if lo < keys.len() && keys[lo] <= *last {
+                touched.push((lo, b, c, chunk.len()));
+            }
+            // The next chunk may start with this chunk's last key: do not move `lo` past it.
+        }
+    }
+    touched.sort_unstable();
+    let mut windows = VecDeque::new();
+    let (mut window, mut records): (Window, usize) = (Vec::new(), 0);
+    for (_, b, c, len) in touched {
+        if !window.is_empty() && records + len > cap {
+            window.sort_unstable();
+            windows.push_back(std::mem::take(&mut window));
+            records = 0;
+        }
+        window.push((b, c));
+        records += len;
+    }
+    if !window.is_empty() {
+        window.sort_unstable();
+        windows.push_back(window);
+    }
+    windows
+}
+
+/// A window's chunks as batches (each batch's chunks in order) for a vectored lookup.
+fn window_batches<K, V, T, R>(
+    batches: &[Batch<K, V, T, R>],
+    window: &Window,
+) -> Vec<ChunkBatch<PagedChunk<K, V, T, R>>>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
+{
+    let mut out: Vec<ChunkBatch<PagedChunk<K, V, T, R>>> = Vec::new();
+    let mut last = None;
+    for &(b, c) in window {
+        if last != Some(b) {
+            out.push(ChunkBatch { chunks: Vec::new() });
+            last = Some(b);
+        }
+        let chunks = &mut out.last_mut().expect("pushed above").chunks;
+        chunks.push(batches[b].chunks[c].clone());
+    }
+    out
 }
 
 /// The fresh side read in key order: each batch one decoded chunk at a time, the batches
@@ -333,14 +628,16 @@ where
     }
 
     /// Appends up to `group` next distinct keys to `keys`, and their updates (with the key's
-    /// index in `keys`) to `updates`.
+    /// index in `keys`) to `updates`, stopping once `updates` holds `cap` updates, even within
+    /// a key: the next call then starts with the rest of that key.
     fn take_keys(
         &mut self,
         group: usize,
+        cap: usize,
         keys: &mut Vec<K>,
         updates: &mut Vec<((usize, V), T, R)>,
     ) {
-        while keys.len() < group {
+        while keys.len() < group && updates.len() < cap {
             let Some(key) = self
                 .batches
                 .iter_mut()
@@ -351,7 +648,10 @@ where
             };
             let i = keys.len();
             for b in &mut self.batches {
-                while let Some(((k, v), t, r)) = b.head() {
+                while updates.len() < cap {
+                    let Some(((k, v), t, r)) = b.head() else {
+                        break;
+                    };
                     if *k != key {
                         break;
                     }

@@ -85,7 +85,10 @@ pub use arrange::{
 pub use chunk::{PagedChunk, PagedCursor};
 pub use data::PagedData;
 pub use fixed::{FixedColumn, FixedWidth};
-pub use join::{JoinVectored, VectoredJoin};
+pub use join::{
+    JoinStats, JoinVectored, VectoredJoin, JOIN_FRESH_RECORDS, JOIN_GROUP_KEYS, JOIN_STEP_RECORDS,
+    JOIN_WINDOW_RECORDS,
+};
 pub use level::{level_of, LEVELS};
 pub use merge_times::{take_merge_times, MergeTime};
 pub use pager::{Paging, PagingPolicy};

@@ -10,6 +10,7 @@
 //!   reduce outputs and variable-length types under tiny budgets.
 //! - [`residency`], [`die_young`]: the pool's bounds (resident bytes, die-young elision).
 //! - [`vectored`]: vectored lookups and the vectored join against their cursor counterparts.
+//! - [`skew`]: the vectored join under hot keys: equal to upstream, buffers within bounds.
 
 #[path = "trace/die_young.rs"]
 mod die_young;
@@ -23,6 +24,8 @@ mod pass_through;
 mod reduce_output;
 #[path = "trace/residency.rs"]
 mod residency;
+#[path = "trace/skew.rs"]
+mod skew;
 #[path = "trace/smoke.rs"]
 mod smoke;
 #[path = "trace/strings.rs"]

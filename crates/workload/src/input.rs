@@ -16,6 +16,8 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use crate::key_dist::KeySampler;
+
 /// The splitmix64 finalizer: a bijective 64-bit mix.
 #[inline]
 pub fn mix(mut z: u64) -> u64 {
@@ -76,6 +78,8 @@ pub struct InputSpec {
     pub rounds: u64,
     /// Fraction of updates retracted, in `[0, 1]`.
     pub retract: f64,
+    /// How keys (of updates and probes) are drawn below `keys` (see [`crate::key_dist`]).
+    pub key_dist: KeySampler,
 }
 
 /// One generated update: `((key, val), round)`, and the round it is retracted at, if it is.
@@ -105,7 +109,7 @@ impl InputSpec {
         let retracted =
             self.retract > 0.0 && (mix(x) >> 11) as f64 / (1u64 << 53) as f64 <= self.retract;
         Update {
-            key: x % self.keys,
+            key: self.key_dist.key(x),
             val: x >> 44,
             round,
             retract_at: retracted.then(|| (round + 1).min(self.rounds - 1)),
@@ -116,7 +120,7 @@ impl InputSpec {
     #[inline]
     pub fn probe(&self, j: u64) -> (u64, u64) {
         let x = mix(self.seed ^ 0x05EE_D0F9_0BE5 ^ mix(j.wrapping_add(1) << 20));
-        (x % self.keys, j)
+        (self.key_dist.key(x), j)
     }
 }
 
@@ -139,6 +143,7 @@ mod tests {
             probes: 30,
             rounds: 7,
             retract: 0.25,
+            key_dist: KeySampler::uniform(100),
         }
     }
 

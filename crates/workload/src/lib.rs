@@ -25,6 +25,7 @@
 pub mod colspill;
 pub mod data;
 pub mod input;
+pub mod key_dist;
 pub mod levels;
 pub mod lookup;
 pub mod plan;

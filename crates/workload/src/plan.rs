@@ -12,6 +12,7 @@ use spillway_pool::{ConfigError, PoolConfig};
 use spillway_trace::PagingPolicy;
 
 use crate::input::InputSpec;
+use crate::key_dist::KeySampler;
 
 /// The query a run performs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,12 +242,14 @@ impl QueryPlan {
 /// The input `spillway join` generates for `updates` updates when no other flag is given:
 /// keys `updates / 4`, probes `updates / 10`, 10 rounds, no retractions, seed 1.
 pub fn default_input(updates: u64) -> InputSpec {
+    let keys = (updates / 4).max(1);
     InputSpec {
         seed: 1,
         updates,
-        keys: (updates / 4).max(1),
+        keys,
         probes: updates / 10,
         rounds: 10,
         retract: 0.0,
+        key_dist: KeySampler::uniform(keys),
     }
 }

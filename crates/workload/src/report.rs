@@ -70,6 +70,9 @@ pub struct RunReport {
     pub rounds: u64,
     /// Fraction of updates retracted.
     pub retract: f64,
+    /// How keys are drawn, normalized (`uniform`, `zipf:1.2`).
+    #[serde(default = "uniform")]
+    pub key_dist: String,
     /// Seed of the input.
     pub seed: u64,
     /// Workers in the cluster (`workers_per_process * processes`).
@@ -153,6 +156,7 @@ impl RunReport {
             probes: plan.input.probes,
             rounds: plan.input.rounds,
             retract: plan.input.retract,
+            key_dist: plan.input.key_dist.dist().to_string(),
             seed: plan.input.seed,
             workers: plan.workers * plan.processes,
             workers_per_process: plan.workers,
@@ -198,4 +202,9 @@ impl RunReport {
     pub fn query_phase_s(&self) -> f64 {
         self.join_s.unwrap_or(self.query_s)
     }
+}
+
+/// The `key_dist` of a report written before the field existed.
+fn uniform() -> String {
+    "uniform".to_string()
 }
