@@ -9,12 +9,16 @@
 //! - [`smoke`], [`import`], [`reduce_output`], [`strings`]: end-to-end joins, imports,
 //!   reduce outputs and variable-length types under tiny budgets.
 //! - [`residency`], [`die_young`]: the pool's bounds (resident bytes, die-young elision).
+//! - [`iterate`]: paged arrangements inside `iterate` (`Product<u64, u64>` times), BFS over
+//!   changing edges against a sequential BFS.
 //! - [`vectored`]: vectored lookups and the vectored join against their cursor counterparts.
 
 #[path = "trace/die_young.rs"]
 mod die_young;
 #[path = "trace/import.rs"]
 mod import;
+#[path = "trace/iterate.rs"]
+mod iterate;
 #[path = "trace/oracle.rs"]
 mod oracle;
 #[path = "trace/pass_through.rs"]
