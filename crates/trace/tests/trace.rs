@@ -5,6 +5,8 @@
 //! per-level merge times) are per worker thread.
 //!
 //! - [`oracle`]: paged and resident arrangements against upstream's `OrdValSpine` (proptest).
+//! - [`product_time`]: partially ordered `Product<u64, u32>` times, compacted by two-element
+//!   frontiers, against `OrdValSpine` and a model (proptest).
 //! - [`pass_through`]: chunk-level behaviour the oracle cannot see (pooled chunks stay pooled).
 //! - [`smoke`], [`import`], [`reduce_output`], [`strings`]: end-to-end joins, imports,
 //!   reduce outputs and variable-length types under tiny budgets.
@@ -23,6 +25,8 @@ mod iterate;
 mod oracle;
 #[path = "trace/pass_through.rs"]
 mod pass_through;
+#[path = "trace/product_time.rs"]
+mod product_time;
 #[path = "trace/reduce_output.rs"]
 mod reduce_output;
 #[path = "trace/residency.rs"]
