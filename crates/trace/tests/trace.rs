@@ -13,6 +13,9 @@
 //! - [`residency`], [`die_young`]: the pool's bounds (resident bytes, die-young elision).
 //! - [`iterate`]: paged arrangements inside `iterate` (`Product<u64, u64>` times), BFS over
 //!   changing edges against a sequential BFS.
+//! - [`types`]: the provided fixed-width types (`i32`, tuple and `Present` diffs; `Option`,
+//!   `Reverse`, `char`, arrays, wide tuples, `Duration`, `Product` keys and values) paged
+//!   against `OrdValSpine`.
 //! - [`vectored`]: vectored lookups and the vectored join against their cursor counterparts.
 
 #[path = "trace/die_young.rs"]
@@ -35,5 +38,7 @@ mod residency;
 mod smoke;
 #[path = "trace/strings.rs"]
 mod strings;
+#[path = "trace/types.rs"]
+mod types;
 #[path = "trace/vectored.rs"]
 mod vectored;
