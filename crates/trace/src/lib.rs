@@ -38,10 +38,22 @@
 //! ```
 //!
 //! ## What a paged arrangement holds
-//! Keys, values, times and diffs must be [`PagedData`]: fixed-width types ([`FixedWidth`]:
-//! integers, `()`, tuples of them, your own), which cursors return by value with the cursor
-//! holding the pin, or variable-length ones (`String`, `Vec<u8>`), which cursors return by
-//! reference from a per-chunk decoded copy (counted by [`Paging::decoded_cache_bytes`]).
+//! Keys, values, times and diffs must be [`PagedData`]: fixed-width types ([`FixedWidth`]),
+//! which cursors return by value with the cursor holding the pin, or variable-length ones
+//! (`String`, `Vec<u8>`), which cursors return by reference from a per-chunk decoded copy
+//! (counted by [`Paging::decoded_cache_bytes`]). spillway provides [`FixedWidth`] for every
+//! type a differential user arranges or nests, so the orphan rule never stands in the way:
+//! - every integer (to `u128`/`i128`, `usize`/`isize`), `bool`, `char`, `()`;
+//! - timestamps: the integers, `()`, `Duration`, tuples, and timely's `Product<A, B>` of
+//!   fixed-width `A` and `B` to any depth, so arrangements inside `iterate` (at
+//!   `Product<T, u64>`) and nested scopes page; partially ordered times are compacted by
+//!   `set_logical_compaction` like upstream's;
+//! - diffs: the integers, tuples of them (differential's `Semigroup` goes to four fields),
+//!   `Wrapping` and differential's `Present`;
+//! - tuples of up to 12 fixed-width fields, arrays `[T; N]`, `Option<T>`, `Reverse<T>`,
+//!   and your own types.
+//!
+//! Order is always the decoded value's `Ord`; encodings are never compared.
 //! Both sides of a `join_core` must be paged arrangements. A `reduce` into a
 //! [`PagedSpine`] pages its output when its `push` closure starts each chunk with
 //! [`PagedChunk::with_paging`].

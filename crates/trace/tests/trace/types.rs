@@ -109,7 +109,7 @@ where
         });
         for round in 0..ROUNDS {
             for (record, _, diff) in updates.iter().filter(|u| u.1 == round) {
-                input.update(*record, diff.clone());
+                input.update(*record, *diff);
             }
             input.advance_to(round + 1);
             input.flush();
@@ -135,7 +135,7 @@ where
         match model.get_mut(record) {
             Some(acc) => acc.plus_equals(diff),
             None => {
-                model.insert(*record, diff.clone());
+                model.insert(*record, *diff);
             }
         }
     }
