@@ -6,7 +6,8 @@
 //! joined with `join_core` against the entered edges. Every round inserts and deletes edges;
 //! each round's distances are compared with a plain-Rust BFS over that round's graph, at 1 and
 //! 2 workers, paged at a tiny budget (the pools must evict and fault chunks back in) and with
-//! `Paging::disabled()`.
+//! `Paging::disabled()`. A second test arranges and joins paged two scopes deep, at
+//! `Product<Product<u64, u64>, u32>` time.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -279,4 +280,99 @@ fn iterate_bfs_paging_disabled() {
         let out = run(workers, None);
         check(&out, &format!("paging disabled, {workers} worker(s)"));
     }
+}
+
+/// Arrangements two scopes deep, at `Product<Product<u64, u64>, u32>` time, page and join
+/// like the collections they came from.
+#[test]
+fn nested_scopes_arrange_paged() {
+    type Joined = Vec<((u64, u64, u64), u64, isize)>;
+    let pool = tiny_pool();
+    let out: Arc<Mutex<Joined>> = Arc::default();
+    let (sink, pool2) = (out.clone(), pool.clone());
+    let record = |i: u64| {
+        let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (x % 4_000, (x >> 32) % 5)
+    };
+    // Each round inserts 10_000 records and deletes half of the previous round's.
+    let rounds: Vec<Vec<((u64, u64), isize)>> = (0..3u64)
+        .map(|r| {
+            let mut updates: Vec<_> = (r * 10_000..(r + 1) * 10_000)
+                .map(|i| (record(i), 1))
+                .collect();
+            if r > 0 {
+                updates.extend(
+                    ((r - 1) * 10_000..r * 10_000)
+                        .step_by(2)
+                        .map(|i| (record(i), -1)),
+                );
+            }
+            updates
+        })
+        .collect();
+    let rounds2 = rounds.clone();
+    timely::execute_directly(move |worker| {
+        let paging = paging(Some(&pool2));
+        let probe = ProbeHandle::<u64>::new();
+        let mut input = worker.dataflow::<u64, _, _>(|scope| {
+            let (input, data) = scope.new_collection::<(u64, u64), isize>();
+            let joined = scope.iterative::<u64, _, _>(|outer| {
+                outer
+                    .iterative::<u32, _, _>(|inner| {
+                        let data = data.enter(outer).enter(inner);
+                        let left = data.clone().arrange_by_key_paged(&paging);
+                        let right = data.map(|(k, v)| (k, v + 10)).arrange_by_key_paged(&paging);
+                        left.join_core(right, |k, v1, v2| Some((k, v1, v2)))
+                            .leave(outer)
+                    })
+                    .leave(scope)
+            });
+            joined
+                .inspect(move |update| sink.lock().unwrap().push(*update))
+                .probe_with(&probe);
+            input
+        });
+        for (round, updates) in rounds2.iter().enumerate() {
+            for &(record, diff) in updates {
+                input.update(record, diff);
+            }
+            let next = round as u64 + 1;
+            input.advance_to(next);
+            input.flush();
+            worker.step_while(|| probe.less_than(&next));
+        }
+    });
+    let got = out.lock().unwrap().clone();
+    let mut data: BTreeMap<(u64, u64), isize> = BTreeMap::new();
+    for (round, updates) in rounds.iter().enumerate() {
+        for &(record, diff) in updates {
+            *data.entry(record).or_insert(0) += diff;
+        }
+        let mut by_key: BTreeMap<u64, Vec<(u64, isize)>> = BTreeMap::new();
+        for (&(k, v), &d) in &data {
+            if d != 0 {
+                by_key.entry(k).or_default().push((v, d));
+            }
+        }
+        let mut want: BTreeMap<(u64, u64, u64), isize> = BTreeMap::new();
+        for (k, vals) in &by_key {
+            for &(v1, d1) in vals {
+                for &(v2, d2) in vals {
+                    *want.entry((*k, v1, v2 + 10)).or_insert(0) += d1 * d2;
+                }
+            }
+        }
+        want.retain(|_, d| *d != 0);
+        let mut have: BTreeMap<(u64, u64, u64), isize> = BTreeMap::new();
+        for &(x, t, d) in &got {
+            if t <= round as u64 {
+                *have.entry(x).or_insert(0) += d;
+            }
+        }
+        have.retain(|_, d| *d != 0);
+        assert_eq!(have.len(), want.len(), "round {round}");
+        assert!(have == want, "round {round}: the nested join differs");
+    }
+    let stats = pool.stats();
+    assert!(stats.fault_ins > 0, "nothing faulted in: {stats:?}");
 }
