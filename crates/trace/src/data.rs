@@ -6,9 +6,11 @@
 //!
 //! Every key, value, time and diff type of a paged arrangement is [`PagedData`]. There are two
 //! kinds, and the kind decides how a cursor reads a pooled body:
-//! - **fixed-width** ([`FixedWidth`] types: integers, `()`, tuples of them, your own), with
-//!   `WIDTH = Some(w)`: a column is a run of `w`-byte encodings, read in place from the
-//!   cursor's pin and returned **by value** (`Item<'a> = Self`);
+//! - **fixed-width** ([`FixedWidth`] types: integers, `bool`, `char`, `()`, `Duration`,
+//!   timely's `Product` times, tuples to 12 fields, arrays, `Option`, `Reverse`, `Wrapping`,
+//!   differential's `Present`, your own; see [`crate::fixed`]), with `WIDTH = Some(w)`: a
+//!   column is a run of `w`-byte encodings, read in place from the cursor's pin and returned
+//!   **by value** (`Item<'a> = Self`);
 //! - **variable-length** (`String`, `Vec<u8>`, or your own), with `WIDTH = None`: a column
 //!   is `n` little-endian `u64` end offsets followed by the concatenated encodings, and a
 //!   cursor returns items **by reference** (`Item<'a> = &'a Self`). References must borrow
@@ -16,7 +18,9 @@
 //!   once into a per-chunk cache on the first cursor read and keeps it until the chunk is
 //!   dropped (see [`crate::chunk`] for the bound and how it is measured).
 //!
-//! A chunk is read by value only when all four of its types are fixed-width.
+//! A chunk is read by value only when all four of its types are fixed-width. Nothing orders
+//! encoded bytes: every comparison (fences, merges, cursors, lookups) is on decoded values,
+//! so an encoding need only round-trip.
 
 use differential_dataflow::trace::implementations::BatchContainer;
 

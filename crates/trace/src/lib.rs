@@ -38,13 +38,68 @@
 //! ```
 //!
 //! ## What a paged arrangement holds
-//! Keys, values, times and diffs must be [`PagedData`]: fixed-width types ([`FixedWidth`]:
-//! integers, `()`, tuples of them, your own), which cursors return by value with the cursor
-//! holding the pin, or variable-length ones (`String`, `Vec<u8>`), which cursors return by
-//! reference from a per-chunk decoded copy (counted by [`Paging::decoded_cache_bytes`]).
+//! Keys, values, times and diffs must be [`PagedData`]: fixed-width types ([`FixedWidth`]),
+//! which cursors return by value with the cursor holding the pin, or variable-length ones
+//! (`String`, `Vec<u8>`), which cursors return by reference from a per-chunk decoded copy
+//! (counted by [`Paging::decoded_cache_bytes`]). spillway provides [`FixedWidth`] for every
+//! type a differential user arranges or nests, so the orphan rule never stands in the way:
+//! - every integer (to `u128`/`i128`, `usize`/`isize`), `bool`, `char`, `()`;
+//! - timestamps: the integers, `()`, `Duration`, tuples, and timely's `Product<A, B>` of
+//!   fixed-width `A` and `B` to any depth, so arrangements inside `iterate` (at
+//!   `Product<T, u64>`) and nested scopes page; partially ordered times are compacted by
+//!   `set_logical_compaction` like upstream's;
+//! - diffs: the integers, tuples of them (differential's `Semigroup` goes to four fields),
+//!   `Wrapping` and differential's `Present`;
+//! - tuples of up to 12 fixed-width fields, arrays `[T; N]`, `Option<T>`, `Reverse<T>`,
+//!   and your own types.
+//!
+//! Order is always the decoded value's `Ord`; encodings are never compared.
 //! Both sides of a `join_core` must be paged arrangements. A `reduce` into a
 //! [`PagedSpine`] pages its output when its `push` closure starts each chunk with
 //! [`PagedChunk::with_paging`].
+//!
+//! Inside `iterate`, arrange the loop variable paged at `Product<T, u64>` time and bring
+//! outer arrangements in with `Arranged::enter`:
+//!
+//! ```
+//! use differential_dataflow::input::Input;
+//! use differential_dataflow::operators::Iterate;
+//! use spillway_pool::{Pool, PoolConfig};
+//! use spillway_trace::{ArrangePaged, Paging};
+//! use std::sync::{Arc, Mutex};
+//!
+//! let pool = Pool::new(PoolConfig::default().budget("16MiB")?)?;
+//! let reached = Arc::new(Mutex::new(Vec::new()));
+//! let sink = reached.clone();
+//! timely::execute_directly(move |worker| {
+//!     let paging = Paging::enabled(&pool);
+//!     let (mut roots, mut edges) = worker.dataflow::<u64, _, _>(|scope| {
+//!         let (roots_in, roots) = scope.new_collection::<u64, isize>();
+//!         let (edges_in, edges) = scope.new_collection::<(u64, u64), isize>();
+//!         let edges = edges.arrange_by_key_paged(&paging);
+//!         let roots = roots.map(|node| (node, ()));
+//!         roots
+//!             .clone()
+//!             .iterate(move |inner, reach| {
+//!                 reach
+//!                     .arrange_by_key_paged(&paging) // at Product<u64, u64> time
+//!                     .join_core(edges.enter(inner), |_src, (), dst| Some((dst, ())))
+//!                     .concat(roots.enter(inner))
+//!                     .distinct()
+//!             })
+//!             .inspect(move |((node, ()), _time, diff)| sink.lock().unwrap().push((*node, *diff)));
+//!         (roots_in, edges_in)
+//!     });
+//!     roots.update(0, 1);
+//!     for (src, dst) in [(0, 1), (1, 2), (2, 0), (3, 4)] {
+//!         edges.update((src, dst), 1);
+//!     }
+//! });
+//! let mut reached = reached.lock().unwrap().clone();
+//! reached.sort();
+//! assert_eq!(reached, vec![(0, 1), (1, 1), (2, 1)]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! ## Vectored reads
 //! [`get_vectored`] and [`for_each_update`] look many sorted keys up at once: each batch is

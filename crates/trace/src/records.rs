@@ -483,6 +483,54 @@ mod tests {
     }
 
     #[test]
+    fn advance_by_a_partially_ordered_frontier() {
+        // `Product` times: advancing by a two-element antichain reorders and merges times
+        // within a group in ways no total order would; the result must still be sorted (by
+        // `Ord`) and consolidated, as upstream's consolidation of the advanced times is.
+        use timely::order::Product;
+        type P = ((u64, u64), Product<u64, u32>, i64);
+        let mut seed = 0xA076_1D64_78BD_642F;
+        for _ in 0..200 {
+            let mut run: Vec<P> = (0..100)
+                .map(|_| {
+                    let kv = (rng(&mut seed) % 8, rng(&mut seed) % 2);
+                    let t = Product::new(rng(&mut seed) % 4, (rng(&mut seed) % 4) as u32);
+                    (
+                        kv,
+                        t,
+                        if rng(&mut seed).is_multiple_of(3) {
+                            -1
+                        } else {
+                            1
+                        },
+                    )
+                })
+                .collect();
+            consolidate_updates(&mut run);
+            let m = rng(&mut seed) % 3;
+            let mut frontier = Antichain::new();
+            frontier.insert(Product::new(m, 1 + (rng(&mut seed) % 3) as u32));
+            frontier.insert(Product::new(m + 1, 0));
+            let mut got = Vec::new();
+            let mut emit = |v: Vec<P>| got.extend(v);
+            let mut advancer = Advancer::new(frontier.borrow(), 6);
+            for piece in run.chunks(1 + (rng(&mut seed) % 7) as usize) {
+                advancer.push(piece, &mut emit);
+            }
+            advancer.finish(&mut emit);
+            let mut want: Vec<P> = run
+                .iter()
+                .map(|&(kv, mut t, d)| {
+                    t.advance_by(frontier.borrow());
+                    (kv, t, d)
+                })
+                .collect();
+            consolidate_updates(&mut want);
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
     fn views_share_and_copy_on_write() {
         let r = Records::from_vec(vec![((1u64, 1u64), 0u64, 1i64), ((2, 1), 0, 1)]);
         let mut s = r.suffix(1);

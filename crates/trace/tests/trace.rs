@@ -5,10 +5,17 @@
 //! per-level merge times) are per worker thread.
 //!
 //! - [`oracle`]: paged and resident arrangements against upstream's `OrdValSpine` (proptest).
+//! - [`product_time`]: partially ordered `Product<u64, u32>` times, compacted by two-element
+//!   frontiers, against `OrdValSpine` and a model (proptest).
 //! - [`pass_through`]: chunk-level behaviour the oracle cannot see (pooled chunks stay pooled).
 //! - [`smoke`], [`import`], [`reduce_output`], [`strings`]: end-to-end joins, imports,
 //!   reduce outputs and variable-length types under tiny budgets.
 //! - [`residency`], [`die_young`]: the pool's bounds (resident bytes, die-young elision).
+//! - [`iterate`]: paged arrangements inside `iterate` (`Product<u64, u64>` times), BFS over
+//!   changing edges against a sequential BFS.
+//! - [`types`]: the provided fixed-width types (`i32`, tuple and `Present` diffs; `Option`,
+//!   `Reverse`, `char`, arrays, wide tuples, `Duration`, `Product` keys and values) paged
+//!   against `OrdValSpine`.
 //! - [`vectored`]: vectored lookups and the vectored join against their cursor counterparts.
 //! - [`skew`]: the vectored join under hot keys: equal to upstream, buffers within bounds.
 
@@ -16,10 +23,14 @@
 mod die_young;
 #[path = "trace/import.rs"]
 mod import;
+#[path = "trace/iterate.rs"]
+mod iterate;
 #[path = "trace/oracle.rs"]
 mod oracle;
 #[path = "trace/pass_through.rs"]
 mod pass_through;
+#[path = "trace/product_time.rs"]
+mod product_time;
 #[path = "trace/reduce_output.rs"]
 mod reduce_output;
 #[path = "trace/residency.rs"]
@@ -30,5 +41,7 @@ mod skew;
 mod smoke;
 #[path = "trace/strings.rs"]
 mod strings;
+#[path = "trace/types.rs"]
+mod types;
 #[path = "trace/vectored.rs"]
 mod vectored;
