@@ -5,6 +5,14 @@
 //! whole stream with about four updates per key (keys uniform over N/4), values are uniform
 //! below 2^20, times are one of ten rounds, and about one diff in ten is a retraction.
 
+/// The splitmix64 finalizer: a bijective 64-bit mix.
+#[inline]
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// A small, fast, deterministic generator (splitmix64).
 #[derive(Clone, Debug)]
 pub struct SplitMix64(u64);

@@ -16,15 +16,8 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::mix;
 use crate::key_dist::KeySampler;
-
-/// The splitmix64 finalizer: a bijective 64-bit mix.
-#[inline]
-pub fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// A hash of a record of up to three words, with a tag to separate outputs.
 #[inline]

@@ -17,7 +17,7 @@
 
 use std::fmt;
 
-use crate::input::mix;
+use crate::data::mix;
 
 /// The largest accepted Zipf exponent (beyond it every key but the first has a vanishing
 /// probability, and the powers lose precision).

@@ -24,7 +24,8 @@ use timely::dataflow::operators::Probe;
 use timely::progress::frontier::AntichainRef;
 use timely::worker::Worker;
 
-use crate::input::{mix, record_hash, Checksum, InputSpec};
+use crate::data::mix;
+use crate::input::{record_hash, Checksum, InputSpec};
 use crate::progress::Silent;
 use crate::query;
 
