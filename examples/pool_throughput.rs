@@ -1,69 +1,27 @@
 //! Evict and fault-in throughput of the pool against raw lz4, on 1 GiB of columnar chunks
-//! with a 64 MiB budget and one spill thread.
+//! (2 MiB each) with a 64 MiB budget, one spill thread and file extents in the system temp dir.
 //!
 //! ```text
-//! cargo run --release --example pool_throughput -- --json
+//! cargo run --release --example pool_throughput [-- --json]
 //! ```
-//! The measurement of `spillway pool-throughput`, from `spillway_workload::pool_throughput`,
-//! with the same flags (`--total`, `--budget`, `--chunk`, `--spill-threads`, `--extents`,
-//! `--extent-dir`, `--readahead`, `--seed`).
+//! This is the measurement behind `spillway pool-throughput` (which takes flags for every
+//! field of `ThroughputSpec`), called as a library: build a spec, `measure` it, read the report.
 
-use clap::Parser;
 use spillway::ExtentBackend;
 use spillway_workload::pool_throughput::{measure, ThroughputSpec};
 
-/// Parses a byte size (`64MiB`).
-fn parse_bytes(s: &str) -> Result<u64, String> {
-    spillway::parse_size(s).map_err(|e| e.to_string())
-}
-
-#[derive(Parser)]
-struct Args {
-    /// Bytes of chunks to move through the pool.
-    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
-    total: u64,
-    /// Pool budget during the evict and fault phases.
-    #[arg(long, default_value = "64MiB", value_parser = parse_bytes)]
-    budget: u64,
-    /// Bytes per chunk (a multiple of 32, at most 8 MiB).
-    #[arg(long, default_value = "2MiB", value_parser = parse_bytes)]
-    chunk: u64,
-    /// Spill threads.
-    #[arg(long, default_value_t = 1)]
-    spill_threads: usize,
-    /// Extent backend: file, swap or memory.
-    #[arg(long, default_value = "file")]
-    extents: String,
-    /// Directory for file extents (default: the system temp dir).
-    #[arg(long)]
-    extent_dir: Option<std::path::PathBuf>,
-    /// Chunks prefetched ahead of the one being read in the fault phase.
-    #[arg(long, default_value_t = 2)]
-    readahead: usize,
-    /// Seed of the generated data.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Print one JSON object instead of the summary.
-    #[arg(long)]
-    json: bool,
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
-    let mut extents = ExtentBackend::from_name(&args.extents)?;
-    if let (ExtentBackend::File { dir, .. }, Some(d)) = (&mut extents, &args.extent_dir) {
-        *dir = Some(d.clone());
-    }
+    let json = std::env::args().any(|a| a == "--json");
     let spec = ThroughputSpec {
-        total: args.total,
-        budget: args.budget,
-        chunk: args.chunk,
-        spill_threads: args.spill_threads,
-        extents,
-        readahead: args.readahead,
-        seed: args.seed,
+        total: 1 << 30,
+        budget: 64 << 20,
+        chunk: 2 << 20,
+        spill_threads: 1,
+        extents: ExtentBackend::from_name("file")?,
+        readahead: 2,
+        seed: 1,
     };
-    let json = args.json;
+    spec.validate()?;
     let report = measure(&spec, &|msg| {
         if !json {
             eprintln!("{msg}");
