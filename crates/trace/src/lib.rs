@@ -76,6 +76,7 @@ mod level;
 mod merge_times;
 mod pager;
 mod records;
+mod reduce;
 mod spine_levels;
 mod vectored;
 
@@ -89,5 +90,6 @@ pub use join::{JoinVectored, VectoredJoin};
 pub use level::{level_of, LEVELS};
 pub use merge_times::{take_merge_times, MergeTime};
 pub use pager::{Paging, PagingPolicy};
+pub use reduce::{CountTotalPaged, PagedReduce, ReducePaged, ThresholdPaged};
 pub use spine_levels::{spine_levels, SpineLevel};
 pub use vectored::{chunks_touched, for_each_update, get_vectored, LookupStats};
