@@ -9,6 +9,7 @@
 //! - [`smoke`], [`import`], [`reduce_output`], [`strings`]: end-to-end joins, imports,
 //!   reduce outputs and variable-length types under tiny budgets.
 //! - [`residency`], [`die_young`]: the pool's bounds (resident bytes, die-young elision).
+//! - [`reduce_paged`]: the paged reduce tactic and `PagedCollectionExt` against upstream.
 //! - [`vectored`]: vectored lookups and the vectored join against their cursor counterparts.
 
 #[path = "trace/die_young.rs"]
@@ -21,6 +22,8 @@ mod oracle;
 mod pass_through;
 #[path = "trace/reduce_output.rs"]
 mod reduce_output;
+#[path = "trace/reduce_paged.rs"]
+mod reduce_paged;
 #[path = "trace/residency.rs"]
 mod residency;
 #[path = "trace/smoke.rs"]
