@@ -9,6 +9,7 @@
 //! - [`smoke`], [`import`], [`reduce_output`], [`strings`]: end-to-end joins, imports,
 //!   reduce outputs and variable-length types under tiny budgets.
 //! - [`residency`], [`die_young`]: the pool's bounds (resident bytes, die-young elision).
+//! - [`operators`]: an upstream dataflow ported to `PagedCollectionExt`, against the original.
 //! - [`reduce_paged`]: the paged reduce tactic and `PagedCollectionExt` against upstream.
 //! - [`vectored`]: vectored lookups and the vectored join against their cursor counterparts.
 
@@ -16,6 +17,8 @@
 mod die_young;
 #[path = "trace/import.rs"]
 mod import;
+#[path = "trace/operators.rs"]
+mod operators;
 #[path = "trace/oracle.rs"]
 mod oracle;
 #[path = "trace/pass_through.rs"]

@@ -42,7 +42,8 @@ fn sink<T: Timestamp, D: Data>(
         .probe_with(probe);
 }
 
-/// A pool small enough that the paged side pages (memory extents).
+/// A pool of four 64 KiB slots (memory extents): with `min_bytes: 0` below, every chunk the
+/// paged side seals enters it, and most are evicted and read back.
 fn tiny_pool() -> Pool {
     Pool::new(PoolConfig {
         budget: 256 << 10,
@@ -57,7 +58,7 @@ fn paging_for(pool: &Pool, page: bool) -> Paging {
         Paging::with_policy(
             pool,
             PagingPolicy {
-                min_bytes: 4096,
+                min_bytes: 0,
                 raw_depth0: false,
                 ..PagingPolicy::default()
             },
@@ -260,9 +261,15 @@ fn as_strings(rounds: &[Vec<((u64, u64), isize)>]) -> Vec<Vec<((String, String),
         .collect()
 }
 
-fn check<D: std::fmt::Debug + PartialEq>(up: &[D], pa: &[D]) -> Result<(), TestCaseError> {
-    prop_assert!(!up.is_empty() || pa.is_empty());
+/// The two sides agree, and the paged side paged (when asked to and given data).
+fn check<D: std::fmt::Debug + PartialEq>(
+    up: &[D],
+    pa: &[D],
+    page: bool,
+    stats: &PoolStats,
+) -> Result<(), TestCaseError> {
     prop_assert_eq!(up, pa);
+    prop_assert!(!page || up.is_empty() || stats.inserts > 0, "nothing paged: {:?}", stats);
     Ok(())
 }
 
@@ -271,20 +278,20 @@ proptest! {
 
     #[test]
     fn reduce_family_u64_matches_upstream(rounds in rounds_strategy(40, 6), workers in 1usize..3, page: bool) {
-        let (up, pa, _) = run(workers, page, rounds, |i| i as u64, |i, _| i as u64, all_ops::<u64, u64, u64>(true));
-        check(&up, &pa)?;
+        let (up, pa, stats) = run(workers, page, rounds, |i| i as u64, |i, _| i as u64, all_ops::<u64, u64, u64>(true));
+        check(&up, &pa, page, &stats)?;
     }
 
     #[test]
     fn reduce_family_strings_match_upstream(rounds in rounds_strategy(40, 6), workers in 1usize..3, page: bool) {
-        let (up, pa, _) = run(workers, page, as_strings(&rounds), |i| i as u64, |i, _| i as u64, all_ops::<u64, String, String>(true));
-        check(&up, &pa)?;
+        let (up, pa, stats) = run(workers, page, as_strings(&rounds), |i| i as u64, |i, _| i as u64, all_ops::<u64, String, String>(true));
+        check(&up, &pa, page, &stats)?;
     }
 
     #[test]
     fn reduce_family_partial_order_matches_upstream(rounds in rounds_strategy(20, 5).prop_filter("several rounds", |r| r.len() > 2), workers in 1usize..3, page: bool) {
-        let (up, pa, _) = run(workers, page, rounds, ptime_of_round, ptime_of_update, all_ops_partial());
-        check(&up, &pa)?;
+        let (up, pa, stats) = run(workers, page, rounds, ptime_of_round, ptime_of_update, all_ops_partial());
+        check(&up, &pa, page, &stats)?;
     }
 }
 
