@@ -344,7 +344,8 @@ where
         L: FnMut(KI, &[(V1::Item<'_>, R1)], &mut Vec<(V2, R2)>, &mut Vec<(V2, R2)>),
     {
         self.index_values();
-        self.bat_h.load_iter(indexed(&self.in_vals, &self.bat), None);
+        self.bat_h
+            .load_iter(indexed(&self.in_vals, &self.bat), None);
 
         self.meets.clear();
         self.meets.extend(times.iter().cloned());
@@ -412,9 +413,14 @@ where
                 interesting || self.times_current.iter().any(|t| t.less_equal(&next_time));
 
             if !upper_limit.less_equal(&next_time) {
-                let joins = |time: &T| (!time.less_equal(&next_time)).then(|| time.join(&next_time));
-                self.temporary
-                    .extend(self.bat_h.buffer().iter().filter_map(|((_, t), _)| joins(t)));
+                let joins =
+                    |time: &T| (!time.less_equal(&next_time)).then(|| time.join(&next_time));
+                self.temporary.extend(
+                    self.bat_h
+                        .buffer()
+                        .iter()
+                        .filter_map(|((_, t), _)| joins(t)),
+                );
                 self.temporary
                     .extend(self.times_current.iter().filter_map(joins));
                 if interesting {
@@ -422,10 +428,18 @@ where
                         self.src_h.advance_buffer_by(meet);
                         self.out_h.advance_buffer_by(meet);
                     }
-                    self.temporary
-                        .extend(self.src_h.buffer().iter().filter_map(|((_, t), _)| joins(t)));
-                    self.temporary
-                        .extend(self.out_h.buffer().iter().filter_map(|((_, t), _)| joins(t)));
+                    self.temporary.extend(
+                        self.src_h
+                            .buffer()
+                            .iter()
+                            .filter_map(|((_, t), _)| joins(t)),
+                    );
+                    self.temporary.extend(
+                        self.out_h
+                            .buffer()
+                            .iter()
+                            .filter_map(|((_, t), _)| joins(t)),
+                    );
                     self.temporary.extend(
                         self.output_produced
                             .iter()
@@ -484,7 +498,12 @@ where
                                 .drain(..)
                                 .map(|(i, r)| (self.in_vals[i].item(), r)),
                         );
-                        logic(key, &items, &mut self.output_buffer, &mut self.update_buffer);
+                        logic(
+                            key,
+                            &items,
+                            &mut self.output_buffer,
+                            &mut self.update_buffer,
+                        );
                         self.items = recycle(items);
                         self.output_buffer.clear();
 
@@ -747,7 +766,11 @@ where
 
     /// `reduce_abelian`: `logic(key, input, output)` pushes the key's whole output (called
     /// only with non-empty input, which is sorted by value with nonzero diffs).
-    fn reduce_paged<V2, R2, L>(self, paging: &Paging, mut logic: L) -> PagedArranged<'scope, K, V2, T, R2>
+    fn reduce_paged<V2, R2, L>(
+        self,
+        paging: &Paging,
+        mut logic: L,
+    ) -> PagedArranged<'scope, K, V2, T, R2>
     where
         V2: PagedData,
         R2: PagedData + Abelian,
@@ -808,7 +831,11 @@ where
 
     /// Each key with multiplicity `thresh(key, count)`, as differential's `threshold`
     /// (`thresh` is called with the key's owned value).
-    fn threshold_paged<R2, F>(self, paging: &Paging, mut thresh: F) -> PagedArranged<'scope, K, (), T, R2>
+    fn threshold_paged<R2, F>(
+        self,
+        paging: &Paging,
+        mut thresh: F,
+    ) -> PagedArranged<'scope, K, (), T, R2>
     where
         R2: PagedData + Abelian,
         F: FnMut(&K, &R) -> R2 + 'static,
@@ -981,24 +1008,28 @@ where
         R2: Semigroup + 'static,
         F: FnMut(&K, &R, Option<&R>) -> Option<R2> + 'static,
     {
-        total_operator(self, "ThresholdTotalPaged", move |key, mut count, updates, out| {
-            for (_, time, diff) in updates {
-                let difference = match &count {
-                    Some(old) => {
-                        let mut temp = old.clone();
-                        temp.plus_equals(diff);
-                        thresh(key, &temp, Some(old))
+        total_operator(
+            self,
+            "ThresholdTotalPaged",
+            move |key, mut count, updates, out| {
+                for (_, time, diff) in updates {
+                    let difference = match &count {
+                        Some(old) => {
+                            let mut temp = old.clone();
+                            temp.plus_equals(diff);
+                            thresh(key, &temp, Some(old))
+                        }
+                        None => thresh(key, diff, None),
+                    };
+                    match &mut count {
+                        Some(c) => c.plus_equals(diff),
+                        None => count = Some(diff.clone()),
                     }
-                    None => thresh(key, diff, None),
-                };
-                match &mut count {
-                    Some(c) => c.plus_equals(diff),
-                    None => count = Some(diff.clone()),
+                    if let Some(difference) = difference.filter(|d| !d.is_zero()) {
+                        out.push((key.clone(), time.clone(), difference));
+                    }
                 }
-                if let Some(difference) = difference.filter(|d| !d.is_zero()) {
-                    out.push((key.clone(), time.clone(), difference));
-                }
-            }
-        })
+            },
+        )
     }
 }

@@ -11,7 +11,8 @@ use spillway_pool::{ExtentBackend, Pool, PoolConfig};
 use spillway_trace::{PagedCollectionExt, Paging, PagingPolicy};
 
 type Record = (u64, u64, u64);
-type Out = Arc<Mutex<Vec<(Record, u64, isize)>>>;
+type Updates = Vec<(Record, u64, isize)>;
+type Out = Arc<Mutex<Updates>>;
 
 /// The upstream dataflow: label propagation over one hop. Each node takes the least label of
 /// its in-neighbours (`join`, `reduce`); nodes reached by no edge keep their own labels
@@ -55,7 +56,9 @@ fn ported<'s>(
     let kept = labels.clone().antijoin_paged(hit, paging);
     let relabelled = edges
         .clone()
-        .join_map_paged(labels.clone(), paging, |src, dst, label| (*dst, src + label));
+        .join_map_paged(labels.clone(), paging, |src, dst, label| {
+            (*dst, src + label)
+        });
     let labelled = edges.semijoin_paged(labels.map(|(node, _)| node), paging);
     reached
         .map(|(n, l)| (0, n, l))
@@ -67,7 +70,7 @@ fn ported<'s>(
 
 /// Runs both dataflows on `workers` workers; returns their consolidated outputs and whether
 /// the pool took any chunk.
-fn run(workers: usize, page: bool) -> (Vec<(Record, u64, isize)>, Vec<(Record, u64, isize)>, bool) {
+fn run(workers: usize, page: bool) -> (Updates, Updates, bool) {
     let pool = Pool::new(PoolConfig {
         budget: 256 << 10,
         extents: ExtentBackend::Memory { capacity: None },
@@ -93,15 +96,16 @@ fn run(workers: usize, page: bool) -> (Vec<(Record, u64, isize)>, Vec<(Record, u
         let (mut edges, mut labels) = worker.dataflow::<u64, _, _>(|scope| {
             let (edges_in, edges) = scope.new_collection::<(u64, u64), isize>();
             let (labels_in, labels) = scope.new_collection::<(u64, u64), isize>();
-            upstream(edges.clone(), labels.clone())
-                .inspect(move |x| up3.lock().unwrap().push(*x));
+            upstream(edges.clone(), labels.clone()).inspect(move |x| up3.lock().unwrap().push(*x));
             ported(edges, labels, &paging).inspect(move |x| pa3.lock().unwrap().push(*x));
             (edges_in, labels_in)
         });
         if worker.index() == 0 {
             let mut x = 7u64;
             let mut next = || {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 x >> 33
             };
             let mut live = Vec::new();
@@ -139,7 +143,10 @@ fn ported_dataflow_matches_upstream_paged_and_resident() {
             let (up, pa, paged) = run(workers, page);
             assert!(up.len() > 1_000, "a nontrivial output: {}", up.len());
             assert_eq!(up, pa, "workers {workers}, paging {page}");
-            assert_eq!(paged, page, "the pool took chunks exactly when paging was on");
+            assert_eq!(
+                paged, page,
+                "the pool took chunks exactly when paging was on"
+            );
         }
     }
 }

@@ -12,24 +12,26 @@
 use std::sync::{Arc, Mutex};
 
 use differential_dataflow::consolidation::consolidate_updates;
+use differential_dataflow::input::Input as _;
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use differential_dataflow::AsCollection;
 use differential_dataflow::{Data, ExchangeData, Hashable, VecCollection};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use spillway_pool::{ExtentBackend, Pool, PoolConfig, PoolStats};
 use spillway_trace::{
-    ArrangePaged, FixedWidth, PagedCollectionExt, PagedData, Paging, PagingPolicy,
-    ReducePaged,
+    ArrangePaged, FixedWidth, PagedCollectionExt, PagedData, Paging, PagingPolicy, ReducePaged,
 };
+use timely::dataflow::operators::core::Input as _;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::order::{PartialOrder, Product};
-use differential_dataflow::input::Input as _;
-use differential_dataflow::AsCollection;
-use timely::dataflow::operators::core::Input as _;
 use timely::progress::timestamp::{PathSummary, Refines, Timestamp};
 
 type Out<D, T> = Arc<Mutex<Vec<(D, T, isize)>>>;
+
+/// Consolidated upstream and paged outputs, and the pool's counters.
+type Outcome<D, T> = (Vec<(D, T, isize)>, Vec<(D, T, isize)>, PoolStats);
 
 /// Sends `c`'s updates to `out` and probes them with `probe`.
 fn sink<T: Timestamp, D: Data>(
@@ -86,7 +88,7 @@ fn run<T, K, V, D>(
     time: fn(usize) -> T,
     date: fn(usize, &(K, V)) -> T,
     build: Build<T, K, V, D>,
-) -> (Vec<(D, T, isize)>, Vec<(D, T, isize)>, PoolStats)
+) -> Outcome<D, T>
 where
     T: Timestamp + Lattice + Send + Sync + Refines<()> + timely::order::TotalOrder,
     K: ExchangeData + Sync,
@@ -143,7 +145,10 @@ where
         // reduce: the same closure on both sides.
         let logic = |_k: &K, s: &[(&V, isize)], t: &mut Vec<(String, isize)>| {
             let n: isize = s.iter().map(|x| x.1).sum();
-            t.push((format!("n={n} max={:?} min={:?}", s[s.len() - 1].0, s[0].0), 1));
+            t.push((
+                format!("n={n} max={:?} min={:?}", s[s.len() - 1].0, s[0].0),
+                1,
+            ));
         };
         sink(
             data.clone()
@@ -161,7 +166,11 @@ where
             pa,
             probe,
         );
-        sink(keys.clone().count().map(|x| format!("{x:?}")).map(show(1)), up, probe);
+        sink(
+            keys.clone().count().map(|x| format!("{x:?}")).map(show(1)),
+            up,
+            probe,
+        );
         sink(
             keys.clone()
                 .count_paged(paging)
@@ -170,7 +179,14 @@ where
             pa,
             probe,
         );
-        sink(keys.clone().distinct().map(|x| format!("{x:?}")).map(show(2)), up, probe);
+        sink(
+            keys.clone()
+                .distinct()
+                .map(|x| format!("{x:?}"))
+                .map(show(2)),
+            up,
+            probe,
+        );
         sink(
             keys.clone()
                 .distinct_paged(paging)
@@ -179,9 +195,12 @@ where
             pa,
             probe,
         );
-        let thresh = |_k: &K, c: &isize| (c.abs() % 3) as isize;
+        let thresh = |_k: &K, c: &isize| c.abs() % 3;
         sink(
-            keys.clone().threshold(thresh).map(|x| format!("{x:?}")).map(show(3)),
+            keys.clone()
+                .threshold(thresh)
+                .map(|x| format!("{x:?}"))
+                .map(show(3)),
             up,
             probe,
         );
@@ -195,7 +214,10 @@ where
         );
         if total {
             sink(
-                keys.clone().count_total().map(|x| format!("{x:?}")).map(show(4)),
+                keys.clone()
+                    .count_total()
+                    .map(|x| format!("{x:?}"))
+                    .map(show(4)),
                 up,
                 probe,
             );
@@ -208,7 +230,10 @@ where
                 probe,
             );
             sink(
-                keys.clone().distinct_total().map(|x| format!("{x:?}")).map(show(5)),
+                keys.clone()
+                    .distinct_total()
+                    .map(|x| format!("{x:?}"))
+                    .map(show(5)),
                 up,
                 probe,
             );
@@ -222,14 +247,14 @@ where
             );
             sink(
                 keys.clone()
-                    .threshold_total(|_k, c| (c.abs() % 3) as isize)
+                    .threshold_total(|_k, c| c.abs() % 3)
                     .map(|x| format!("{x:?}"))
                     .map(show(6)),
                 up,
                 probe,
             );
             sink(
-                keys.threshold_total_paged(paging, |_k, c| (c.abs() % 3) as isize)
+                keys.threshold_total_paged(paging, |_k, c| c.abs() % 3)
                     .map(|x| format!("{x:?}"))
                     .map(show(6)),
                 pa,
@@ -243,7 +268,10 @@ where
 fn rounds_strategy(keys: u64, vals: u64) -> impl Strategy<Value = Vec<Vec<((u64, u64), isize)>>> {
     prop::collection::vec(
         prop::collection::vec(
-            ((0..keys, 0..vals), prop::sample::select(vec![-1isize, 1, 1, 2])),
+            (
+                (0..keys, 0..vals),
+                prop::sample::select(vec![-1isize, 1, 1, 2]),
+            ),
             0..200,
         ),
         1..5,
@@ -269,7 +297,11 @@ fn check<D: std::fmt::Debug + PartialEq>(
     stats: &PoolStats,
 ) -> Result<(), TestCaseError> {
     prop_assert_eq!(up, pa);
-    prop_assert!(!page || up.is_empty() || stats.inserts > 0, "nothing paged: {:?}", stats);
+    prop_assert!(
+        !page || up.is_empty() || stats.inserts > 0,
+        "nothing paged: {:?}",
+        stats
+    );
     Ok(())
 }
 
@@ -303,14 +335,23 @@ fn reduce_family_large_rounds_page_and_match() {
     for round in 0..3 {
         let mut r = Vec::new();
         for i in 0..30_000u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let diff = if round > 0 && i % 4 == 0 { -1 } else { 1 };
             r.push((((x >> 33) % 5_000, (x >> 20) % 7), diff));
         }
         rounds.push(r);
     }
     for workers in [1, 2] {
-        let (up, pa, stats) = run(workers, true, rounds.clone(), |i| i as u64, |i, _| i as u64, all_ops::<u64, u64, u64>(true));
+        let (up, pa, stats) = run(
+            workers,
+            true,
+            rounds.clone(),
+            |i| i as u64,
+            |i, _| i as u64,
+            all_ops::<u64, u64, u64>(true),
+        );
         assert!(!up.is_empty());
         assert_eq!(up, pa, "workers {workers}");
         assert!(stats.extent_bytes_written > 0, "nothing paged: {stats:?}");
@@ -331,7 +372,9 @@ fn reduce_paged_output_pages_by_itself() {
             let (input, data) = scope.new_collection::<(u64, u64), isize>();
             let max = data
                 .arrange_by_key_paged(&Paging::disabled())
-                .reduce_paged(&paging, |_k, s, t: &mut Vec<(u64, isize)>| t.push((s[s.len() - 1].0, 1)))
+                .reduce_paged(&paging, |_k, s, t: &mut Vec<(u64, isize)>| {
+                    t.push((s[s.len() - 1].0, 1))
+                })
                 .as_collection(|k, v| (k, v));
             sink(max, &out2, &probe);
             input
@@ -363,7 +406,9 @@ fn reduce_paged_output_pages_by_itself() {
 // `PagedData` for `Product` yet), so joins of incomparable times reach the reduce.
 
 /// `Product<u64, u32>` as a paged time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 struct PTime(Product<u64, u32>);
 
 impl PartialOrder for PTime {
@@ -449,7 +494,7 @@ fn ptime_of_round(i: usize) -> PTime {
 fn ptime_of_update(i: usize, (k, v): &(u64, u64)) -> PTime {
     let h = (k + v) % 3;
     let k = (i / 2) as u64;
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         PTime(Product::new(k, (k + h) as u32))
     } else {
         PTime(Product::new(k + 1 + h, k as u32))
@@ -465,7 +510,14 @@ fn all_ops_partial() -> Build<PTime, u64, u64, (u8, String)> {
             let n: isize = s.iter().map(|x| x.1).sum();
             t.push((format!("n={n} max={:?}", s[s.len() - 1].0), 1));
         };
-        sink(data.clone().reduce(logic).map(|x| format!("{x:?}")).map(show(0)), up, probe);
+        sink(
+            data.clone()
+                .reduce(logic)
+                .map(|x| format!("{x:?}"))
+                .map(show(0)),
+            up,
+            probe,
+        );
         sink(
             data.reduce_paged(paging, logic)
                 .map(|x| format!("{x:?}"))
@@ -473,7 +525,11 @@ fn all_ops_partial() -> Build<PTime, u64, u64, (u8, String)> {
             pa,
             probe,
         );
-        sink(keys.clone().count().map(|x| format!("{x:?}")).map(show(1)), up, probe);
+        sink(
+            keys.clone().count().map(|x| format!("{x:?}")).map(show(1)),
+            up,
+            probe,
+        );
         sink(
             keys.clone()
                 .count_paged(paging)
@@ -482,7 +538,14 @@ fn all_ops_partial() -> Build<PTime, u64, u64, (u8, String)> {
             pa,
             probe,
         );
-        sink(keys.clone().distinct().map(|x| format!("{x:?}")).map(show(2)), up, probe);
+        sink(
+            keys.clone()
+                .distinct()
+                .map(|x| format!("{x:?}"))
+                .map(show(2)),
+            up,
+            probe,
+        );
         sink(
             keys.clone()
                 .distinct_paged(paging)
@@ -491,8 +554,15 @@ fn all_ops_partial() -> Build<PTime, u64, u64, (u8, String)> {
             pa,
             probe,
         );
-        let thresh = |_k: &u64, c: &isize| (c.abs() % 3) as isize;
-        sink(keys.clone().threshold(thresh).map(|x| format!("{x:?}")).map(show(3)), up, probe);
+        let thresh = |_k: &u64, c: &isize| c.abs() % 3;
+        sink(
+            keys.clone()
+                .threshold(thresh)
+                .map(|x| format!("{x:?}"))
+                .map(show(3)),
+            up,
+            probe,
+        );
         sink(
             keys.threshold_paged(paging, thresh)
                 .map(|x| format!("{x:?}"))
