@@ -29,3 +29,6 @@ pub use spillway_trace::{
     for_each_update, get_vectored, ArrangePaged, ArrangeSelfPaged, FixedWidth, JoinVectored,
     LookupStats, PagedData, PagedSpine, Paging, PagingPolicy,
 };
+pub use spillway_trace::{
+    CountTotalPaged, KeyVal, PagedCollectionExt, PagedReduce, ReducePaged, ThresholdPaged,
+};
