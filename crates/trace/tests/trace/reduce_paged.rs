@@ -572,3 +572,61 @@ fn all_ops_partial() -> Build<PTime, u64, u64, (u8, String)> {
         );
     })
 }
+
+/// The tactic reads each chunk of its input at most once per interval: a reduce over an
+/// imported, fully evicted paged trace faults in at most as many chunks as the trace pooled
+/// (differential's cursor tactic re-pinned a chunk on every seek).
+#[test]
+fn reduce_reads_each_input_chunk_at_most_once() {
+    use differential_dataflow::trace::TraceReader;
+    use timely::dataflow::operators::Probe;
+    use timely::progress::frontier::AntichainRef;
+
+    let pool = tiny_pool();
+    let pool2 = pool.clone();
+    timely::execute_directly(move |worker| {
+        let paging = paging_for(&pool2, true);
+        let (mut input, probe, mut trace) = worker.dataflow::<u64, _, _>(|scope| {
+            let (input, data) = scope.new_collection::<(u64, u64), isize>();
+            let arranged = data.arrange_by_key_paged(&paging);
+            let (probe, _) = arranged.stream.clone().probe();
+            (input, probe, arranged.trace)
+        });
+        for i in 0..200_000u64 {
+            let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            input.update((x % 50_000, x >> 40), 1);
+        }
+        input.advance_to(1);
+        input.flush();
+        worker.step_while(|| probe.less_than(&1));
+        let batches = trace.batches_through(AntichainRef::new(&[1])).unwrap();
+        let pooled: usize = batches
+            .iter()
+            .map(|b| b.chunks.iter().filter(|c| c.is_pooled()).count())
+            .sum();
+        drop(batches);
+        assert!(
+            pooled > 10,
+            "the input trace should be mostly pooled: {pooled}"
+        );
+        let before = pool2.stats();
+        let out = ProbeHandle::new();
+        let keys = worker.dataflow::<u64, _, _>(|scope| {
+            let counted = trace
+                .import(scope)
+                .reduce_paged(&Paging::disabled(), |_k, s, t: &mut Vec<(u64, isize)>| {
+                    t.push((s.len() as u64, 1))
+                });
+            counted.stream.probe_with(&out);
+            counted.trace
+        });
+        drop(input);
+        worker.step_while(|| probe.less_than(&u64::MAX) || out.less_than(&u64::MAX));
+        let reads = pool2.stats().fault_ins - before.fault_ins;
+        assert!(
+            reads > 0 && reads <= pooled as u64,
+            "{reads} fault-ins for {pooled} pooled input chunks"
+        );
+        drop(keys);
+    });
+}
