@@ -12,6 +12,9 @@
 //!   [`ArrangePaged`], [`ArrangeSelfPaged`], [`PagedSpine`], [`PagedData`], [`FixedWidth`],
 //!   vectored lookups ([`get_vectored`], [`for_each_update`], [`LookupStats`]) and the
 //!   vectored join ([`JoinVectored`]), per-level reports ([`spine_levels`], [`SpineLevel`]).
+//! - Paged operators: the reduce tactic ([`PagedReduce`], [`ReducePaged`], [`ThresholdPaged`],
+//!   [`CountTotalPaged`]) and differential's collection operators with every arrangement in
+//!   the pool ([`PagedCollectionExt`]: `join_paged`, `reduce_paged`, `distinct_paged`, ...).
 //!
 //! The `spillway` binary (feature `cli`, on by default) runs the workloads of the
 //! `spillway-workload` crate; a library user can turn it off with `default-features = false`
@@ -29,6 +32,10 @@ pub use spillway_trace::{
     LookupStats, PagedData, PagedSpine, Paging, PagingPolicy,
 };
 pub use spillway_trace::{spine_levels, SpineLevel};
+
+pub use spillway_trace::{
+    CountTotalPaged, KeyVal, PagedCollectionExt, PagedReduce, ReducePaged, ThresholdPaged,
+};
 
 /// The README's code blocks, compiled and run as doctests so they cannot go stale.
 #[cfg(doctest)]

@@ -187,6 +187,16 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
         PagedChunk::resident(Records::from_vec(records), 0, None)
     }
 
+    /// A resident chunk of `records` (sorted and consolidated, as [`PagedChunk::from_records`]
+    /// requires) at depth 0 that pages with `pager` when a builder seals it: how the paged
+    /// reduce tactic builds its output chunks.
+    pub(crate) fn from_records_paging(
+        records: Vec<((K, V), T, R)>,
+        pager: Option<Rc<Pager>>,
+    ) -> Self {
+        PagedChunk::resident(Records::from_vec(records), 0, pager)
+    }
+
     /// The chunk's depth: 0 for batcher output, one more than its deepest input for a merge
     /// output. Reports count it as level [`crate::level_of`]`(depth)`.
     pub fn depth(&self) -> u8 {

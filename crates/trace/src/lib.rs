@@ -101,6 +101,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Paged operators
+//! [`ReducePaged::reduce_paged`] (and `reduce_core_paged`, [`ThresholdPaged`]'s `count`,
+//! `distinct`, `threshold`) reduces a paged arrangement into one whose chunks page with the
+//! [`Paging`] it is given, through the [`PagedReduce`] tactic: each batch read in key order,
+//! each chunk at most once per interval, the output equal to upstream's cursor tactic's for
+//! partially ordered times too. [`CountTotalPaged`] has the total-order `count_total`,
+//! `threshold_total`, `distinct_total`. [`PagedCollectionExt`] puts them and the joins on
+//! `VecCollection` as differential's own operators with a `_paged` suffix and a `&Paging`,
+//! every arrangement in the pool: porting a dataflow is a rename plus the paging argument.
+//!
 //! ## Vectored reads
 //! [`get_vectored`] and [`for_each_update`] look many sorted keys up at once: each batch is
 //! swept once over its chunks' resident fences, every touched pooled chunk is read once with
@@ -129,8 +139,10 @@ mod fixed;
 mod join;
 mod level;
 mod merge_times;
+mod operators;
 mod pager;
 mod records;
+mod reduce;
 mod spine_levels;
 mod vectored;
 
@@ -146,6 +158,8 @@ pub use join::{
 };
 pub use level::{level_of, LEVELS};
 pub use merge_times::{take_merge_times, MergeTime};
+pub use operators::{KeyVal, PagedCollectionExt};
 pub use pager::{Paging, PagingPolicy};
+pub use reduce::{CountTotalPaged, PagedReduce, ReducePaged, ThresholdPaged};
 pub use spine_levels::{spine_levels, SpineLevel};
 pub use vectored::{chunks_touched, for_each_update, get_vectored, LookupStats};

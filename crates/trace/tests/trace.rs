@@ -16,6 +16,8 @@
 //! - [`types`]: the provided fixed-width types (`i32`, tuple and `Present` diffs; `Option`,
 //!   `Reverse`, `char`, arrays, wide tuples, `Duration`, `Product` keys and values) paged
 //!   against `OrdValSpine`.
+//! - [`operators`]: an upstream dataflow ported to `PagedCollectionExt`, against the original.
+//! - [`reduce_paged`]: the paged reduce tactic and `PagedCollectionExt` against upstream.
 //! - [`vectored`]: vectored lookups and the vectored join against their cursor counterparts.
 //! - [`skew`]: the vectored join under hot keys: equal to upstream, buffers within bounds.
 
@@ -25,6 +27,8 @@ mod die_young;
 mod import;
 #[path = "trace/iterate.rs"]
 mod iterate;
+#[path = "trace/operators.rs"]
+mod operators;
 #[path = "trace/oracle.rs"]
 mod oracle;
 #[path = "trace/pass_through.rs"]
@@ -33,6 +37,8 @@ mod pass_through;
 mod product_time;
 #[path = "trace/reduce_output.rs"]
 mod reduce_output;
+#[path = "trace/reduce_paged.rs"]
+mod reduce_paged;
 #[path = "trace/residency.rs"]
 mod residency;
 #[path = "trace/skew.rs"]

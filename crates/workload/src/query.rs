@@ -27,8 +27,7 @@ use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
 use differential_dataflow::trace::Span;
 use differential_dataflow::trace::{Navigable, TraceReader};
 use spillway_trace::spine_levels;
-use spillway_trace::{ArrangePaged, JoinVectored, PagedBuilder, PagedChunk, PagedSpine, Paging};
-use timely::container::PushInto;
+use spillway_trace::{ArrangePaged, JoinVectored, PagedSpine, Paging, ReducePaged};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
@@ -284,14 +283,15 @@ fn add(acc: &Cell<Checksum>, hash: u64, diff: isize) {
 
 /// The three phases on one backend. `arrange` turns a collection `$c` into the backend's
 /// arrangement; `join` joins the imported arrangement `$data` with the probes' `$probes`
-/// into `(key, val, probe)` records; reduce outputs go to `$builder`/`$spine` through the `push` closure `$fill`
-/// makes. Cursor items are read through [`Word`], so one body serves by-value and
-/// by-reference backends alike.
+/// into `(key, val, probe)` records; `reduce = |$d| ($count, $max)` computes the two reduce
+/// outputs of the imported arrangement `$d` as arrangements, their logic written with
+/// `count_logic!` and `max_logic!`. Cursor items are read through [`Word`], so one body
+/// serves by-value and by-reference backends alike.
 macro_rules! phases {
     ($worker:expr, $plan:expr, $phases:expr,
      arrange = |$c:ident| $arrange:expr,
      join = |$data:ident, $probes:ident| $join:expr,
-     reduce_into = ($builder:ty, $spine:ty, $fill:expr),
+     reduce = |$rdata:ident| ($count:expr, $max:expr),
      on = $on:expr) => {{
         let (worker, plan, progress): (&mut Worker, &QueryPlan, &dyn Progress) =
             ($worker, $plan, $phases);
@@ -339,17 +339,8 @@ macro_rules! phases {
             Workload::Reduce => {
                 let (a, b) = (acc.clone(), acc.clone());
                 let out = worker.dataflow::<u64, _, _>(|scope| {
-                    let data = trace.import(scope);
-                    let count = data.clone().reduce_abelian::<_, $builder, $spine, _, _>(
-                        "Count",
-                        |_k, s, t| t.push((count_of(s.iter().map(|&(_, r)| r)), 1)),
-                        $fill,
-                    );
-                    let max = data.reduce_abelian::<_, $builder, $spine, _, _>(
-                        "Max",
-                        |_k, s, t| t.push((s[s.len() - 1].0.word(), 1)),
-                        $fill,
-                    );
+                    let $rdata = trace.import(scope);
+                    let (count, max) = ($count, $max);
                     let (probe, _) = sum_batches(count.stream, TAG_COUNT, a).probe();
                     sum_batches(max.stream, TAG_MAX, b).probe_with(&probe);
                     probe
@@ -376,10 +367,25 @@ macro_rules! phases {
     }};
 }
 
+/// The logic of the `Count` reduce: the key's number of records.
+macro_rules! count_logic {
+    () => {
+        |_k, s, t| t.push((count_of(s.iter().map(|&(_, r)| r)), 1))
+    };
+}
+
+/// The logic of the `Max` reduce: the key's largest value.
+macro_rules! max_logic {
+    () => {
+        |_k, s, t| t.push((s[s.len() - 1].0.word(), 1))
+    };
+}
+
 /// The trace of the paged backends.
 type PagedTrace = TraceAgent<PagedSpine<u64, u64, u64, isize>>;
 
-/// `PagedSpine`, paging on or off; `on` hears the phase events.
+/// `PagedSpine`, paging on or off; `on` hears the phase events. Reduces run spillway's paged
+/// reduce tactic ([`ReducePaged`]), whose output arrangements page with `paging`.
 fn run_paged(
     worker: &mut Worker,
     plan: &QueryPlan,
@@ -387,20 +393,6 @@ fn run_paged(
     progress: &dyn Progress,
     on: impl Fn(Event),
 ) -> (WorkerResult, PagedTrace) {
-    type B = PagedBuilder<u64, u64, u64, isize>;
-    type S = PagedSpine<u64, u64, u64, isize>;
-    // Reduce outputs page with the arrangement's paging (see `PagedChunk::with_paging`).
-    let fill = || {
-        let paging = paging.clone();
-        move |buf: &mut PagedChunk<u64, u64, u64, isize>,
-              k: u64,
-              upds: &mut Vec<(u64, u64, isize)>| {
-            *buf = PagedChunk::with_paging(&paging);
-            for (v, t, r) in upds.drain(..) {
-                buf.push_into(((k, v), t, r));
-            }
-        }
-    };
     phases!(
         worker,
         plan,
@@ -410,7 +402,11 @@ fn run_paged(
             JoinTactic::Cursor => data.join_core(probes, |k, v, q| Some((k, v, q))),
             JoinTactic::Vectored => data.join_core_vectored(probes, |k, v, q| Some((k, v, q))),
         },
-        reduce_into = (B, S, fill()),
+        reduce = |d| (
+            d.clone()
+                .reduce_paged::<u64, isize, _>(paging, count_logic!()),
+            d.reduce_paged::<u64, isize, _>(paging, max_logic!())
+        ),
         on = on
     )
 }
@@ -437,7 +433,19 @@ fn run_ord(
         progress,
         arrange = |c| c.arrange_by_key(),
         join = |data, probes| data.join_core(probes, |k, v, q| Some((*k, *v, *q))),
-        reduce_into = (UpstreamBuilder, UpstreamSpine, fill_vec),
+        reduce = |d| (
+            d.clone()
+                .reduce_abelian::<_, UpstreamBuilder, UpstreamSpine, _, _>(
+                    "Count",
+                    count_logic!(),
+                    fill_vec
+                ),
+            d.reduce_abelian::<_, UpstreamBuilder, UpstreamSpine, _, _>(
+                "Max",
+                max_logic!(),
+                fill_vec
+            )
+        ),
         on = |_: Event| {}
     )
 }
@@ -454,7 +462,19 @@ fn run_col(
         progress,
         arrange = |c| colspill::arrange(c),
         join = |data, probes| data.join_core(probes, |k, v, q| Some((*k, *v, *q))),
-        reduce_into = (UpstreamBuilder, UpstreamSpine, fill_vec),
+        reduce = |d| (
+            d.clone()
+                .reduce_abelian::<_, UpstreamBuilder, UpstreamSpine, _, _>(
+                    "Count",
+                    count_logic!(),
+                    fill_vec
+                ),
+            d.reduce_abelian::<_, UpstreamBuilder, UpstreamSpine, _, _>(
+                "Max",
+                max_logic!(),
+                fill_vec
+            )
+        ),
         on = |_: Event| {}
     )
 }
