@@ -1,0 +1,395 @@
+//! The representation of a [`PagedChunk`]: its body, fences and metadata.
+//!
+//! Invariant: a chunk's records are sorted by `((key, val), time)` and consolidated, and its
+//! fences (`first`, `last`) and `len` describe its body exactly, whether the body sits on the
+//! heap or in the pool. A pooled body is never written after `Pool::insert_with` fills it,
+//! and is read only through a pin ([`pin`]).
+//!
+//! A chunk is an `Rc` (clones are refcount bumps, as the trace merger expects) around:
+//! - a body, a [`ChunkBody`]: either *resident*, [`Records`] (a sorted, consolidated
+//!   `Vec<((K, V), T, R)>` shared by `Rc`, or a suffix view of one), or *pooled*, four
+//!   columns (keys, vals, times, diffs; see [`crate::data`] for their encoding) written
+//!   straight into a pool slot by `Pool::insert_with`;
+//! - resident metadata: length, fence triples (first and last `(key, val, time)`), depth;
+//! - the [`Pager`] of its arrangement, if paging is on.
+//!
+//! Operations read a body as [`Records`] ([`PagedChunk::materialize`]: free when resident,
+//! one decode when pooled); lookups read it in place ([`PagedChunk::lookup_body`]); cursors
+//! of variable-length types read a per-chunk decoded cache ([`PagedChunk::decoded`], see
+//! [`super::cursor`]).
+
+use std::cell::{Cell, OnceCell};
+use std::rc::{Rc, Weak};
+
+use spillway_pool::{ChunkHandle, PinGuard};
+
+use crate::data::{column_len, read_column, write_column, PagedData};
+use crate::pager::{Pager, Paging};
+use crate::records::{Records, Update};
+
+/// A sorted, consolidated run of updates `((key, val), time, diff)` whose body is resident or
+/// in the pool: the chunk type of a [`crate::PagedSpine`] (see the crate docs for how to
+/// arrange with it).
+///
+/// Clones share the body (a refcount bump). A chunk carries a *depth*, the hint the pool
+/// evicts by: 0 for batcher output, one more than its deepest input for a merge output.
+pub struct PagedChunk<K, V, T, R>(pub(super) Rc<ChunkInner<K, V, T, R>>);
+
+pub(super) struct ChunkInner<K, V, T, R> {
+    pub(super) body: ChunkBody<K, V, T, R>,
+    /// 0 for batcher output; merge outputs are one deeper than their deepest input.
+    pub(super) depth: u8,
+    pub(super) pager: Option<Rc<Pager>>,
+    /// The chunk sealed right after this one in the same sequence, set once by `settle`; a
+    /// cursor opening this chunk prefetches that one (a scan reads them in order).
+    pub(super) next: OnceCell<Weak<ChunkInner<K, V, T, R>>>,
+    /// Where the last `seek_key` on this chunk landed. Differential's batch cursor opens a
+    /// fresh chunk cursor for every seek, and callers seek in key order, so a fresh cursor's
+    /// seek starts its gallop here when that is still below the key sought.
+    pub(super) seek_hint: Cell<usize>,
+    /// A pooled body decoded for by-reference cursor reads (variable-length types only).
+    pub(super) decoded: OnceCell<Records<K, V, T, R>>,
+}
+
+/// A chunk body: resident, or pooled with its resident metadata.
+pub(super) enum ChunkBody<K, V, T, R> {
+    /// On the heap (see [`crate::records`]).
+    Resident(Records<K, V, T, R>),
+    /// In a pool slot (or its extent), as four columns.
+    Pooled {
+        /// The pool's handle of the body; dropping it frees the chunk in the pool.
+        handle: ChunkHandle,
+        /// Records in the body.
+        len: usize,
+        /// Byte offsets of the key, val, time and diff columns, and the body's length.
+        columns: [usize; 5],
+        /// The first record's `(key, val, time)`, kept resident for seeks and merges.
+        first: (K, V, T),
+        /// The last record's `(key, val, time)`.
+        last: (K, V, T),
+    },
+}
+
+impl<K, V, T, R> Clone for PagedChunk<K, V, T, R> {
+    fn clone(&self) -> Self {
+        PagedChunk(Rc::clone(&self.0))
+    }
+}
+
+impl<K, V, T, R> Default for PagedChunk<K, V, T, R> {
+    fn default() -> Self {
+        PagedChunk::resident(Records::default(), 0, None)
+    }
+}
+
+impl<K, V, T, R> Drop for ChunkInner<K, V, T, R> {
+    fn drop(&mut self) {
+        if let (Some(_), Some(pager), ChunkBody::Pooled { columns, len, .. }) =
+            (self.decoded.get(), &self.pager, &self.body)
+        {
+            pager.uncache(decoded_bytes::<K, V, T, R>(*len, columns[4]));
+        }
+    }
+}
+
+/// Heap bytes of a decoded body of `len` records whose encoding takes `body` bytes (an
+/// estimate: the records plus their variable-length payloads, at most `body`).
+fn decoded_bytes<K, V, T, R>(len: usize, body: usize) -> usize {
+    len * size_of::<((K, V), T, R)>() + body
+}
+
+impl<K, V, T, R> PagedChunk<K, V, T, R> {
+    pub(super) fn resident(vec: Records<K, V, T, R>, depth: u8, pager: Option<Rc<Pager>>) -> Self {
+        PagedChunk(Rc::new(ChunkInner {
+            body: ChunkBody::Resident(vec),
+            depth,
+            pager,
+            next: OnceCell::new(),
+            seek_hint: Cell::new(0),
+            decoded: OnceCell::new(),
+        }))
+    }
+
+    /// Asks the pool to fault in the chunk sealed after this one, if it is pooled.
+    pub(super) fn prefetch_next(&self) {
+        let Some(next) = self.0.next.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        if let ChunkBody::Pooled { handle, .. } = &next.body {
+            if next.decoded.get().is_none() {
+                handle.prefetch();
+            }
+        }
+    }
+
+    /// An empty chunk that pages with `paging` once it is filled and sealed. Chunks made by
+    /// the batcher find their arrangement's paging by themselves; a `reduce` into a
+    /// [`crate::PagedSpine`] builds its output from the chunks its `push` closure fills, so
+    /// that closure starts each one with `*buf = PagedChunk::with_paging(&paging)` to let the
+    /// output trace page (with `Default`, its chunks stay resident).
+    pub fn with_paging(paging: &Paging) -> Self {
+        PagedChunk::resident(Records::default(), 0, paging.pager().cloned())
+    }
+
+    /// A resident chunk of `records` at depth 0 with no pager of its own: sealing it in a
+    /// batcher or builder adopts its arrangement's. The caller guarantees that `records` are
+    /// sorted by `((key, val), time)` and consolidated (no repeated `((key, val), time)`, no
+    /// zero diff), as every differential chunk must be.
+    pub fn from_records(records: Vec<((K, V), T, R)>) -> Self {
+        PagedChunk::resident(Records::from_vec(records), 0, None)
+    }
+
+    /// A resident chunk of `records` (sorted and consolidated, as [`PagedChunk::from_records`]
+    /// requires) at depth 0 that pages with `pager` when a builder seals it: how the paged
+    /// reduce tactic builds its output chunks.
+    pub(crate) fn from_records_paging(
+        records: Vec<((K, V), T, R)>,
+        pager: Option<Rc<Pager>>,
+    ) -> Self {
+        PagedChunk::resident(Records::from_vec(records), 0, pager)
+    }
+
+    /// The chunk's depth: 0 for batcher output, one more than its deepest input for a merge
+    /// output. Reports count it as level [`crate::level_of`]`(depth)`.
+    pub fn depth(&self) -> u8 {
+        self.0.depth
+    }
+
+    /// Whether the body lives in the pool (resident in a slot or evicted to an extent), rather
+    /// than on the heap.
+    pub fn is_pooled(&self) -> bool {
+        matches!(self.0.body, ChunkBody::Pooled { .. })
+    }
+
+    pub(super) fn pager(&self) -> Option<&Rc<Pager>> {
+        self.0.pager.as_ref()
+    }
+}
+
+impl<K, V, T, R> PagedChunk<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    /// The body as [`Records`]: free when resident (or decoded), one decode when pooled.
+    pub(crate) fn materialize(&self) -> Records<K, V, T, R> {
+        match (&self.0.body, self.0.decoded.get()) {
+            (ChunkBody::Resident(vec), _) | (_, Some(vec)) => vec.clone(),
+            (
+                ChunkBody::Pooled {
+                    handle,
+                    len,
+                    columns,
+                    ..
+                },
+                None,
+            ) => decode(&pin(handle), *len, columns),
+        }
+    }
+
+    /// The decoded body of a pooled chunk, for by-reference reads: decoded on first use and
+    /// kept until the chunk drops (see the module docs).
+    pub(super) fn decoded(&self) -> &Records<K, V, T, R> {
+        self.0.decoded.get_or_init(|| {
+            let ChunkBody::Pooled {
+                handle,
+                len,
+                columns,
+                ..
+            } = &self.0.body
+            else {
+                unreachable!("only pooled bodies are decoded")
+            };
+            self.prefetch_next();
+            if let Some(pager) = self.pager() {
+                pager.cache(decoded_bytes::<K, V, T, R>(*len, columns[4]));
+            }
+            decode(&pin(handle), *len, columns)
+        })
+    }
+
+    /// The first and last `(key, val, time)`: resident metadata, no decode.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn fences(&self) -> ((&K, &V, &T), (&K, &V, &T)) {
+        match &self.0.body {
+            ChunkBody::Resident(vec) => {
+                let s = vec.as_slice();
+                let (f, l) = (&s[0], &s[s.len() - 1]);
+                ((&f.0 .0, &f.0 .1, &f.1), (&l.0 .0, &l.0 .1, &l.1))
+            }
+            ChunkBody::Pooled { first, last, .. } => {
+                ((&first.0, &first.1, &first.2), (&last.0, &last.1, &last.2))
+            }
+        }
+    }
+
+    /// How a lookup reads this chunk: resident records (the body, or its decoded cache), or
+    /// the pooled columns to pin.
+    pub(crate) fn lookup_body(&self) -> LookupBody<'_, K, V, T, R> {
+        match (&self.0.body, self.0.decoded.get()) {
+            (ChunkBody::Resident(vec), _) | (_, Some(vec)) => LookupBody::Records(vec.as_slice()),
+            (
+                ChunkBody::Pooled {
+                    handle,
+                    len,
+                    columns,
+                    ..
+                },
+                None,
+            ) => LookupBody::Pooled {
+                handle,
+                columns: Columns {
+                    len: *len,
+                    offsets: *columns,
+                },
+                pool: self.pager().expect("pooled chunks have a pager").pool(),
+            },
+        }
+    }
+
+    /// Writes a resident body into the pool (the caller decided it should page).
+    pub(super) fn page_out(records: &[Update<K, V, T, R>], depth: u8, pager: &Rc<Pager>) -> Self {
+        let len = records.len();
+        let columns = layout(records);
+        let handle = pager
+            .pool()
+            .insert_with(columns[4], pager.hints(depth), |body| {
+                let col = |c: usize| columns[c]..columns[c + 1];
+                let (k, v, t, r) = (col(0), col(1), col(2), col(3));
+                write_column(len, records.iter().map(|x| &x.0 .0), &mut body[k]);
+                write_column(len, records.iter().map(|x| &x.0 .1), &mut body[v]);
+                write_column(len, records.iter().map(|x| &x.1), &mut body[t]);
+                write_column(len, records.iter().map(|x| &x.2), &mut body[r]);
+            });
+        let (f, l) = (&records[0], &records[len - 1]);
+        PagedChunk(Rc::new(ChunkInner {
+            body: ChunkBody::Pooled {
+                handle,
+                len,
+                columns,
+                first: (f.0 .0.clone(), f.0 .1.clone(), f.1.clone()),
+                last: (l.0 .0.clone(), l.0 .1.clone(), l.1.clone()),
+            },
+            depth,
+            pager: Some(Rc::clone(pager)),
+            next: OnceCell::new(),
+            seek_hint: Cell::new(0),
+            decoded: OnceCell::new(),
+        }))
+    }
+
+    /// The resident body, for the chunker's in-place building (copy-on-write if shared).
+    pub(super) fn building(&mut self) -> &mut Vec<Update<K, V, T, R>> {
+        if Rc::get_mut(&mut self.0).is_none() || self.is_pooled() {
+            let (vec, depth, pager) = (self.materialize(), self.0.depth, self.0.pager.clone());
+            *self = PagedChunk::resident(vec, depth, pager);
+        }
+        match &mut Rc::get_mut(&mut self.0).expect("unique").body {
+            ChunkBody::Resident(vec) => vec.make_mut(),
+            ChunkBody::Pooled { .. } => unreachable!("materialized above"),
+        }
+    }
+}
+
+/// Column offsets of the pooled body of `records` (see [`ChunkBody::Pooled`]).
+pub(super) fn layout<K, V, T, R>(records: &[((K, V), T, R)]) -> [usize; 5]
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    let vals = column_len(records.iter().map(|x| &x.0 .0));
+    let times = vals + column_len(records.iter().map(|x| &x.0 .1));
+    let diffs = times + column_len(records.iter().map(|x| &x.1));
+    let end = diffs + column_len(records.iter().map(|x| &x.2));
+    [0, vals, times, diffs, end]
+}
+
+/// A chunk as a lookup reads it (see [`PagedChunk::lookup_body`]).
+pub(crate) enum LookupBody<'c, K, V, T, R> {
+    Records(&'c [((K, V), T, R)]),
+    Pooled {
+        handle: &'c ChunkHandle,
+        columns: Columns,
+        pool: &'c spillway_pool::Pool,
+    },
+}
+
+/// The layout of a pooled body: `len` records in four columns at `offsets`.
+#[derive(Clone, Copy)]
+pub(crate) struct Columns {
+    pub len: usize,
+    pub offsets: [usize; 5],
+}
+
+impl Columns {
+    /// Column `c` (0 keys, 1 vals, 2 times, 3 diffs) of `body`.
+    pub fn column<'b>(&self, body: &'b [u8], c: usize) -> &'b [u8] {
+        &body[self.offsets[c]..self.offsets[c + 1]]
+    }
+}
+
+/// Decodes a pooled body of `len` records laid out at `columns`.
+fn decode<K, V, T, R>(body: &[u8], len: usize, columns: &[usize; 5]) -> Records<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    let col = |c: usize| &body[columns[c]..columns[c + 1]];
+    let (k, v, t, r) = (col(0), col(1), col(2), col(3));
+    let mut vec = Vec::with_capacity(len);
+    let widths = (K::WIDTH, V::WIDTH, T::WIDTH, R::WIDTH);
+    if let (Some(wk @ 1..), Some(wv @ 1..), Some(wt @ 1..), Some(wr @ 1..)) = widths {
+        // Fixed, non-zero widths: one pass over the four columns in step.
+        let rows = k.chunks_exact(wk).zip(v.chunks_exact(wv));
+        let rows = rows.zip(t.chunks_exact(wt)).zip(r.chunks_exact(wr));
+        vec.extend(
+            rows.map(|(((k, v), t), r)| ((K::decode(k), V::decode(v)), T::decode(t), R::decode(r))),
+        );
+    } else {
+        vec.extend((0..len).map(|i| {
+            (
+                (read_column(k, len, i), read_column(v, len, i)),
+                read_column(t, len, i),
+                read_column(r, len, i),
+            )
+        }));
+    }
+    debug_assert_eq!(vec.len(), len);
+    Records::from_vec(vec)
+}
+
+/// Pins a pooled body; a failed read is a loud error (never wrong data).
+pub(super) fn pin(handle: &ChunkHandle) -> PinGuard {
+    handle
+        .pin()
+        .unwrap_or_else(|e| panic!("spillway: cannot read a paged chunk back: {e}"))
+}
+
+/// What is left of `chunk` (whose body is `body`) from position `from` on: the chunk itself
+/// when nothing was consumed (so a pooled chunk stays pooled), else a resident suffix view.
+pub(super) fn leftover<K, V, T, R>(
+    chunk: &PagedChunk<K, V, T, R>,
+    body: &Records<K, V, T, R>,
+    from: usize,
+) -> PagedChunk<K, V, T, R> {
+    if from == 0 {
+        chunk.clone()
+    } else {
+        PagedChunk::resident(body.suffix(from), chunk.depth(), chunk.pager().cloned())
+    }
+}
+
+impl<K, V, T, R> PagedChunk<K, V, T, R> {
+    pub(super) fn len_records(&self) -> usize {
+        match &self.0.body {
+            ChunkBody::Resident(vec) => vec.as_slice().len(),
+            ChunkBody::Pooled { len, .. } => *len,
+        }
+    }
+}

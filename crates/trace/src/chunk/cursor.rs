@@ -1,0 +1,320 @@
+//! [`PagedCursor`]: the cursor over one [`PagedChunk`], and `NavigableChunk::bounds`.
+//!
+//! Invariant: cursor reads are sound and bounded: no item borrows pool memory past the pin
+//! that protects it.
+//!
+//! When all four types are fixed-width ([`PagedData::WIDTH`] is `Some`), items are returned
+//! **by value** (`Key<'a> = K` and so on), and the pin that keeps a pooled body resident is
+//! owned by the *cursor* ([`PagedCursor`]), taken on the cursor's first read and released
+//! when it drops. No reference into pool memory is ever handed out, so no item can outlive
+//! its pin, and pinned bytes scale with live cursors (the batch cursor keeps one inner cursor
+//! per batch), not with chunks ever read.
+//!
+//! Variable-length types (`String`, `Vec<u8>`) are returned **by reference**, and differential
+//! lets such a reference live as long as the borrow of the chunk, longer than any cursor.
+//! A pooled chunk of them therefore decodes its body once, on its first cursor read, into a
+//! heap cache owned by the chunk, and reads from there until the chunk is dropped (when its
+//! batch is merged away or the trace is compacted past it). No `unsafe`, no pool memory
+//! borrowed; the cost is that this cache is bounded only by the pooled chunks read since their
+//! batches were last merged: after a full scan of a static arrangement, all of it. Its size is
+//! counted per arrangement ([`crate::Paging::decoded_cache_bytes`]) and measured in
+//! `doc/benchmarks.md`; bounded-memory reads of such arrangements are the vectored lookup's
+//! job ([`crate::vectored`]). Merges, extracts and `settle` never fill the cache.
+
+use std::cell::{Cell, OnceCell};
+
+use differential_dataflow::difference::Semigroup;
+use differential_dataflow::lattice::Lattice;
+use differential_dataflow::trace::chunk::NavigableChunk;
+use differential_dataflow::trace::cursor::Cursor;
+use differential_dataflow::trace::Navigable;
+use spillway_pool::PinGuard;
+use timely::progress::Timestamp;
+
+use super::body::{pin, ChunkBody, PagedChunk};
+use crate::data::{equal, less, PagedData};
+use crate::records::gallop_index;
+
+/// A cursor's cached group end that is not known yet.
+const UNKNOWN: usize = usize::MAX;
+
+/// A cursor over one [`PagedChunk`] (its `Navigable::Cursor`; differential's batch cursor
+/// opens one per chunk). Returns fixed-width items by value, pinning a pooled body on its
+/// first read (not at creation: differential opens cursors it may never read) and holding the
+/// pin for as long as it lives; returns variable-length items by reference from the chunk's
+/// decoded body, which it decodes on first read and keeps with the chunk.
+pub struct PagedCursor<K, V, T, R> {
+    key_pos: usize,
+    val_pos: usize,
+    /// The end of the current key's records and of the current `(key, val)`'s records, found
+    /// on first need and forgotten when the position moves ([`UNKNOWN`] until then), so a scan
+    /// compares each record's key and val once.
+    key_end: Cell<usize>,
+    val_end: Cell<usize>,
+    /// The pinned body of a pooled chunk read by value, taken on first read (never set for
+    /// resident chunks, which are read in place, nor for by-reference reads).
+    pin: OnceCell<PinGuard>,
+    _marker: std::marker::PhantomData<(K, V, T, R)>,
+}
+
+impl<K, V, T, R> PagedCursor<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    /// Whether pooled bodies are read in place, by value.
+    const BY_VALUE: bool =
+        K::WIDTH.is_some() && V::WIDTH.is_some() && T::WIDTH.is_some() && R::WIDTH.is_some();
+
+    #[inline(always)]
+    fn n(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        s.len_records()
+    }
+
+    /// The end of the current key's records (see [`PagedCursor::key_end`]).
+    #[inline]
+    fn key_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        let mut end = self.key_end.get();
+        if end == UNKNOWN {
+            end = self.key_pos;
+            if end < self.n(s) {
+                let key = self.key_at(s, self.key_pos);
+                end += 1;
+                while end < self.n(s) && equal::<K>(self.key_at(s, end), key) {
+                    end += 1;
+                }
+            }
+            self.key_end.set(end);
+        }
+        end
+    }
+
+    /// The end of the current `(key, val)`'s records (the current key's end if the val is
+    /// not valid).
+    #[inline]
+    fn val_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        let mut end = self.val_end.get();
+        if end == UNKNOWN {
+            let key_end = self.key_end(s);
+            end = self.val_pos;
+            if end < key_end {
+                let val = self.val_at(s, self.val_pos);
+                end += 1;
+                while end < key_end && equal::<V>(self.val_at(s, end), val) {
+                    end += 1;
+                }
+            }
+            self.val_end.set(end);
+        }
+        end
+    }
+
+    /// Moves to the key at `key_pos`, its first val.
+    #[inline]
+    fn at_key(&mut self, key_pos: usize) {
+        if key_pos != self.key_pos {
+            self.key_pos = key_pos;
+            self.key_end.set(UNKNOWN);
+        }
+        self.at_val(key_pos);
+    }
+
+    /// Moves to the val at `val_pos` (within the current key).
+    #[inline]
+    fn at_val(&mut self, val_pos: usize) {
+        if val_pos != self.val_pos {
+            self.val_pos = val_pos;
+            self.val_end.set(UNKNOWN);
+        }
+    }
+
+    /// Item `i` of column `col` (0 keys, 1 vals, 2 times, 3 diffs); `project` picks the same
+    /// field out of a resident record.
+    #[inline(always)]
+    fn field<'a, X: PagedData>(
+        &self,
+        s: &'a PagedChunk<K, V, T, R>,
+        col: usize,
+        i: usize,
+        project: impl Fn(&'a ((K, V), T, R)) -> &'a X,
+    ) -> X::Item<'a> {
+        match &s.0.body {
+            ChunkBody::Resident(vec) => project(&vec.as_slice()[i]).item(),
+            ChunkBody::Pooled {
+                handle, columns, ..
+            } => match X::WIDTH {
+                Some(width) if Self::BY_VALUE => {
+                    let pin = self.pin.get_or_init(|| {
+                        // A scan reads chunks in order: fault the next one in meanwhile.
+                        s.prefetch_next();
+                        pin(handle)
+                    });
+                    let start = columns[col] + i * width;
+                    X::read_item(&pin[start..start + width]).expect("fixed-width")
+                }
+                _ => project(&s.decoded().as_slice()[i]).item(),
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn key_at<'a>(&self, s: &'a PagedChunk<K, V, T, R>, i: usize) -> K::Item<'a> {
+        self.field(s, 0, i, |r| &r.0 .0)
+    }
+
+    #[inline(always)]
+    fn val_at<'a>(&self, s: &'a PagedChunk<K, V, T, R>, i: usize) -> V::Item<'a> {
+        self.field(s, 1, i, |r| &r.0 .1)
+    }
+
+    /// The first index at or after `from` where `less(i)` is false (`less` must be true then
+    /// false).
+    fn gallop(
+        &self,
+        s: &PagedChunk<K, V, T, R>,
+        from: usize,
+        less: impl Fn(usize) -> bool,
+    ) -> usize {
+        gallop_index(from, self.n(s), less)
+    }
+}
+
+impl<K, V, T, R> Cursor for PagedCursor<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
+{
+    type Storage = PagedChunk<K, V, T, R>;
+
+    type KeyContainer = K::Container;
+    type Key<'a> = K::Item<'a>;
+    type ValContainer = V::Container;
+    type Val<'a> = V::Item<'a>;
+    type ValOwn = V;
+    type TimeContainer = T::Container;
+    type TimeGat<'a> = T::Item<'a>;
+    type Time = T;
+    type DiffContainer = R::Container;
+    type DiffGat<'a> = R::Item<'a>;
+    type Diff = R;
+
+    fn key_valid(&self, s: &Self::Storage) -> bool {
+        self.key_pos < self.n(s)
+    }
+    fn val_valid(&self, s: &Self::Storage) -> bool {
+        self.val_pos < self.key_end(s)
+    }
+    fn key<'a>(&self, s: &'a Self::Storage) -> K::Item<'a> {
+        self.key_at(s, self.key_pos)
+    }
+    fn val<'a>(&self, s: &'a Self::Storage) -> V::Item<'a> {
+        self.val_at(s, self.val_pos)
+    }
+    fn get_key<'a>(&self, s: &'a Self::Storage) -> Option<K::Item<'a>> {
+        self.key_valid(s).then(|| self.key(s))
+    }
+    fn get_val<'a>(&self, s: &'a Self::Storage) -> Option<V::Item<'a>> {
+        self.val_valid(s).then(|| self.val(s))
+    }
+    fn map_times<L: FnMut(T::Item<'_>, R::Item<'_>)>(&mut self, s: &Self::Storage, mut logic: L) {
+        for i in self.val_pos..self.val_end(s) {
+            logic(self.field(s, 2, i, |r| &r.1), self.field(s, 3, i, |r| &r.2));
+        }
+    }
+    fn step_key(&mut self, s: &Self::Storage) {
+        if self.key_valid(s) {
+            self.at_key(self.key_end(s));
+        }
+    }
+    fn seek_key(&mut self, s: &Self::Storage, key: K::Item<'_>) {
+        // Every record before the hint is below `key` if the hint's is; if the hint's is not
+        // but the one before it is, the hint is the answer (another cursor of the same scan
+        // in key order often sought this very key).
+        let hint = s.0.seek_hint.get();
+        let below = |i: usize| less::<K>(self.key_at(s, i), key);
+        let from = if hint > self.key_pos && hint < self.n(s) {
+            if below(hint) {
+                hint
+            } else if below(hint - 1) {
+                self.at_key(hint);
+                return;
+            } else {
+                self.key_pos
+            }
+        } else {
+            self.key_pos
+        };
+        let at = self.gallop(s, from, below);
+        s.0.seek_hint.set(at);
+        self.at_key(at);
+    }
+    fn step_val(&mut self, s: &Self::Storage) {
+        if self.val_valid(s) {
+            self.at_val(self.val_end(s));
+        }
+    }
+    fn seek_val(&mut self, s: &Self::Storage, val: V::Item<'_>) {
+        if !self.key_valid(s) {
+            return;
+        }
+        // Within the current key, vals are sorted.
+        let key_end = self.key_end(s);
+        let at = self.gallop(s, self.val_pos, |i| {
+            i < key_end && less::<V>(self.val_at(s, i), val)
+        });
+        self.at_val(at.min(key_end));
+    }
+    fn rewind_keys(&mut self, _s: &Self::Storage) {
+        self.at_key(0);
+    }
+    fn rewind_vals(&mut self, _s: &Self::Storage) {
+        self.at_val(self.key_pos);
+    }
+}
+
+impl<K, V, T, R> Navigable for PagedChunk<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
+{
+    type Cursor = PagedCursor<K, V, T, R>;
+
+    fn cursor(&self) -> Self::Cursor {
+        PagedCursor {
+            key_pos: 0,
+            val_pos: 0,
+            key_end: Cell::new(UNKNOWN),
+            val_end: Cell::new(UNKNOWN),
+            pin: OnceCell::new(),
+            _marker: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K, V, T, R> NavigableChunk for PagedChunk<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
+{
+    #[allow(clippy::type_complexity)]
+    fn bounds(
+        &self,
+    ) -> (
+        (K::Item<'_>, V::Item<'_>, T::Item<'_>),
+        (K::Item<'_>, V::Item<'_>, T::Item<'_>),
+    ) {
+        let ((k0, v0, t0), (k1, v1, t1)) = self.fences();
+        (
+            (k0.item(), v0.item(), t0.item()),
+            (k1.item(), v1.item(), t1.item()),
+        )
+    }
+}

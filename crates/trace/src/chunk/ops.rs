@@ -1,0 +1,398 @@
+//! The `Chunk` operations of a [`PagedChunk`], and the container traits the chunker builds
+//! chunks with.
+//!
+//! Invariant: every chunk an operation outputs is sorted and consolidated, and a chunk an
+//! operation leaves whole is put back as the original, so it stays pooled.
+//!
+//! `merge`, `extract` and `advance` run the algorithms of [`crate::records`] on a small window
+//! of chunks materialized as [`Records`] (free for resident chunks; one decode for pooled
+//! ones): merge reads the head chunks of its inputs, one per input at a time (disjoint heads
+//! pass through without a decode), until one full output chunk is out, and puts partly read
+//! heads back as views; extract takes the head chunk of its input; advance the (burst-sized)
+//! input it is handed, withholding its last `(key, val)` group as views.
+//! `settle` packs chunks to the grading invariant with differential's `pack` and pages each
+//! committed chunk (`seal`) when its arrangement's policy says so: the commit point where
+//! chunks enter the pool. Merge outputs get depth = deepest input + 1 (batcher merges keep
+//! depth 0), so older data is evicted first; each merge step is counted per level
+//! ([`crate::merge_times`]).
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use differential_dataflow::consolidation::Consolidate;
+use differential_dataflow::difference::Semigroup;
+use differential_dataflow::lattice::Lattice;
+use differential_dataflow::trace::chunk::{pack, Chunk};
+use timely::container::{PushInto, SizableContainer};
+use timely::progress::frontier::AntichainRef;
+use timely::progress::{Antichain, Timestamp};
+use timely::Accountable;
+
+use super::body::{layout, leftover, ChunkBody, LookupBody, PagedChunk};
+use crate::data::PagedData;
+use crate::pager::{self, Pager};
+use crate::records::{merge_into, Advancer, Filler, Records, Update};
+
+/// In batcher chains, only the chunks from this position on page (the first ones stay
+/// resident): chains shorter than this are consumed by the batcher's next merge.
+pub(crate) const MIN_PAGED_CHAIN: usize = 4;
+
+/// Records per chunk: the grading target (8192, as upstream's `VecChunk`'s; 256 KiB for
+/// `(u64, u64, u64, i64)` updates, exactly one pool slot class). Callers outside the crate
+/// read it as `<PagedChunk<..> as Chunk>::TARGET`.
+pub(crate) const TARGET: usize = 8192;
+
+impl<K: 'static, V: 'static, T: 'static, R: 'static> Accountable for PagedChunk<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    fn record_count(&self) -> i64 {
+        self.len_records() as i64
+    }
+}
+
+impl<K, V, T, R> SizableContainer for PagedChunk<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    fn at_capacity(&self) -> bool {
+        self.len_records() >= TARGET
+    }
+    fn ensure_capacity(&mut self, _stash: &mut Option<Self>) {
+        let vec = self.building();
+        if vec.capacity() < TARGET {
+            vec.reserve_exact(TARGET - vec.len());
+        }
+    }
+}
+
+impl<K, V, T, R> Consolidate for PagedChunk<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData + Semigroup,
+{
+    fn len(&self) -> usize {
+        self.len_records()
+    }
+    fn clear(&mut self) {
+        *self = PagedChunk::resident(Records::default(), 0, self.0.pager.clone());
+    }
+    fn consolidate_into(&mut self, target: &mut Self) {
+        self.building().consolidate_into(target.building());
+    }
+}
+
+impl<K, V, T, R> PushInto<((K, V), T, R)> for PagedChunk<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    fn push_into(&mut self, item: ((K, V), T, R)) {
+        self.building().push(item);
+    }
+}
+
+impl<K, V, T, R> Chunk for PagedChunk<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
+{
+    type Time = T;
+
+    const TARGET: usize = TARGET;
+
+    fn len(&self) -> usize {
+        self.len_records()
+    }
+
+    fn merge(in1: &mut VecDeque<Self>, in2: &mut VecDeque<Self>, out: &mut VecDeque<Self>) {
+        // Disjoint heads need no decode: the lesser passes through whole (pooled or not).
+        {
+            let (a, b) = (
+                in1.front().expect("non-empty"),
+                in2.front().expect("non-empty"),
+            );
+            let ((a_first, a_last), (b_first, b_last)) = (a.fences(), b.fences());
+            if a_last < b_first {
+                out.push_back(in1.pop_front().expect("non-empty"));
+                return;
+            }
+            if b_last < a_first {
+                out.push_back(in2.pop_front().expect("non-empty"));
+                return;
+            }
+        }
+        // Merge head chunks (materialized one per input at a time) until one full output
+        // chunk is out, or an input runs dry; push the partly read heads back as views.
+        let started = std::time::Instant::now();
+        let (mut a, mut b) = (
+            in1.pop_front().expect("non-empty"),
+            in2.pop_front().expect("non-empty"),
+        );
+        let pager = a.pager().or(b.pager()).cloned();
+        let depth = if pager::in_batcher() {
+            0
+        } else {
+            a.depth().max(b.depth()).saturating_add(1)
+        };
+        let mut records = 0;
+        let mut output = Filler::new(TARGET, |vec: Vec<Update<K, V, T, R>>| {
+            records += vec.len();
+            out.push_back(PagedChunk::resident(
+                Records::from_vec(vec),
+                depth,
+                pager.clone(),
+            ));
+        });
+        let (mut ra, mut rb) = (a.materialize(), b.materialize());
+        let (mut pa, mut pb) = (0, 0);
+        loop {
+            merge_into(
+                ra.as_slice(),
+                &mut pa,
+                rb.as_slice(),
+                &mut pb,
+                &mut output,
+                1,
+            );
+            if output.stopped(1) {
+                break;
+            }
+            if pa == ra.len() {
+                let Some(next) = in1.pop_front() else { break };
+                (ra, pa) = (next.materialize(), 0);
+                a = next;
+            }
+            if pb == rb.len() {
+                let Some(next) = in2.pop_front() else { break };
+                (rb, pb) = (next.materialize(), 0);
+                b = next;
+            }
+        }
+        output.finish();
+        if pa < ra.len() {
+            in1.push_front(leftover(&a, &ra, pa));
+        }
+        if pb < rb.len() {
+            in2.push_front(leftover(&b, &rb, pb));
+        }
+        crate::merge_times::record_merge(depth, started.elapsed(), records);
+    }
+
+    fn extract(
+        input: &mut VecDeque<Self>,
+        frontier: AntichainRef<T>,
+        residual: &mut Antichain<T>,
+        keep: &mut VecDeque<Self>,
+        ship: &mut VecDeque<Self>,
+    ) {
+        // One chunk per call. A chunk wholly kept or wholly shipped goes as itself (a pooled
+        // one stays pooled); a mixed one is split in two resident pieces.
+        let Some(head) = input.pop_front() else {
+            return;
+        };
+        let body = head.materialize();
+        let records = body.as_slice();
+        let mut kept = 0;
+        for update in records {
+            if frontier.less_equal(&update.1) {
+                residual.insert_ref(&update.1);
+                kept += 1;
+            }
+        }
+        if kept == records.len() {
+            keep.push_back(head);
+        } else if kept == 0 {
+            ship.push_back(head);
+        } else {
+            let (mut k, mut s) = (
+                Vec::with_capacity(kept),
+                Vec::with_capacity(records.len() - kept),
+            );
+            for update in records {
+                if frontier.less_equal(&update.1) {
+                    k.push(update.clone());
+                } else {
+                    s.push(update.clone());
+                }
+            }
+            let piece = |vec| {
+                PagedChunk::resident(Records::from_vec(vec), head.depth(), head.pager().cloned())
+            };
+            keep.push_back(piece(k));
+            ship.push_back(piece(s));
+        }
+    }
+
+    fn advance(
+        input: &mut VecDeque<Self>,
+        frontier: AntichainRef<T>,
+        done: bool,
+        out: &mut VecDeque<Self>,
+    ) {
+        // `advance` is handed one merge step's output plus its own withheld carry:
+        // materializing it is bounded, and free for the resident merge outputs it mostly is.
+        if input.is_empty() {
+            return;
+        }
+        let depth = input.iter().map(|c| c.depth()).max().unwrap_or(0);
+        let pager = input.iter().find_map(|c| c.pager().cloned());
+        let chunks: Vec<(Self, Records<K, V, T, R>)> = input
+            .drain(..)
+            .map(|c| {
+                let body = c.materialize();
+                (c, body)
+            })
+            .collect();
+        // Unless `done`, withhold the last `(key, val)` group (it may go on in the next
+        // call): it starts at position `cut.1` of chunk `cut.0`.
+        let mut cut = (chunks.len(), 0);
+        if !done {
+            let last = &chunks[chunks.len() - 1].1.as_slice();
+            let last_kv = &last[last.len() - 1].0;
+            for (i, (_, body)) in chunks.iter().enumerate().rev() {
+                let at = body.as_slice().partition_point(|u| &u.0 < last_kv);
+                cut = (i, at);
+                if at > 0 {
+                    break;
+                }
+            }
+        }
+        let mut emit = |vec: Vec<Update<K, V, T, R>>| {
+            out.push_back(PagedChunk::resident(
+                Records::from_vec(vec),
+                depth,
+                pager.clone(),
+            ));
+        };
+        if cut != (0, 0) {
+            let mut advancer = Advancer::new(frontier, TARGET);
+            for (i, (_, body)) in chunks.iter().enumerate().take(cut.0 + 1) {
+                let records = body.as_slice();
+                let end = if i == cut.0 { cut.1 } else { records.len() };
+                advancer.push(&records[..end], &mut emit);
+            }
+            advancer.finish(&mut emit);
+        }
+        if cut.0 < chunks.len() {
+            let (chunk, body) = &chunks[cut.0];
+            input.push_back(leftover(chunk, body, cut.1));
+            input.extend(chunks[cut.0 + 1..].iter().map(|(c, _)| c.clone()));
+        }
+    }
+
+    fn settle(input: &mut VecDeque<Self>, done: bool, out: &mut VecDeque<Self>) {
+        fold_small_tail(input);
+        let scope_pager = pager::batcher_pager();
+        let keep_chain_heads = pager::keep_chain_heads();
+        let before = out.len();
+        // Position in `out` of the next chunk sealed: in the batcher, the head of a chain stays
+        // resident (short chains are consumed by the next merge; paging them is wasted work).
+        let mut position = before;
+        pack(
+            input,
+            done,
+            out,
+            |run: Vec<Self>| {
+                let depth = run.iter().map(|c| c.depth()).max().unwrap_or(0);
+                let pager = run.iter().find_map(|c| c.pager().cloned());
+                let mut vec = Vec::with_capacity(run.iter().map(|c| c.len_records()).sum());
+                for chunk in &run {
+                    vec.extend_from_slice(chunk.materialize().as_slice());
+                }
+                PagedChunk::resident(Records::from_vec(vec), depth, pager)
+            },
+            |chunk: Self, n: usize| {
+                let body = chunk.materialize();
+                let head = Records::from_vec(body.as_slice()[..n].to_vec());
+                let part = |body| PagedChunk::resident(body, chunk.depth(), chunk.pager().cloned());
+                (part(head), part(body.suffix(n)))
+            },
+            |chunk: Self| {
+                let may_page = !keep_chain_heads || position + 1 >= MIN_PAGED_CHAIN;
+                position += 1;
+                seal(chunk, scope_pager.as_ref(), may_page)
+            },
+        );
+        // Link each newly sealed chunk to its predecessor in the sequence, for prefetch.
+        for i in before.max(1)..out.len() {
+            let _ = out[i - 1].0.next.set(Rc::downgrade(&out[i].0));
+        }
+    }
+}
+
+/// Folds the last chunk of `input` into the one before while both are resident and fit one
+/// chunk together: what `pack` would combine anyway, done as chunks arrive. A reduce's builder
+/// pushes one chunk per key and settles after each push; without this, `pack` re-walks its
+/// growing carry of tiny chunks on every push, quadratic in the records per output chunk.
+fn fold_small_tail<K, V, T, R>(input: &mut VecDeque<PagedChunk<K, V, T, R>>)
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    while input.len() >= 2 {
+        let (a, b) = (&input[input.len() - 2], &input[input.len() - 1]);
+        let foldable = !a.is_pooled()
+            && !b.is_pooled()
+            && a.len_records() + b.len_records() <= TARGET
+            && a.depth() == b.depth()
+            && a.pager().is_some() == b.pager().is_some();
+        if !foldable {
+            return;
+        }
+        let b = input.pop_back().expect("two chunks");
+        let LookupBody::Records(records) = b.lookup_body() else {
+            unreachable!("checked resident")
+        };
+        input
+            .back_mut()
+            .expect("one chunk")
+            .building()
+            .extend_from_slice(records);
+    }
+}
+
+/// The commit hook: pages a resident chunk when its arrangement's policy says so.
+fn seal<K, V, T, R>(
+    chunk: PagedChunk<K, V, T, R>,
+    scope_pager: Option<&Rc<Pager>>,
+    may_page: bool,
+) -> PagedChunk<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    let ChunkBody::Resident(vec) = &chunk.0.body else {
+        return chunk;
+    };
+    let pager = chunk.pager().or(scope_pager);
+    let page = pager.filter(|pager| {
+        !vec.is_empty() && may_page && pager.should_page(layout(vec.as_slice())[4])
+    });
+    if let Some(pager) = page {
+        return PagedChunk::page_out(vec.as_slice(), chunk.depth(), pager);
+    }
+    if vec.is_view() || (chunk.pager().is_none() && pager.is_some()) {
+        // A kept chunk owns its records (a view would keep the rest of its buffer alive),
+        // and adopts the arrangement's pager, so later merges of it can page.
+        let vec = vec.clone().compacted();
+        return PagedChunk::resident(vec, chunk.depth(), pager.cloned());
+    }
+    chunk
+}
