@@ -299,6 +299,12 @@ fn table(workload: Workload, rows: &[Row]) -> String {
     if runs > 1 {
         out += &format!("medians of {runs} interleaved runs per backend\n");
     }
+    let strings = rows
+        .iter()
+        .find_map(|(_, r)| r.as_ref().ok()?.report.val_bytes);
+    if let Some(n) = strings {
+        out += &format!("string records, values of {n} bytes\n");
+    }
     out += &format!(
         "{:<8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>10} {:>10} {:>17} {:>7} {:>7}\n",
         "backend",
