@@ -23,6 +23,7 @@ fn main() {
         rounds: 10,
         retract: 0.0,
         key_dist: spillway_workload::key_dist::KeySampler::uniform(500_000),
+        records: spillway_workload::input::Records::U64,
     };
     let pool = Pool::new(PoolConfig::default().budget("4MiB").expect("budget")).expect("pool");
     let worker_pool = pool.clone();

@@ -66,6 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rounds: 10,
         retract: 0.0,
         key_dist: spillway_workload::key_dist::KeySampler::uniform(args.updates / 4),
+        records: spillway_workload::input::Records::U64,
     };
     let pool = Pool::new(PoolConfig::default().budget(args.budget)?)?;
     let worker_pool = pool.clone();

@@ -506,3 +506,165 @@ fn levels_reports_every_level_and_policies_agree() {
         "{stdout}"
     );
 }
+
+/// `--records strings`: every string-capable backend, tactic and worker count gives the same
+/// checksums, which differ from the `u64` workload's; `levels` runs them too.
+#[test]
+fn string_records_agree_across_backends_and_workers() {
+    let strings = ["--records", "strings", "--json", "--quiet"];
+    for workload in ["join", "reduce"] {
+        let mut expected = None;
+        for (backend, tactic) in [
+            ("pool", "vectored"),
+            ("pool", "cursor"),
+            ("memory", "vectored"),
+            ("dd-ord", "cursor"),
+        ] {
+            if workload == "reduce" && (backend, tactic) == ("pool", "cursor") {
+                continue; // reduce has no join tactic
+            }
+            for workers in ["1", "2"] {
+                let mut args = vec![workload, "--backend", backend, "--workers", workers];
+                if workload == "join" {
+                    args.extend(["--join-tactic", tactic]);
+                }
+                args.extend(SMALL);
+                args.extend(strings);
+                let v = json_run(&args);
+                assert_eq!((v.records.as_str(), v.val_bytes), ("strings", Some(100)));
+                assert!(v.output_records > 1000, "{v:?}");
+                let got = answers(&v);
+                match &expected {
+                    None => expected = Some(got),
+                    Some(e) => assert_eq!(
+                        &got, e,
+                        "{workload} on {backend} ({tactic}) with {workers} workers"
+                    ),
+                }
+                if backend == "pool" {
+                    assert!(v.pool.extent_bytes_written > 0, "pool never paged: {v:?}");
+                }
+            }
+        }
+        let mut args = vec![workload, "--json", "--quiet"];
+        args.extend(SMALL);
+        let words = json_run(&args);
+        assert_eq!((words.records.as_str(), words.val_bytes), ("u64", None));
+        assert_ne!(answers(&words).0, expected.unwrap().0, "{workload}");
+    }
+    let mut args = vec!["levels"];
+    args.extend(SMALL);
+    args.extend(strings);
+    let v = json_run(&args);
+    assert_eq!(v.records, "strings");
+    assert!(v.levels.is_some_and(|l| !l.is_empty()), "no levels");
+}
+
+/// Large values at a tiny budget: the pool writes extents and faults them back in, and the
+/// answer is upstream's.
+#[test]
+fn string_records_of_4k_values_page_at_a_tiny_budget() {
+    let mut expected = None;
+    for backend in ["pool", "dd-ord"] {
+        let args = [
+            "join",
+            "--records",
+            "strings",
+            "--val-bytes",
+            "4096",
+            "--updates",
+            "4k",
+            "--budget",
+            "256KiB",
+            "--backend",
+            backend,
+            "--json",
+        ];
+        let v = json_run(&args);
+        assert_eq!(v.val_bytes, Some(4096));
+        assert!(v.output_records > 100, "{v:?}");
+        match &expected {
+            None => expected = Some(answers(&v)),
+            Some(e) => assert_eq!(&answers(&v), e, "{backend}"),
+        }
+        if backend == "pool" {
+            assert!(v.pool.extent_bytes_written > 0, "never wrote: {v:?}");
+            assert!(v.pool.fault_ins > 0, "never faulted in: {v:?}");
+        }
+    }
+}
+
+/// Bad `--records` / `--val-bytes` values, and strings on `dd-col`, are one line on stderr
+/// before any work, from `join`, `reduce` and `compare` alike.
+#[test]
+fn bad_record_flags_fail_fast_in_one_line() {
+    let cases: [(&[&str], &str); 7] = [
+        (&["--records", "strings", "--val-bytes", "0"], "--val-bytes"),
+        (
+            &["--records", "strings", "--val-bytes", "17MiB"],
+            "--val-bytes",
+        ),
+        (
+            &["--records", "strings", "--val-bytes", "big"],
+            "--val-bytes",
+        ),
+        (&["--val-bytes", "100"], "--val-bytes"),
+        (&["--records", "text"], "--records"),
+        (&["--records", "strings", "--backend", "dd-col"], "dd-col"),
+        (
+            &["--records", "strings", "--backends", "pool,dd-col"],
+            "dd-col",
+        ),
+    ];
+    for (flags, needle) in cases {
+        for command in ["join", "reduce", "compare"] {
+            // `--backends` is compare's; compare ignores `--backend`.
+            let is_compare = command == "compare";
+            if (flags.contains(&"--backends") && !is_compare)
+                || (flags.contains(&"--backend") && is_compare)
+            {
+                continue;
+            }
+            let mut args = vec![command];
+            args.extend(flags);
+            let started = Instant::now();
+            let out = spillway(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?} succeeded");
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+            assert!(stderr.contains(needle), "{args:?}: {stderr}");
+            assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{args:?} did work before failing"
+            );
+        }
+    }
+}
+
+/// `compare` hands `--records` and `--val-bytes` to each child, and by default runs every
+/// backend that has a string trace (not `dd-col`).
+#[test]
+fn compare_passes_record_flags_to_its_children() {
+    for workload in ["join", "reduce"] {
+        let mut args = vec!["compare", "--json", "--workload", workload];
+        args.extend(["--records", "strings", "--val-bytes", "64"]);
+        args.extend(SMALL);
+        let out = spillway(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reports: Vec<RunReport> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a report per line"))
+            .collect();
+        let backends: Vec<&str> = reports.iter().map(|r| r.backend.name()).collect();
+        assert_eq!(backends, ["pool", "memory", "dd-ord"]);
+        for r in &reports {
+            assert_eq!((r.records.as_str(), r.val_bytes), ("strings", Some(64)));
+            assert_eq!(answers(r), answers(&reports[0]), "{}", r.backend.name());
+        }
+    }
+}

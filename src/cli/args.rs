@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use spillway_pool::{ExtentBackend, PoolConfig};
 use spillway_trace::PagingPolicy;
-use spillway_workload::input::InputSpec;
+use spillway_workload::input::{InputSpec, Records, DEFAULT_VAL_BYTES, MAX_VAL_BYTES};
 use spillway_workload::key_dist::{KeyDist, KeySampler};
 use spillway_workload::plan::{Backend, JoinTactic, QueryPlan, Workload};
 use spillway_workload::units::parse_count;
@@ -114,6 +114,15 @@ pub struct QueryArgs {
     /// key 0 hottest). Under skew a join's output grows as `Σ p_k²`: keep `--probes` small.
     #[arg(long, default_value = "uniform")]
     pub key_dist: String,
+    /// What the records are: `u64` (`(u64 key, u64 value)` updates) or `strings`
+    /// (`customer/000123456` keys from the same key draw, values of `--val-bytes` hex digits;
+    /// `pool`, `memory` and `dd-ord` only).
+    #[arg(long, default_value = "u64")]
+    pub records: String,
+    /// `--records strings`: the length of every value, bytes (`100`, `4KiB`; at most
+    /// `16MiB`). Default: 100.
+    #[arg(long)]
+    pub val_bytes: Option<String>,
     /// Seed of the generated input.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -195,6 +204,13 @@ impl QueryArgs {
             ));
         }
         let key_dist = KeyDist::parse(&args.key_dist)?;
+        let records = parse_records(&args.records, args.val_bytes.as_deref())?;
+        if records != Records::U64 && args.backend == Backend::DdCol {
+            return Err(format!(
+                "--records {}: the dd-col backend does not support strings (use pool, memory or dd-ord)",
+                records.name()
+            ));
+        }
         if args.workers == 0 {
             return Err("--workers must be at least 1".into());
         }
@@ -285,6 +301,7 @@ impl QueryArgs {
                 rounds: args.rounds,
                 retract: args.retract,
                 key_dist: KeySampler::new(key_dist, keys),
+                records,
             },
             budget: args.budget,
             pool,
@@ -314,6 +331,10 @@ impl QueryArgs {
         flag("rounds", self.rounds.to_string());
         flag("retract", self.retract.to_string());
         flag("key-dist", self.key_dist.clone());
+        flag("records", self.records.clone());
+        if let Some(bytes) = &self.val_bytes {
+            flag("val-bytes", bytes.clone());
+        }
         flag("seed", self.seed.to_string());
         flag("backend", self.backend.name().to_string());
         flag("budget", self.budget.to_string());
@@ -350,6 +371,35 @@ impl QueryArgs {
     }
 }
 
+/// Parses `--records` and `--val-bytes` into [`Records`]: one-line errors naming the flag.
+pub fn parse_records(records: &str, val_bytes: Option<&str>) -> Result<Records, String> {
+    match records.trim() {
+        r if r.eq_ignore_ascii_case("u64") => match val_bytes {
+            None => Ok(Records::U64),
+            Some(_) => Err("--val-bytes applies to --records strings only".into()),
+        },
+        r if r.eq_ignore_ascii_case("strings") => {
+            let val_bytes = match val_bytes {
+                None => DEFAULT_VAL_BYTES,
+                Some(s) => {
+                    let n = spillway_pool::parse_size(s)
+                        .map_err(|e| format!("--val-bytes {s:?}: {e}"))?;
+                    if n == 0 || n > MAX_VAL_BYTES as u64 {
+                        return Err(format!(
+                            "--val-bytes {s:?}: must be between 1 and 16MiB ({MAX_VAL_BYTES}) bytes"
+                        ));
+                    }
+                    n as usize
+                }
+            };
+            Ok(Records::Strings { val_bytes })
+        }
+        _ => Err(format!(
+            "--records {records:?}: unknown records (expected `u64` or `strings`)"
+        )),
+    }
+}
+
 /// Fails unless a file can be created in `dir`.
 fn check_writable(dir: &std::path::Path) -> Result<(), String> {
     tempfile::tempfile_in(dir)
@@ -360,6 +410,38 @@ fn check_writable(dir: &std::path::Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_parse_with_their_value_length() {
+        assert_eq!(parse_records("u64", None), Ok(Records::U64));
+        assert_eq!(
+            parse_records("strings", None),
+            Ok(Records::Strings {
+                val_bytes: DEFAULT_VAL_BYTES
+            })
+        );
+        assert_eq!(
+            parse_records("strings", Some("4KiB")),
+            Ok(Records::Strings { val_bytes: 4096 })
+        );
+        assert_eq!(
+            parse_records("strings", Some("16MiB")),
+            Ok(Records::Strings {
+                val_bytes: MAX_VAL_BYTES
+            })
+        );
+        for (records, val_bytes) in [
+            ("strings", Some("0")),
+            ("strings", Some("16777217")),
+            ("strings", Some("1GiB")),
+            ("strings", Some("many")),
+            ("u64", Some("100")),
+            ("bytes", None),
+        ] {
+            let e = parse_records(records, val_bytes).unwrap_err();
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
 
     #[test]
     fn levels_parse_as_depths_or_none() {
@@ -407,6 +489,10 @@ mod tests {
                 "0.25",
                 "--key-dist",
                 "zipf:1.2",
+                "--records",
+                "strings",
+                "--val-bytes",
+                "4KiB",
                 "--seed",
                 "9",
                 "--backend",

@@ -10,10 +10,11 @@ use std::process::Command;
 
 use serde::Serialize;
 use spillway_pool::format_size;
+use spillway_workload::input::Records;
 use spillway_workload::plan::{Backend, JoinTactic, Workload};
 use spillway_workload::report::RunReport;
 
-use super::args::{backend_parser, QueryArgs};
+use super::args::{backend_parser, parse_records, QueryArgs};
 
 /// The workload `compare` runs.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,20 +41,33 @@ pub struct CompareArgs {
     /// The workload to run.
     #[arg(long, value_enum, default_value = "join")]
     pub workload: WorkloadArg,
-    /// Backends to run, in order (comma-separated).
-    #[arg(
-        long,
-        value_parser = backend_parser(),
-        value_delimiter = ',',
-        default_value = "pool,memory,dd-ord,dd-col"
-    )]
-    pub backends: Vec<Backend>,
+    /// Backends to run, in order (comma-separated). Default: pool,memory,dd-ord,dd-col, and
+    /// pool,memory,dd-ord with `--records strings` (dd-col has no string trace).
+    #[arg(long, value_parser = backend_parser(), value_delimiter = ',')]
+    pub backends: Option<Vec<Backend>>,
     /// Runs per backend (interleaved); the table and JSON report each field's median, and
     /// every run's output must agree.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
     pub repeat: u32,
     #[command(flatten)]
     pub query: QueryArgs,
+}
+
+impl CompareArgs {
+    /// The backends to run: those asked for, or every backend that runs these records.
+    fn backends(&self) -> Vec<Backend> {
+        if let Some(backends) = &self.backends {
+            return backends.clone();
+        }
+        let strings = matches!(
+            parse_records(&self.query.records, self.query.val_bytes.as_deref()),
+            Ok(Records::Strings { .. })
+        );
+        Backend::ALL
+            .into_iter()
+            .filter(|&b| !(strings && b == Backend::DdCol))
+            .collect()
+    }
 }
 
 /// The `--join-tactic` a child runs with: for `join`, the requested one (or the default) on
@@ -113,16 +127,17 @@ struct CompareFailure<'a> {
 /// Runs the comparison; `Err` on a failed child or a checksum mismatch.
 pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
     let workload = Workload::from(args.workload);
+    let backends = args.backends();
     // Validate every backend's run before starting any.
-    for &backend in &args.backends {
+    for &backend in &backends {
         child_args(args, backend).plan(workload)?;
     }
     let exe = std::env::current_exe()?;
     // Runs interleave backends (pool, dd-ord, pool, dd-ord, ...) so that a noisy stretch of
     // the machine's time does not land on one backend only.
-    let mut runs: Vec<Result<Vec<RunReport>, String>> = vec![Ok(Vec::new()); args.backends.len()];
+    let mut runs: Vec<Result<Vec<RunReport>, String>> = vec![Ok(Vec::new()); backends.len()];
     for rep in 1..=args.repeat {
-        for (&backend, runs) in args.backends.iter().zip(&mut runs) {
+        for (&backend, runs) in backends.iter().zip(&mut runs) {
             let Ok(done) = runs else { continue };
             if !args.query.json {
                 eprintln!(
@@ -146,8 +161,7 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    let rows: Vec<Row> = args
-        .backends
+    let rows: Vec<Row> = backends
         .iter()
         .zip(runs)
         .map(|(&b, runs)| (b, runs.map(median_run)))
@@ -285,6 +299,12 @@ fn table(workload: Workload, rows: &[Row]) -> String {
     if runs > 1 {
         out += &format!("medians of {runs} interleaved runs per backend\n");
     }
+    let strings = rows
+        .iter()
+        .find_map(|(_, r)| r.as_ref().ok()?.report.val_bytes);
+    if let Some(n) = strings {
+        out += &format!("string records, values of {n} bytes\n");
+    }
     out += &format!(
         "{:<8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>10} {:>10} {:>17} {:>7} {:>7}\n",
         "backend",
@@ -399,6 +419,16 @@ mod tests {
             assert_eq!(value("--budget"), (8u64 << 20).to_string());
             assert_eq!(value("--workers"), "2");
         }
+    }
+
+    #[test]
+    fn string_records_leave_dd_col_out_of_the_default_backends() {
+        let all = compare(&[]).backends();
+        assert_eq!(all, Backend::ALL);
+        let strings = compare(&["--records", "strings"]).backends();
+        assert_eq!(strings, [Backend::Pool, Backend::Memory, Backend::DdOrd]);
+        let asked = compare(&["--records", "strings", "--backends", "dd-col"]).backends();
+        assert_eq!(asked, [Backend::DdCol]);
     }
 
     #[test]

@@ -35,6 +35,12 @@ pub fn summary(r: &RunReport) -> String {
         r.workers_per_process,
         r.processes,
     );
+    if let Some(n) = r.val_bytes {
+        out += &format!(
+            "  records {}: string keys, values of {n} bytes\n",
+            r.records
+        );
+    }
     out += &format!(
         "  build  {:7.2} s  {:6.2} M updates/s\n",
         r.build_s,

@@ -56,6 +56,45 @@ impl Checksum {
     }
 }
 
+/// The largest `--val-bytes` of the string records: 16 MiB.
+pub const MAX_VAL_BYTES: usize = 16 << 20;
+
+/// The value length of the string records when none is given.
+pub const DEFAULT_VAL_BYTES: usize = 100;
+
+/// What the generated records are (`--records`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Records {
+    /// `(u64 key, u64 value)` updates and `(u64 key, u64 probe)` probes: the original workload.
+    #[default]
+    U64,
+    /// `(String key, String value)` updates and `(String key, u64 probe)` probes, keys
+    /// formatted from the same key draw as `U64`'s, values of exactly `val_bytes` bytes (see
+    /// [`crate::string_input`]).
+    Strings {
+        /// The length of every value, in `1..=MAX_VAL_BYTES`.
+        val_bytes: usize,
+    },
+}
+
+impl Records {
+    /// The name on the command line and in the JSON output (`u64`, `strings`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Records::U64 => "u64",
+            Records::Strings { .. } => "strings",
+        }
+    }
+
+    /// The length of every value of string records, `None` for `u64`.
+    pub fn val_bytes(self) -> Option<usize> {
+        match self {
+            Records::U64 => None,
+            Records::Strings { val_bytes } => Some(val_bytes),
+        }
+    }
+}
+
 /// The input of one run.
 #[derive(Clone, Copy, Debug)]
 pub struct InputSpec {
@@ -73,6 +112,8 @@ pub struct InputSpec {
     pub retract: f64,
     /// How keys (of updates and probes) are drawn below `keys` (see [`crate::key_dist`]).
     pub key_dist: KeySampler,
+    /// What the records are: words or strings.
+    pub records: Records,
 }
 
 /// One generated update: `((key, val), round)`, and the round it is retracted at, if it is.
@@ -137,6 +178,7 @@ mod tests {
             rounds: 7,
             retract: 0.25,
             key_dist: KeySampler::uniform(100),
+            records: Records::U64,
         }
     }
 

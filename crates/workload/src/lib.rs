@@ -9,13 +9,16 @@
 //! path, through its module.
 //!
 //! - [`input`]: the generated updates and probes, and the order-independent checksums;
+//! - [`string_input`]: the same input as string records (`--records strings`), and the hashes
+//!   of their checksums;
 //! - [`data`]: columnar chunks of synthetic updates (pool-level workloads);
 //! - [`plan`]: workloads, backends, join tactics and the validated [`plan::QueryPlan`];
 //! - [`colspill`]: the `dd-col` backend, upstream's `ColChunk` trace with its spill;
 //! - [`levels`]: the per-spine-level recorder behind `spillway levels`;
 //! - [`report`]: the typed [`report::RunReport`] (the JSON contract) and what workers exchange;
 //! - [`run`]: runs a plan's build / query / scan dataflows (one set per backend, in the
-//!   private `query` module) on timely workers and gathers one report;
+//!   private `query` module; over string records, the private `strings` module) on timely
+//!   workers and gathers one report;
 //! - [`lookup`]: per-key versus vectored point lookups;
 //! - [`pool_throughput`]: the pool's evict and fault-in throughput against raw lz4;
 //! - [`progress`], [`units`], [`rss`]: progress hooks, count parsing and rates, memory use.
@@ -35,4 +38,6 @@ mod query;
 pub mod report;
 pub mod rss;
 pub mod run;
+pub mod string_input;
+mod strings;
 pub mod units;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use spillway_pool::{ConfigError, PoolConfig};
 use spillway_trace::PagingPolicy;
 
-use crate::input::InputSpec;
+use crate::input::{InputSpec, Records};
 use crate::key_dist::KeySampler;
 
 /// The query a run performs.
@@ -251,5 +251,6 @@ pub fn default_input(updates: u64) -> InputSpec {
         rounds: 10,
         retract: 0.0,
         key_dist: KeySampler::uniform(keys),
+        records: Records::U64,
     }
 }

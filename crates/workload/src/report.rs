@@ -73,6 +73,12 @@ pub struct RunReport {
     /// How keys are drawn, normalized (`uniform`, `zipf:1.2`).
     #[serde(default = "uniform")]
     pub key_dist: String,
+    /// What the records are: `u64` or `strings`.
+    #[serde(default = "u64_records")]
+    pub records: String,
+    /// `strings` only: the length of every value, bytes (`null` for `u64`).
+    #[serde(default)]
+    pub val_bytes: Option<u64>,
     /// Seed of the input.
     pub seed: u64,
     /// Workers in the cluster (`workers_per_process * processes`).
@@ -157,6 +163,8 @@ impl RunReport {
             rounds: plan.input.rounds,
             retract: plan.input.retract,
             key_dist: plan.input.key_dist.dist().to_string(),
+            records: plan.input.records.name().to_string(),
+            val_bytes: plan.input.records.val_bytes().map(|n| n as u64),
             seed: plan.input.seed,
             workers: plan.workers * plan.processes,
             workers_per_process: plan.workers,
@@ -202,6 +210,11 @@ impl RunReport {
     pub fn query_phase_s(&self) -> f64 {
         self.join_s.unwrap_or(self.query_s)
     }
+}
+
+/// The `records` of a report written before the field existed.
+fn u64_records() -> String {
+    "u64".to_string()
 }
 
 /// The `key_dist` of a report written before the field existed.

@@ -18,12 +18,14 @@ use timely::dataflow::operators::vec::Input as _;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
 use timely::worker::Worker;
 
+use crate::input::Records;
 use crate::levels::{LevelsReport, LevelsSink};
 use crate::plan::{Backend, QueryPlan};
 use crate::progress::{Progress, Silent};
 use crate::query;
 use crate::report::{Gathered, ProcessStats, RunReport, WorkerResult};
 use crate::rss;
+use crate::strings;
 
 /// What process 0 of a run returns.
 #[derive(Clone, Debug)]
@@ -46,7 +48,11 @@ pub fn execute(
     let levels: LevelsSink = Arc::default();
     let (plan2, levels2) = (plan.clone(), levels.clone());
     let guards = timely::execute(plan.timely_config(), move |worker| {
-        let result = query::run_worker(worker, &plan2, pool.as_ref(), &*progress, &levels2);
+        let run_worker = match plan2.input.records {
+            Records::U64 => query::run_worker,
+            Records::Strings { .. } => strings::run_worker,
+        };
+        let result = run_worker(worker, &plan2, pool.as_ref(), &*progress, &levels2);
         gather(worker, &plan2, &result, || ProcessStats {
             peak_rss: rss::peak_rss(),
             rss_after_scan: rss::current_rss(),
