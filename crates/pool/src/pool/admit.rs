@@ -198,6 +198,15 @@ impl Shared {
                 return (st, false);
             }
             if st.pending_evict_bytes == 0 {
+                // Over budget because writes are disabled: probe the store first.
+                if self.probe_due() {
+                    drop(st);
+                    let reopened = self.probe_writes();
+                    st = lock(&self.state);
+                    if reopened {
+                        continue;
+                    }
+                }
                 bump(&self.counters.budget_overshoots, 1);
                 return (st, true);
             }

@@ -57,7 +57,7 @@ mod faulty;
 mod os;
 
 #[cfg(any(test, feature = "fault-injection"))]
-pub use faulty::{FaultyIo, ReadFault, WriteFault};
+pub use faulty::{FaultRates, FaultyIo, ReadFault, WriteFault};
 pub use os::ExtentIo;
 use os::{create_scratch_file, enable_direct_io, is_invalid_argument, is_no_space, SystemIo};
 
