@@ -147,6 +147,30 @@ fn decoded_bytes<K, V, T, R>(len: usize, body: usize) -> usize {
 }
 
 impl<K, V, T, R> PagedChunk<K, V, T, R> {
+    /// The paging id and depth that name this chunk in read errors ([`unreadable`]).
+    pub(crate) fn label(&self) -> (Option<u64>, u8) {
+        (self.pager().map(|p| p.id()), self.0.depth)
+    }
+
+    /// Pins this chunk's pooled body (`handle`); a failed read panics with [`unreadable`].
+    fn pin_body(&self, handle: &ChunkHandle) -> PinGuard {
+        handle.pin().unwrap_or_else(|e| {
+            let records = match &self.0.body {
+                ChunkBody::Pooled { len, .. } => *len,
+                ChunkBody::Resident(_) => 0,
+            };
+            unreadable(
+                self.pager().map(|p| p.id()),
+                self.0.depth,
+                records,
+                handle.len(),
+                &e,
+            )
+        })
+    }
+}
+
+impl<K, V, T, R> PagedChunk<K, V, T, R> {
     fn resident(vec: Records<K, V, T, R>, depth: u8, pager: Option<Rc<Pager>>) -> Self {
         PagedChunk(Rc::new(ChunkInner {
             body: ChunkBody::Resident(vec),
@@ -223,7 +247,7 @@ where
                     ..
                 },
                 None,
-            ) => decode(&pin(handle), *len, columns),
+            ) => decode(&self.pin_body(handle), *len, columns),
         }
     }
 
@@ -244,7 +268,7 @@ where
             if let Some(pager) = self.pager() {
                 pager.cache(decoded_bytes::<K, V, T, R>(*len, columns[4]));
             }
-            decode(&pin(handle), *len, columns)
+            decode(&self.pin_body(handle), *len, columns)
         })
     }
 
@@ -402,11 +426,21 @@ where
     Records::from_vec(vec)
 }
 
-/// Pins a pooled body; a failed read is a loud error (never wrong data).
-fn pin(handle: &ChunkHandle) -> PinGuard {
-    handle
-        .pin()
-        .unwrap_or_else(|e| panic!("spillway: cannot read a paged chunk back: {e}"))
+/// The panic of a pooled body that cannot be read back (the pool already retried the read):
+/// a loud error naming the arrangement's paging, the chunk and the extent, never wrong data.
+pub(crate) fn unreadable(
+    paging: Option<u64>,
+    depth: u8,
+    records: usize,
+    bytes: usize,
+    error: &spillway_pool::PoolError,
+) -> ! {
+    let paging = paging.map_or_else(|| "no paging".to_string(), |id| format!("paging #{id}"));
+    panic!(
+        "spillway: cannot read a paged chunk back ({paging}, depth {depth}, {records} records, \
+         {bytes} bytes): {error}; the extent store failed after retries (see the \
+         io_errors/checksum_failures metrics); no result was produced from it"
+    )
 }
 
 /// What is left of `chunk` (whose body is `body`) from position `from` on: the chunk itself
@@ -901,7 +935,7 @@ where
                     let pin = self.pin.get_or_init(|| {
                         // A scan reads chunks in order: fault the next one in meanwhile.
                         s.prefetch_next();
-                        pin(handle)
+                        s.pin_body(handle)
                     });
                     let start = columns[col] + i * width;
                     X::read_item(&pin[start..start + width]).expect("fixed-width")
