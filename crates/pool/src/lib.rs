@@ -65,7 +65,7 @@ pub use extent::file::{ExtentIo, FileStore, FileStoreOptions};
 #[cfg(feature = "fault-injection")]
 pub use extent::file::{FaultRates, FaultyIo, ReadFault, WriteFault};
 pub use extent::memory::MemoryStore;
-pub use extent::swap::{swap_available, SwapStore, SwapStoreOptions};
+pub use extent::swap::{swap_available, SwapStore, SwapStoreOptions, SWAP_FREE_MARGIN};
 pub use extent::{ExtentAddr, ExtentStore, StoreCounters, StoreError, EXTENT_ALIGN};
 pub use pool::{
     Backing, ChunkHandle, ChunkHints, ChunkState, PinGuard, Pool, VectoredReads, COALESCE_CAP,

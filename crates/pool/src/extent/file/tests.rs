@@ -152,7 +152,7 @@ fn bad_addresses_are_errors_not_panics() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn an_extent_dir_in_memory_is_recognized() {
-    let shm = std::path::Path::new("/dev/shm");
+    let shm = Path::new("/dev/shm");
     if !shm.is_dir() {
         eprintln!("skipped: no /dev/shm");
         return;
