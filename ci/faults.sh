@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fault matrix: small join and reduce runs (2M updates, 4 MiB budget) with random faults
+# The fault matrix: small join and reduce runs (2M and 1M updates, 4 MiB budget) with random faults
 # injected into the file extent store (`--inject-faults`, feature `fault-injection`). Each run
 # must either finish with the checksum of the fault-free run and JSON health counters showing
 # that its faults were hit, or exit non-zero with a clear message; never a wrong checksum,
@@ -7,13 +7,14 @@
 #
 # A debug build: `cargo test --workspace` has just built every dependency in debug, so adding
 # the feature recompiles only our crates (well under a minute), where a release build would
-# compile everything again; a 2M-update run takes about 8 s in debug. The whole matrix takes
-# about two minutes on 2 cores.
-# Usage: ci/faults.sh [UPDATES] [BUDGET]
+# compile everything again; a 2M-update join takes about 8 s in debug, a 1M-update reduce
+# about as long (reduce reads far more chunks, and under a full store it runs degraded).
+# The whole matrix takes about two and a half minutes on 2 cores.
+# Usage: ci/faults.sh [JOIN_UPDATES] [REDUCE_UPDATES] [BUDGET]
 set -uo pipefail
 cd "$(dirname "$0")/.."
-UPDATES=${1:-2M}
-BUDGET=${2:-4MiB}
+declare -A UPDATES=([join]=${1:-2M} [reduce]=${2:-1M})
+BUDGET=${3:-4MiB}
 cargo build --quiet --features fault-injection || exit 1
 BIN=$PWD/target/debug/spillway
 DIR=$(mktemp -d)
@@ -33,8 +34,8 @@ health() { # the sum of the named counters of the health object
 
 declare -A reference
 for workload in join reduce; do
-  out=$(timeout 300 "$BIN" $workload --updates "$UPDATES" --budget "$BUDGET" --json --quiet \
-    --extent-dir "$DIR") || { echo "faults: fault-free $workload failed" >&2; exit 1; }
+  out=$(timeout 300 "$BIN" $workload --updates "${UPDATES[$workload]}" --budget "$BUDGET" \
+    --json --quiet --extent-dir "$DIR") || { echo "faults: fault-free $workload failed" >&2; exit 1; }
   reference[$workload]=$(echo "$out" | field checksum)
   echo "faults: fault-free $workload: checksum ${reference[$workload]}"
 done
@@ -43,8 +44,8 @@ failed=0
 run() { # run WORKLOAD SPEC: one cell of the matrix
   local workload=$1 spec=$2 out rc sum hits
   local started=$(date +%s)
-  out=$(timeout 300 "$BIN" $workload --updates "$UPDATES" --budget "$BUDGET" --json --quiet \
-    --extent-dir "$DIR" --inject-faults "$spec" 2>"$DIR/stderr")
+  out=$(timeout 300 "$BIN" $workload --updates "${UPDATES[$workload]}" --budget "$BUDGET" \
+    --json --quiet --extent-dir "$DIR" --inject-faults "$spec" 2>"$DIR/stderr")
   rc=$?
   local took=$(( $(date +%s) - started ))
   if [ $rc -eq 124 ]; then
@@ -77,8 +78,8 @@ run() { # run WORKLOAD SPEC: one cell of the matrix
 run join "eio=0.01,enospc-after=64MiB,flip=0.001,short=0.01"
 run join "eio=0.02,flip=0.01"
 run join "enospc-after=8MiB,short=0.05"
-run reduce "eio=0.01,enospc-after=64MiB,flip=0.001,short=0.01"
-run reduce "enospc-after=8MiB,flip=0.01"
+run reduce "eio=0.01,enospc-after=16MiB,flip=0.001,short=0.01"
+run reduce "eio=0.02,flip=0.01"
 # A device failing a third of all calls: reads fail all their retries now and then. The run
 # either survives or stops with a message naming the chunk and the extent.
 run join "eio=0.3"
