@@ -21,6 +21,12 @@ if [ "${SPILLWAY_MIRI:-1}" = 1 ]; then
     echo "skipping Miri: no nightly toolchain with the miri component on this machine"
   fi
 fi
+# The fault matrix: join and reduce with injected EIO, ENOSPC, flipped bytes and short writes
+# finish with the fault-free checksums or stop with a clear message (a debug build with the
+# `fault-injection` feature, then about two and a half minutes). SPILLWAY_FAULTS=0 skips it.
+if [ "${SPILLWAY_FAULTS:-1}" = 1 ]; then
+  bash ci/faults.sh
+fi
 # Larger than RAM: 40M updates in a 768 MiB memory cgroup (a release build and about three
 # minutes; needs root and cgroup v1 or v2, and skips with a message otherwise).
 # SPILLWAY_LTR=0 skips it on purpose.

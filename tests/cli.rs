@@ -140,6 +140,22 @@ fn json_has_every_contracted_field() {
     ] {
         assert!(v["pool"][field].is_u64(), "missing pool.{field}: {v}");
     }
+    for field in [
+        "io_errors",
+        "write_retries",
+        "writes_disabled",
+        "write_nospace",
+        "read_retries",
+        "checksum_failures",
+        "budget_overshoots",
+        "oversize_bytes",
+    ] {
+        assert!(v["health"][field].is_u64(), "missing health.{field}: {v}");
+        assert!(
+            v["pool"][field].is_u64(),
+            "health.{field} is not a metric: {v}"
+        );
+    }
     assert_eq!(v["workload"], "join");
     assert_eq!(v["updates"], 40_000);
     assert!(v["peak_rss_bytes"].as_u64().unwrap() > 0);
@@ -179,6 +195,14 @@ fn bad_flags_fail_fast_with_a_message() {
         (vec!["join", "--eager-from", "deep"], "deep"),
         (vec!["levels", "--backend", "dd-ord"], "paged arrangements"),
         (vec!["compare", "--backends", "pool,nope"], "nope"),
+        (
+            vec!["join", "--inject-faults", "eio=lots"],
+            if cfg!(feature = "fault-injection") {
+                "eio=lots"
+            } else {
+                "fault-injection"
+            },
+        ),
     ];
     for (args, needle) in cases {
         let started = Instant::now();
@@ -255,6 +279,58 @@ fn skewed_keys_agree_across_backends_and_bad_distributions_fail_fast() {
             );
         }
     }
+}
+
+#[test]
+fn health_is_reported_and_degradation_is_loud() {
+    // A healthy run: all zeros, no warning (a budget that pins never exceed).
+    let args = vec![
+        "join",
+        "--json",
+        "--backend",
+        "pool",
+        "--updates",
+        "100k",
+        "--budget",
+        "2MiB",
+    ];
+    let out = spillway(&args);
+    assert!(out.status.success());
+    let report: RunReport = serde_json::from_slice(&out.stdout).expect("a report");
+    assert!(report.health.is_healthy(), "{:?}", report.health);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // The human summary carries the health line.
+    let out = spillway(
+        &args[..args.len()]
+            .iter()
+            .copied()
+            .filter(|a| *a != "--json")
+            .collect::<Vec<_>>(),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("health ok"));
+    // An extent dir in RAM is warned about at start.
+    if std::path::Path::new("/dev/shm").is_dir() {
+        let mut shm = args.clone();
+        shm.extend(["--extent-dir", "/dev/shm"]);
+        let out = spillway(&shm);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.contains("tmpfs"), "{stderr}");
+    }
+    if !cfg!(feature = "fault-injection") {
+        return;
+    }
+    // Injected faults: the same answers, the faults counted, warnings on stderr.
+    let mut faulty = args.clone();
+    faulty.extend(["--inject-faults", "eio=0.05,flip=0.02,short=0.05"]);
+    let out = spillway(&faulty);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let degraded: RunReport = serde_json::from_slice(&out.stdout).expect("a report");
+    assert_eq!(answers(&degraded), answers(&report));
+    assert!(degraded.health.io_errors > 0, "{:?}", degraded.health);
+    assert!(degraded.health.read_retries + degraded.health.write_retries > 0);
+    assert!(stderr.contains("spillway: warning:"), "{stderr}");
 }
 
 fn free_port() -> u16 {

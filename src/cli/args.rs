@@ -177,6 +177,11 @@ pub struct QueryArgs {
     /// Serve Prometheus metrics at `http://ADDR/metrics` while the run lasts.
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
+    /// Inject random faults into the file extent store, drawn from `--seed`:
+    /// `eio=P,short=P,flip=P,enospc-after=SIZE` (any subset; P a probability per call).
+    /// Needs a build with the `fault-injection` feature, the pool backend and file extents.
+    #[arg(long, value_name = "SPEC")]
+    pub inject_faults: Option<String>,
 }
 
 impl QueryArgs {
@@ -265,6 +270,9 @@ impl QueryArgs {
         };
         if let Some(dir) = &args.extent_dir {
             check_writable(dir)?;
+        }
+        if let Some(spec) = &args.inject_faults {
+            check_fault_spec(spec, args.backend, args.extents)?;
         }
         let pool = match args.backend {
             Backend::Pool => {
@@ -361,6 +369,9 @@ impl QueryArgs {
         if let Some(addr) = self.metrics_addr {
             flag("metrics-addr", addr.to_string());
         }
+        if let Some(spec) = &self.inject_faults {
+            flag("inject-faults", spec.clone());
+        }
         if self.json {
             argv.push("--json".into());
         }
@@ -398,6 +409,34 @@ pub fn parse_records(records: &str, val_bytes: Option<&str>) -> Result<Records, 
             "--records {records:?}: unknown records (expected `u64` or `strings`)"
         )),
     }
+}
+
+/// Checks `--inject-faults SPEC`: a build with the `fault-injection` feature, the pool
+/// backend on file extents, and a spec [`spillway_pool::FaultRates::parse`] reads.
+fn check_fault_spec(spec: &str, backend: Backend, extents: Extents) -> Result<(), String> {
+    if !cfg!(feature = "fault-injection") {
+        return Err(
+            "--inject-faults needs a spillway built with the `fault-injection` feature \
+                    (cargo build --features fault-injection)"
+                .into(),
+        );
+    }
+    if backend != Backend::Pool || extents != Extents::File {
+        return Err("--inject-faults needs --backend pool and --extents file".into());
+    }
+    parse_fault_spec(spec).map(drop)
+}
+
+/// Parses `--inject-faults SPEC` (feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+pub fn parse_fault_spec(spec: &str) -> Result<spillway_pool::FaultRates, String> {
+    spillway_pool::FaultRates::parse(spec).map_err(|e| format!("--inject-faults: {e}"))
+}
+
+/// Without the `fault-injection` feature there is nothing to parse into.
+#[cfg(not(feature = "fault-injection"))]
+fn parse_fault_spec(_spec: &str) -> Result<(), String> {
+    Ok(())
 }
 
 /// Fails unless a file can be created in `dir`.

@@ -16,6 +16,7 @@ pub fn run(args: &QueryArgs) -> Result<(), Box<dyn std::error::Error>> {
     let levels = outcome
         .levels
         .expect("worker 0 of process 0 records the levels");
+    report::warn_health(&outcome.report);
     if args.json {
         report::print(&outcome.report.with_levels(&levels), true)?;
     } else {

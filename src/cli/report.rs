@@ -17,6 +17,14 @@ pub fn print(report: &RunReport, json: bool) -> Result<(), serde_json::Error> {
     Ok(())
 }
 
+/// Prints one warning line on stderr per non-zero health counter of `report` (see
+/// `Health::warnings`): the cause and what to do.
+pub fn warn_health(report: &RunReport) {
+    for warning in report.health.warnings() {
+        eprintln!("spillway: warning: {warning}");
+    }
+}
+
 /// The human summary of a run.
 pub fn summary(r: &RunReport) -> String {
     let rate = |n: u64, s: f64| if s > 0.0 { n as f64 / s / 1e6 } else { 0.0 };
@@ -82,6 +90,19 @@ pub fn summary(r: &RunReport) -> String {
                 format_size(p.extent_bytes_read),
                 p.fault_ins,
                 p.writes_elided
+            );
+            let h = &r.health;
+            out += &format!(
+                "  health {}: {} io errors, {} write retries, writes disabled {}, {} write nospace, {} read retries, {} checksum failures, {} budget overshoots, {} oversize\n",
+                if h.is_healthy() { "ok" } else { "DEGRADED (see the warnings on stderr)" },
+                h.io_errors,
+                h.write_retries,
+                h.writes_disabled,
+                h.write_nospace,
+                h.read_retries,
+                h.checksum_failures,
+                h.budget_overshoots,
+                format_size(h.oversize_bytes),
             );
         }
         Backend::DdCol => {

@@ -21,8 +21,46 @@ pub fn run(workload: Workload, args: &QueryArgs) -> Result<(), Box<dyn std::erro
     let plan = args.plan(workload)?;
     if let Some(outcome) = execute(plan, args)? {
         report::print(&outcome.report, args.json)?;
+        report::warn_health(&outcome.report);
     }
     Ok(())
+}
+
+/// The plan's pool, if it has one: with `--inject-faults`, over a file store whose I/O goes
+/// through a seeded `FaultyIo` (feature `fault-injection`).
+fn open_pool(
+    plan: &QueryPlan,
+    args: &QueryArgs,
+) -> Result<Option<Pool>, Box<dyn std::error::Error>> {
+    let Some(config) = plan.pool.clone() else {
+        return Ok(None);
+    };
+    #[cfg(feature = "fault-injection")]
+    if let Some(spec) = &args.inject_faults {
+        use spillway_pool::{ExtentBackend, FaultyIo, FileStore, FileStoreOptions};
+        let rates = super::args::parse_fault_spec(spec)?;
+        let ExtentBackend::File {
+            dir,
+            direct_io,
+            capacity,
+        } = &config.extents
+        else {
+            return Err("--inject-faults needs --extents file".into());
+        };
+        let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
+        // Deterministic per seed and process.
+        let seed = args.seed ^ (plan.process as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let io = Arc::new(FaultyIo::random(rates, seed));
+        let options = FileStoreOptions {
+            direct_io: *direct_io,
+            capacity: *capacity,
+        };
+        let store = FileStore::open_with_io(&dir, options, io)?;
+        eprintln!("spillway: injecting faults into the file extent store: {rates} (seed {seed})");
+        return Ok(Some(Pool::with_store(config, Arc::new(store))?));
+    }
+    let _ = args;
+    Ok(Some(Pool::new(config)?))
 }
 
 /// Runs `plan` with `args`' output flags (progress bar, metrics endpoint). Process 0 returns
@@ -31,7 +69,7 @@ pub fn execute(
     plan: QueryPlan,
     args: &QueryArgs,
 ) -> Result<Option<RunOutcome>, Box<dyn std::error::Error>> {
-    let pool = plan.pool.clone().map(Pool::new).transpose()?;
+    let pool = open_pool(&plan, args)?;
     let phases = Arc::new(Phases::new(!args.quiet && !args.json));
     if let Some(addr) = args.metrics_addr {
         let registry = prometheus::Registry::new();

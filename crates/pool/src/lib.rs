@@ -63,13 +63,13 @@ pub use config::{format_size, parse_size, validate_budget, ByteSize, ExtentBacke
 pub use error::{ConfigError, PoolError};
 pub use extent::file::{ExtentIo, FileStore, FileStoreOptions};
 #[cfg(feature = "fault-injection")]
-pub use extent::file::{FaultyIo, ReadFault, WriteFault};
+pub use extent::file::{FaultRates, FaultyIo, ReadFault, WriteFault};
 pub use extent::memory::MemoryStore;
-pub use extent::swap::{swap_available, SwapStore, SwapStoreOptions};
+pub use extent::swap::{swap_available, SwapStore, SwapStoreOptions, SWAP_FREE_MARGIN};
 pub use extent::{ExtentAddr, ExtentStore, StoreCounters, StoreError, EXTENT_ALIGN};
 pub use pool::{
     Backing, ChunkHandle, ChunkHints, ChunkState, PinGuard, Pool, VectoredReads, COALESCE_CAP,
-    LEVELS,
+    LEVELS, READ_RETRY_DELAYS, WRITE_PROBE_INTERVAL, WRITE_RETRY_DELAYS,
 };
 pub use slot::{MAX_SLOT, MIN_SLOT};
 pub use stats::{LevelStats, PoolStats, StatKind};

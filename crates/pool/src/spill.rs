@@ -23,12 +23,20 @@
 //!
 //! # Scratch ownership
 //! Each compressor owns its two encoders; an encoder lent to the I/O lane with a frame comes
-//! back to its owner through the owner's channel, cleared by its next `encode`. I/O threads
-//! own their read buffers. Threads hold only a weak reference to the pool and exit when the
-//! pool is gone (`shutdown` is set by the pool's drop).
+//! back to its owner through the queue (`Queues::returned`), cleared by its next `encode`.
+//! I/O threads own their read buffers. Threads hold only a weak reference to the pool and
+//! exit when the pool is gone: the pool's drop sets `shutdown`, which drops every queued job
+//! and frame at once and wakes every thread, including a compressor waiting for its encoders
+//! to come back.
+//!
+//! # Panics
+//! A job that panics (a store or codec call) is caught on its thread: the pool's unwind
+//! guards have already landed its write or load as failed (see `pool::health`), the panic
+//! is counted in `spill_panics`, the encoder goes back to its owner, and the thread keeps
+//! serving, so nothing waits forever for a job that will never finish.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 
@@ -54,6 +62,8 @@ pub(crate) trait SpillTarget: Send + Sync + 'static {
     fn prefetch(&self, chunk: ChunkRef, read_buf: &mut AlignedBuf);
     /// A job (of either lane) is done: wakes threads waiting for the pool to quiesce.
     fn job_finished(&self);
+    /// A job panicked (and was caught): counts it.
+    fn job_panicked(&self);
 }
 
 /// Encoders per compressor thread: one being filled while the other's frame is written.
@@ -66,9 +76,9 @@ pub(crate) const EAGER_QUEUE_BOUND: usize = 4096;
 pub(crate) struct EncodedWrite {
     pub(crate) chunk: ChunkRef,
     pub(crate) meta: FrameMeta,
-    /// Holds the frame; goes back to `owner` once written.
+    /// Holds the frame; goes back to compressor `owner` once written.
     pub(crate) encoder: ExtentEncoder,
-    owner: Sender<ExtentEncoder>,
+    owner: usize,
 }
 
 #[derive(Default)]
@@ -77,6 +87,8 @@ struct Queues {
     eager: VecDeque<ChunkRef>,
     prefetches: VecDeque<ChunkRef>,
     encoded: VecDeque<EncodedWrite>,
+    /// Encoders handed back by the I/O lane, per compressor.
+    returned: Vec<Vec<ExtentEncoder>>,
     /// Jobs taken by a thread and not finished yet.
     running: usize,
     shutdown: bool,
@@ -106,7 +118,10 @@ pub(crate) struct SpillQueue {
 impl SpillQueue {
     pub(crate) fn new(compressors: usize, depth: usize) -> Self {
         SpillQueue {
-            queues: Mutex::default(),
+            queues: Mutex::new(Queues {
+                returned: (0..compressors).map(|_| Vec::new()).collect(),
+                ..Queues::default()
+            }),
             compress_ready: Condvar::new(),
             io_ready: Condvar::new(),
             depth,
@@ -176,17 +191,36 @@ impl SpillQueue {
         self.lock().running -= 1;
     }
 
-    fn next_compress(&self) -> Option<CompressJob> {
+    /// Gives a written frame's encoder back to compressor `owner` (dropped after shutdown).
+    fn give_back(&self, owner: usize, encoder: ExtentEncoder) {
+        let mut q = self.lock();
+        if q.shutdown {
+            return;
+        }
+        q.returned[owner].push(encoder);
+        drop(q);
+        self.compress_ready.notify_all();
+    }
+
+    /// The next job for compressor `id`, once it has an encoder in `free` (encoders handed
+    /// back are moved there first); `None` at shutdown.
+    fn next_compress(&self, id: usize, free: &mut Vec<ExtentEncoder>) -> Option<CompressJob> {
         let mut q = self.lock();
         loop {
             if q.shutdown {
                 return None;
             }
-            let job = if let Some(c) = q.writes.pop_front() {
-                CompressJob::Write(c)
-            } else if let Some(c) = q.eager.pop_front() {
-                CompressJob::Eager(c)
+            free.append(&mut q.returned[id]);
+            // Have an encoder in hand before taking a job, so a job never waits behind this
+            // thread's I/O while another compressor could run it.
+            let job = if free.is_empty() {
+                None
+            } else if let Some(c) = q.writes.pop_front() {
+                Some(CompressJob::Write(c))
             } else {
+                q.eager.pop_front().map(CompressJob::Eager)
+            };
+            let Some(job) = job else {
                 q = self
                     .compress_ready
                     .wait(q)
@@ -201,11 +235,11 @@ impl SpillQueue {
     fn next_io(&self) -> Option<IoJob> {
         let mut q = self.lock();
         loop {
-            // Encoded frames go first; at shutdown (the pool is gone) nothing waits for them.
-            let job = if let Some(w) = q.encoded.pop_front() {
-                IoJob::Store(w)
-            } else if q.shutdown {
+            // At shutdown (the pool is gone) nothing waits for queued frames: they were dropped.
+            let job = if q.shutdown {
                 return None;
+            } else if let Some(w) = q.encoded.pop_front() {
+                IoJob::Store(w)
             } else if let Some(c) = q.prefetches.pop_front() {
                 IoJob::Prefetch(c)
             } else {
@@ -217,9 +251,20 @@ impl SpillQueue {
         }
     }
 
-    /// Tells every thread to exit once its current job is done.
+    /// Tells every thread to exit once its current job is done, and drops every queued job
+    /// and frame (nothing is left to land them).
     pub(crate) fn shutdown(&self) {
-        self.lock().shutdown = true;
+        let mut q = self.lock();
+        q.shutdown = true;
+        let dropped = (
+            std::mem::take(&mut q.encoded),
+            std::mem::take(&mut q.returned),
+            std::mem::take(&mut q.writes),
+            std::mem::take(&mut q.prefetches),
+            std::mem::take(&mut q.eager),
+        );
+        drop(q);
+        drop(dropped);
         self.compress_ready.notify_all();
         self.io_ready.notify_all();
     }
@@ -238,7 +283,7 @@ pub(crate) fn start<T: SpillTarget>(
         threads.push(
             std::thread::Builder::new()
                 .name(format!("spillway-compress-{i}"))
-                .spawn(move || run_compressor(&queue, &pool))?,
+                .spawn(move || run_compressor(i, &queue, &pool))?,
         );
     }
     for i in 0..io {
@@ -252,38 +297,32 @@ pub(crate) fn start<T: SpillTarget>(
     Ok(threads)
 }
 
-fn run_compressor<T: SpillTarget>(queue: &SpillQueue, pool: &Weak<T>) {
-    let (owner, returned): (Sender<ExtentEncoder>, Receiver<ExtentEncoder>) = channel();
+fn run_compressor<T: SpillTarget>(id: usize, queue: &SpillQueue, pool: &Weak<T>) {
     let mut free: Vec<ExtentEncoder> = (0..ENCODERS_PER_COMPRESSOR)
         .map(|_| ExtentEncoder::new())
         .collect();
-    loop {
-        // Have an encoder in hand before taking a job, so a job never waits behind this
-        // thread's I/O while another compressor could run it.
-        if free.is_empty() {
-            match returned.recv() {
-                Ok(e) => free.push(e),
-                Err(_) => return,
-            }
-        }
-        free.extend(returned.try_iter());
-        let Some(job) = queue.next_compress() else {
-            return;
-        };
+    while let Some(job) = queue.next_compress(id, &mut free) {
         let Some(shared) = pool.upgrade() else { return };
         let mut encoder = free.pop().expect("an encoder is free");
-        let chunk = match job {
-            CompressJob::Write(c) => shared.claim_write(c).then_some(c),
-            CompressJob::Eager(c) => shared.claim_eager(c).then_some(c),
-        };
-        match chunk.and_then(|c| Some((c, shared.encode(c, &mut encoder)?))) {
-            Some((chunk, meta)) => queue.hand_to_io(EncodedWrite {
+        let encoded = catch_unwind(AssertUnwindSafe(|| {
+            let chunk = match job {
+                CompressJob::Write(c) => shared.claim_write(c).then_some(c),
+                CompressJob::Eager(c) => shared.claim_eager(c).then_some(c),
+            };
+            chunk.and_then(|c| Some((c, shared.encode(c, &mut encoder)?)))
+        }));
+        match encoded {
+            Ok(Some((chunk, meta))) => queue.hand_to_io(EncodedWrite {
                 chunk,
                 meta,
                 encoder,
-                owner: owner.clone(),
+                owner: id,
             }),
-            None => free.push(encoder),
+            Ok(None) => free.push(encoder),
+            Err(_) => {
+                shared.job_panicked();
+                free.push(encoder);
+            }
         }
         queue.finished();
         shared.job_finished();
@@ -296,11 +335,21 @@ fn run_io<T: SpillTarget>(queue: &SpillQueue, pool: &Weak<T>) {
         let Some(shared) = pool.upgrade() else { return };
         match job {
             IoJob::Store(w) => {
-                shared.store_and_land(w.chunk, w.meta, &w.encoder);
-                // The owner may have exited; then the encoder is simply dropped.
-                let _ = w.owner.send(w.encoder);
+                let stored = catch_unwind(AssertUnwindSafe(|| {
+                    shared.store_and_land(w.chunk, w.meta, &w.encoder)
+                }));
+                if stored.is_err() {
+                    shared.job_panicked();
+                }
+                queue.give_back(w.owner, w.encoder);
             }
-            IoJob::Prefetch(c) => shared.prefetch(c, &mut read_buf),
+            IoJob::Prefetch(c) => {
+                let fetched = catch_unwind(AssertUnwindSafe(|| shared.prefetch(c, &mut read_buf)));
+                if fetched.is_err() {
+                    shared.job_panicked();
+                    read_buf = AlignedBuf::new();
+                }
+            }
         }
         read_buf.shrink_to_bound(crate::codec::SCRATCH_BOUND);
         queue.finished();

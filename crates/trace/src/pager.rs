@@ -147,6 +147,9 @@ impl PagingPolicy {
 /// [`Paging`] and every chunk it sealed.
 #[derive(Debug)]
 pub(crate) struct Pager {
+    /// Names the paging (its arrangements) in errors: `paging #id`, numbered per process in
+    /// the order `Paging`s are enabled.
+    id: u64,
     pool: Pool,
     policy: PagingPolicy,
     /// Heap bytes of decoded pooled bodies cached for by-reference reads, now and at peak.
@@ -154,7 +157,15 @@ pub(crate) struct Pager {
     decoded_peak: Cell<usize>,
 }
 
+/// The next [`Pager`] id.
+static NEXT_PAGER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl Pager {
+    /// The id that names this paging (and the arrangements given it) in errors.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The pool chunks page through.
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
@@ -267,6 +278,7 @@ impl Paging {
     pub fn with_policy(pool: &Pool, policy: PagingPolicy) -> Self {
         Paging {
             pager: Some(Rc::new(Pager {
+                id: NEXT_PAGER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 pool: pool.clone(),
                 policy,
                 decoded: Cell::new(0),
@@ -283,6 +295,12 @@ impl Paging {
     /// Whether paging is on.
     pub fn is_enabled(&self) -> bool {
         self.pager.is_some()
+    }
+
+    /// The number that names this paging, and the arrangements given it or a clone, in read
+    /// errors (`paging #3`); `None` when paging is off.
+    pub fn id(&self) -> Option<u64> {
+        self.pager.as_ref().map(|pager| pager.id())
     }
 
     /// Heap bytes of pooled bodies decoded for by-reference cursor reads (variable-length

@@ -35,7 +35,7 @@ use differential_dataflow::trace::chunk::ChunkBatch;
 use spillway_pool::{ChunkHandle, Pool, VectoredReads};
 use timely::progress::Timestamp;
 
-use crate::chunk::{Columns, LookupBody, PagedChunk};
+use crate::chunk::{unreadable, Columns, LookupBody, PagedChunk};
 use crate::data::{read_column, PagedData};
 
 /// What one vectored lookup did.
@@ -70,7 +70,7 @@ struct Visit<'c, K, V, T, R> {
 }
 
 /// A pooled chunk to pin: its handle, layout, and the range of keys that fall into it.
-type PooledVisit<'c> = (&'c ChunkHandle, Columns, Range<usize>);
+type PooledVisit<'c> = (&'c ChunkHandle, Columns, Range<usize>, (Option<u64>, u8));
 
 /// Streams every update of `keys` in `batches` to `emit(i, val, time, diff)`, where `i` is
 /// the key's index in `keys`. `keys` must be sorted and free of duplicates. Updates come in
@@ -120,7 +120,7 @@ where
                 columns,
                 pool,
             } => {
-                let entry = (handle, columns, visit.keys);
+                let entry = (handle, columns, visit.keys, visit.chunk.label());
                 match pooled.iter_mut().find(|(p, _)| p.same_pool(pool)) {
                     Some((_, group)) => group.push(entry),
                     None => pooled.push((pool, vec![entry])),
@@ -129,11 +129,11 @@ where
         }
     }
     for (pool, group) in pooled {
-        let handles: Vec<&ChunkHandle> = group.iter().map(|(h, _, _)| *h).collect();
+        let handles: Vec<&ChunkHandle> = group.iter().map(|(h, ..)| *h).collect();
         stats.pool += pool.pin_each(&handles, |i, pin| {
+            let (handle, columns, range, (paging, depth)) = &group[i];
             let body =
-                pin.unwrap_or_else(|e| panic!("spillway: cannot read a paged chunk back: {e}"));
-            let (_, columns, range) = &group[i];
+                pin.unwrap_or_else(|e| unreadable(*paging, *depth, columns.len, handle.len(), &e));
             search_columns::<K, V, T, R>(&body, *columns, keys, range.clone(), &mut emit);
         });
     }

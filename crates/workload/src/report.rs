@@ -53,6 +53,127 @@ pub enum Gathered {
     Process(Box<ProcessStats>),
 }
 
+/// The pool's health: the counters that say a run degraded (faults survived, writes refused,
+/// the budget exceeded). The `health` object of a [`RunReport`]; each non-zero field has a
+/// warning in [`Health::warnings`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Health {
+    /// Extent I/O errors (writes and reads, retried ones included).
+    pub io_errors: u64,
+    /// Extent writes retried after an I/O error.
+    pub write_retries: u64,
+    /// 1 if extent writes were disabled at the end of the run (a persistent write failure).
+    pub writes_disabled: u64,
+    /// Times a probe write re-enabled writes after they were disabled.
+    pub writes_reenabled: u64,
+    /// Writes refused because the extent store was full (chunks stayed resident).
+    pub write_nospace: u64,
+    /// Extent reads retried after an I/O error or a checksum mismatch.
+    pub read_retries: u64,
+    /// Extent reads whose checksum did not match (re-read; never used).
+    pub checksum_failures: u64,
+    /// Slots granted over the budget because nothing was evictable.
+    pub budget_overshoots: u64,
+    /// Bytes of oversize chunks (over 8 MiB) held on the heap, outside the budget, at the end.
+    pub oversize_bytes: u64,
+    /// Panics caught on spill threads (a store or codec call panicked).
+    pub spill_panics: u64,
+}
+
+impl Health {
+    /// The health part of `pool`'s counters.
+    pub fn of(pool: &PoolStats) -> Health {
+        Health {
+            io_errors: pool.io_errors,
+            write_retries: pool.write_retries,
+            writes_disabled: pool.writes_disabled,
+            writes_reenabled: pool.writes_reenabled,
+            write_nospace: pool.write_nospace,
+            read_retries: pool.read_retries,
+            checksum_failures: pool.checksum_failures,
+            budget_overshoots: pool.budget_overshoots,
+            oversize_bytes: pool.oversize_bytes,
+            spill_panics: pool.spill_panics,
+        }
+    }
+
+    /// Whether every counter is zero.
+    pub fn is_healthy(&self) -> bool {
+        *self == Health::default()
+    }
+
+    /// One line per non-zero counter: what happened, what it cost, and what to do.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.io_errors > 0 {
+            out.push(format!(
+                "{} extent I/O errors ({} writes and {} reads retried): the device under the \
+                 extent dir is failing; check the kernel log (dmesg) and the disk, or move \
+                 --extent-dir",
+                self.io_errors, self.write_retries, self.read_retries
+            ));
+        } else if self.write_retries + self.read_retries > 0 {
+            out.push(format!(
+                "{} writes and {} reads of extents were retried: check the extent device",
+                self.write_retries, self.read_retries
+            ));
+        }
+        if self.writes_disabled > 0 {
+            out.push(
+                "extent writes are disabled after a persistent write failure: chunks stay \
+                 resident and memory grows past the budget; fix the extent device or move \
+                 --extent-dir"
+                    .into(),
+            );
+        }
+        if self.writes_reenabled > 0 {
+            out.push(format!(
+                "extent writes were disabled and re-enabled {} time(s) by a probe write: the \
+                 device failed for a while; check it",
+                self.writes_reenabled
+            ));
+        }
+        if self.write_nospace > 0 {
+            out.push(format!(
+                "{} extent writes found the store full (disk, quota or swap): chunks stayed \
+                 resident over the budget; free space or give --extent-dir more room",
+                self.write_nospace
+            ));
+        }
+        if self.checksum_failures > 0 {
+            out.push(format!(
+                "{} extent reads failed their checksum and were re-read (no corrupt data was \
+                 used): the device or RAM corrupts data; check them",
+                self.checksum_failures
+            ));
+        }
+        if self.budget_overshoots > 0 {
+            out.push(format!(
+                "{} slots were granted over the budget because nothing was evictable (pinned \
+                 chunks, disabled writes or a full store): resident memory exceeded --budget; \
+                 raise --budget or fix the extent store",
+                self.budget_overshoots
+            ));
+        }
+        if self.oversize_bytes > 0 {
+            out.push(format!(
+                "{} bytes of chunks over 8 MiB are held on the heap outside the budget: \
+                 memory exceeds --budget by that much",
+                self.oversize_bytes
+            ));
+        }
+        if self.spill_panics > 0 {
+            out.push(format!(
+                "{} panics were caught on spill threads (the chunks stayed intact): a bug in \
+                 an extent store or the codec; see the log above",
+                self.spill_panics
+            ));
+        }
+        out
+    }
+}
+
 /// Everything one run measured: what `spillway join|reduce|levels --json` prints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -123,6 +244,10 @@ pub struct RunReport {
     pub rss_after_scan_bytes: u64,
     /// The pools' counters, summed over processes.
     pub pool: PoolStats,
+    /// Whether the pool ran degraded, and why: its fault and budget counters, summed over
+    /// processes (all zero on a healthy run, and without a pool).
+    #[serde(default)]
+    pub health: Health,
     /// Bytes upstream's `dd-col` spill wrote.
     pub dd_col_spill_bytes: u64,
     /// `spillway levels` only: one entry per spine level that holds or did anything.
@@ -189,6 +314,7 @@ impl RunReport {
                 .map(|p| p.rss_after_scan)
                 .max()
                 .unwrap_or(0),
+            health: Health::of(&pool),
             pool,
             dd_col_spill_bytes: workers.iter().map(|w| w.spill_bytes).sum(),
             levels: None,

@@ -27,6 +27,15 @@
 //! `/proc/self/pagemap` cannot be opened, residency is not observed: each extent is advised
 //! once and nothing is counted.
 //!
+//! # Swap exhaustion
+//! A full swap device does not fail a write into the arena: the kernel runs out of places to
+//! put anonymous pages and the OOM killer ends the process. So before every write the store
+//! reads `SwapFree` from `/proc/meminfo` and refuses the write with [`StoreError::NoSpace`]
+//! unless the frame, the extents written but not yet paged out, and a margin of
+//! [`SWAP_FREE_MARGIN`] all fit: the pool then keeps the chunk resident and degrades as with a
+//! full disk (`write_nospace`), resuming when extents are freed. If `/proc/meminfo` cannot be
+//! read, writes are not checked.
+//!
 //! # Invariants
 //! - The arena mapping lives exactly as long as the store; every pointer into it is computed
 //!   from a slot address checked against the claimed segments, and ranges never cross a slot
@@ -57,6 +66,23 @@ use crate::error::ConfigError;
 
 /// Unit in which extent classes claim arena space.
 pub const SWAP_SEGMENT_BYTES: usize = 32 << 20;
+
+/// Swap that must stay free after a write (besides the frame and the extents still waiting
+/// for pageout): headroom for the rest of the system and for pages the kernel swaps on its own.
+pub const SWAP_FREE_MARGIN: u64 = 64 << 20;
+
+/// Free swap in bytes, from `SwapFree` in `/proc/meminfo`; `None` if it cannot be read.
+fn free_swap_from_meminfo() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_swap_free(&meminfo)
+}
+
+/// The `SwapFree:  123456 kB` line of `/proc/meminfo`, in bytes.
+fn parse_swap_free(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("SwapFree:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
 
 /// Number of stripe locks serializing access to slots (by slot hash).
 const SLOT_STRIPES: usize = 64;
@@ -225,6 +251,8 @@ pub struct SwapStore {
     live_bytes: AtomicU64,
     pageout_retries: AtomicU64,
     pageout_declined: AtomicU64,
+    /// Where free swap is read before each write (`/proc/meminfo`; tests substitute it).
+    free_swap: fn() -> Option<u64>,
 }
 
 impl SwapStore {
@@ -290,6 +318,12 @@ impl SwapStore {
             live_bytes: AtomicU64::new(0),
             pageout_retries: AtomicU64::new(0),
             pageout_declined: AtomicU64::new(0),
+            // Unit tests without swap exercise the arena: no free-swap check for them.
+            free_swap: if require_swap {
+                free_swap_from_meminfo
+            } else {
+                || None
+            },
         })
     }
 
@@ -462,6 +496,13 @@ impl ExtentStore for SwapStore {
     /// such frames).
     fn write(&self, frame: &[u8]) -> Result<ExtentAddr, StoreError> {
         let class = extent_class_of(frame.len().max(1));
+        if let Some(free) = (self.free_swap)() {
+            let needed = frame.len() as u64 + self.pending_pageout_bytes() + SWAP_FREE_MARGIN;
+            if free < needed {
+                tracing::debug!(free, needed, "swap nearly exhausted: refusing an extent");
+                return Err(StoreError::NoSpace);
+            }
+        }
         let (addr, offset) = self.alloc_slot(class)?;
         {
             let _exclusive = self.stripe(addr).write().unwrap_or_else(|p| p.into_inner());
@@ -590,6 +631,37 @@ mod tests {
             max_pageout_retries: 2,
         };
         SwapStore::build(options, false).expect("reserve arena")
+    }
+
+    static FAKE_SWAP_FREE: AtomicU64 = AtomicU64::new(0);
+
+    #[test]
+    #[cfg_attr(any(miri, feature = "heap-regions"), ignore = "needs mmap")]
+    fn nearly_exhausted_swap_refuses_writes_as_no_space() {
+        let mut store = arena_store(1, 0);
+        store.free_swap = || Some(FAKE_SWAP_FREE.load(Ordering::SeqCst));
+        let page = frame(1, 1);
+        FAKE_SWAP_FREE.store(SWAP_FREE_MARGIN + 4 * EXTENT_ALIGN as u64, Ordering::SeqCst);
+        let addr = store
+            .write(page.as_slice())
+            .expect("room for a page and the margin");
+        FAKE_SWAP_FREE.store(SWAP_FREE_MARGIN + 100, Ordering::SeqCst);
+        assert!(matches!(
+            store.write(page.as_slice()),
+            Err(StoreError::NoSpace)
+        ));
+        assert_eq!(store.live_bytes(), EXTENT_ALIGN as u64, "nothing stored");
+        // Swap freed elsewhere: writes resume.
+        store.free(addr, EXTENT_ALIGN);
+        FAKE_SWAP_FREE.store(1 << 30, Ordering::SeqCst);
+        store.write(page.as_slice()).expect("room again");
+    }
+
+    #[test]
+    fn meminfo_swap_free_parsing() {
+        let meminfo = "MemTotal:  1000 kB\nSwapTotal:  2048 kB\nSwapFree:   1024 kB\n";
+        assert_eq!(parse_swap_free(meminfo), Some(1 << 20));
+        assert_eq!(parse_swap_free("MemTotal: 1 kB\n"), None);
     }
 
     #[test]

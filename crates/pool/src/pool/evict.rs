@@ -25,6 +25,7 @@ impl Pool {
     /// budget.
     pub fn evict_to(&self, target: u64) {
         let sh = &self.shared;
+        sh.probe_writes();
         let mut st = lock(&sh.state);
         loop {
             let inline = sh.evict_pass(&mut st, target, true);

@@ -6,10 +6,12 @@
 //! takes free room, or room made by cheap evictions: it never causes a write); while a chunk
 //! is `Loading` its slot is written only by the loading thread and no pin is handed out; a
 //! read that fails (I/O, checksum, corrupt frame) releases the slot and leaves the chunk
-//! `Evicted` with its extent intact, so a retry can succeed; every read is verified against
-//! the frame's crc32c before decoding, and an error names the extent.
+//! `Evicted` with its extent intact, so a retry can succeed (and reads are retried before they
+//! fail: see `health`); every read is verified against the frame's crc32c before decoding,
+//! and an error names the extent; a load that panics lands as failed (never stays `Loading`).
 
 use super::handle::ChunkHandle;
+use super::health::LoadGuard;
 use super::pin::PinGuard;
 use super::slot_view::fill_slot;
 use super::state::{enqueue, lock, Body, Shared, State, Stored};
@@ -71,8 +73,15 @@ impl ChunkHandle {
             sh.add_resident(&mut st, size);
             st.entries[self.id as usize].body = Body::Loading { slot, extent };
             drop(st);
+            // A panicking load lands as failed: the chunk goes back to `Evicted`.
+            let mut guard = LoadGuard {
+                shared: sh,
+                id: self.id,
+                armed: true,
+            };
             // The chunk is `Loading` in this slot: this thread is the slot's only owner.
             let result = fill_slot(&sh.regions[class], slot, self.len, |dst| load(extent, dst));
+            guard.armed = false;
             st = lock(&sh.state);
             sh.land_load(&mut st, self.id, result.is_ok());
             sh.wake(&st);
@@ -171,25 +180,20 @@ impl Shared {
         self.add_resident(&mut st, size);
         st.entries[c.0 as usize].body = Body::Loading { slot, extent };
         drop(st);
+        let mut guard = LoadGuard {
+            shared: self,
+            id: c.0,
+            armed: true,
+        };
         // The chunk is `Loading` in this slot: this thread is the slot's only owner.
         let result = fill_slot(&self.regions[class], slot, len, |dst| {
             self.read_extent(extent, read_buf, dst)
         });
+        guard.armed = false;
         let mut st = lock(&self.state);
         self.land_load(&mut st, c.0, result.is_ok());
         self.wake(&st);
         self.unlock(st);
-    }
-
-    /// Reads and decodes `extent` into `dst`, counting bytes and failures.
-    fn read_extent(
-        &self,
-        extent: Stored,
-        buf: &mut AlignedBuf,
-        dst: &mut [u8],
-    ) -> Result<(), PoolError> {
-        self.read_span(extent.addr, 1, extent.meta.padded_len(), buf)?;
-        self.decode_frame(extent, buf.as_slice(), dst)
     }
 
     /// Reads `count` extents at consecutive slots from `first` with one store call (see
@@ -245,7 +249,7 @@ impl Shared {
     }
 
     /// Lands a fault-in: `Loading` becomes `BackedResident` (or back to `Evicted` on failure).
-    fn land_load(&self, st: &mut State, id: u32, ok: bool) {
+    pub(super) fn land_load(&self, st: &mut State, id: u32, ok: bool) {
         let e = &mut st.entries[id as usize];
         let Body::Loading { slot, extent } = e.body else {
             unreachable!()

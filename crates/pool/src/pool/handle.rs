@@ -138,6 +138,8 @@ impl Pool {
             read_bufs: Mutex::default(),
             writes_disabled: AtomicBool::new(false),
             store_full: AtomicBool::new(false),
+            next_probe: Mutex::new(std::time::Instant::now()),
+            probing: AtomicBool::new(false),
             config,
         });
         let io_threads = if shared.config.spill_threads == 0 {

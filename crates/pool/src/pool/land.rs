@@ -11,11 +11,14 @@
 //! released nor rewritten, so the encoder reads it without the lock; a chunk freed before its
 //! frame reaches the store is never written (its write is cancelled and counted in
 //! `spill_cancelled`); a failed write keeps the data resident (`ENOSPC` pauses writes until
-//! an extent is freed, any other error disables them). The spill lanes reach these
+//! an extent is freed; an I/O error is retried with backoff, and disables writes only when
+//! every attempt failed, until a probe write succeeds: see `health`); a panic in the codec or
+//! the store lands the write as failed, never leaving it in flight. The spill lanes reach these
 //! transitions only through [`SpillTarget`].
 
 use std::sync::atomic::Ordering;
 
+use super::health::WriteGuard;
 use super::slot_view::read_slot;
 use super::state::{enqueue, lock, Body, Shared, State, Stored};
 use crate::aligned::AlignedBuf;
@@ -117,10 +120,17 @@ impl Shared {
             (e.class as usize, slot, e.len, e.hints.compression)
         };
         bump(&self.counters.bytes_compressed_in, len as u64);
+        // A panicking codec lands the write as failed: the chunk stays resident.
+        let mut guard = WriteGuard {
+            shared: self,
+            chunk: c,
+            armed: true,
+        };
         // The write is running: the slot is neither released nor rewritten until it lands.
         let encoded = read_slot(&self.regions[class], slot, len, |body| {
             encoder.encode(body, compression)
         });
+        guard.armed = false;
         match encoded {
             Ok((meta, _)) => Some(meta),
             Err(e) => unreachable!("slot bodies fit the codec: {e}"),
@@ -140,15 +150,32 @@ impl Shared {
             }
         }
         let frame = encoder.frame();
-        let result = self.store.write(frame).map(|addr| {
+        // A panicking store lands the write as failed: the chunk stays resident.
+        let mut guard = WriteGuard {
+            shared: self,
+            chunk: c,
+            armed: true,
+        };
+        let result = self.write_with_retries(c, frame);
+        guard.armed = false;
+        let Some(result) = result else {
+            return; // freed during a backoff: cancelled
+        };
+        let result = result.map(|addr| {
             bump(&self.counters.extent_bytes_written, frame.len() as u64);
             Stored { addr, meta }
         });
-        self.land_write(c, result);
+        self.land_write(c, result, true);
     }
 
-    /// Ends the write of `c` with the store's `result` (see the module docs).
-    fn land_write(&self, c: ChunkRef, result: Result<Stored, StoreError>) {
+    /// Ends the write of `c` with the store's `result` (see the module docs). An I/O error
+    /// that is `persistent` (every retry failed) disables writes; one from a panic does not.
+    pub(super) fn land_write(
+        &self,
+        c: ChunkRef,
+        result: Result<Stored, StoreError>,
+        persistent: bool,
+    ) {
         let mut guard = lock(&self.state);
         guard.writes_in_flight -= 1;
         let st = &mut *guard;
@@ -195,13 +222,11 @@ impl Shared {
                         self.store_full.store(true, Ordering::Relaxed);
                         tracing::warn!("extent store full: keeping chunks resident");
                     }
-                    StoreError::Io { .. } => {
+                    StoreError::Io { .. } if persistent => {
                         bump(&self.counters.io_errors, 1);
-                        self.writes_disabled.store(true, Ordering::Relaxed);
-                        tracing::error!(
-                            "extent write failed, disabling writes (data stays resident): {err}"
-                        );
+                        self.disable_writes(&err);
                     }
+                    StoreError::Io { .. } => {}
                 }
                 let e = &mut st.entries[c.0 as usize];
                 if !e.queued && !e.freed {
@@ -239,5 +264,9 @@ impl SpillTarget for Shared {
     fn job_finished(&self) {
         let st = lock(&self.state);
         self.wake(&st);
+    }
+
+    fn job_panicked(&self) {
+        bump(&self.counters.spill_panics, 1);
     }
 }

@@ -13,6 +13,8 @@
 //!   `UnbackedResident` on a store error or a free); the spill lanes' [`crate::spill`] entry.
 //! - `fault`: `Evicted → Loading → BackedResident` (pin, prefetch, copy-out).
 //! - `reclaim`: a freed chunk gives back its slot and extent.
+//! - `health`: write and read retries, disabling and probing writes, and the unwind guards
+//!   that land a load or write as failed when a store or codec call panics.
 //! - `vectored`: many pins with planned, coalesced reads.
 //! - `pin`, `handle`, `report`: the guards, handles and reports users hold; `state`: the slab
 //!   and its lock; `slot_view`: the only code that turns slot memory into slices (`unsafe`).
@@ -26,6 +28,7 @@ mod admit;
 mod evict;
 mod fault;
 mod handle;
+mod health;
 mod hints;
 mod land;
 mod pin;
@@ -36,6 +39,7 @@ mod state;
 mod vectored;
 
 pub use handle::{ChunkHandle, Pool};
+pub use health::{READ_RETRY_DELAYS, WRITE_PROBE_INTERVAL, WRITE_RETRY_DELAYS};
 pub use hints::{Backing, ChunkHints, ChunkState, LEVELS};
 pub use pin::PinGuard;
 pub use vectored::{VectoredReads, COALESCE_CAP};

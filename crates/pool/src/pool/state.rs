@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::hints::{ChunkHints, LEVELS};
 use crate::aligned::AlignedBuf;
@@ -160,6 +160,10 @@ pub(crate) struct Shared {
     pub(super) read_bufs: Mutex<Vec<AlignedBuf>>,
     pub(super) writes_disabled: AtomicBool,
     pub(super) store_full: AtomicBool,
+    /// While writes are disabled: when the next probe write is due (see `health`).
+    pub(super) next_probe: Mutex<Instant>,
+    /// A probe write is under way.
+    pub(super) probing: AtomicBool,
 }
 
 /// Locks `m`, recovering from poisoning.

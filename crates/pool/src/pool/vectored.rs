@@ -18,7 +18,9 @@
 //! # Invariants (tested in `tests/pool/vectored.rs`)
 //! - Every chunk passed is visited exactly once, with a pin of its body or an error naming
 //!   its extent; never with other bytes (each extent is checksummed as on a single pin).
-//! - Every chunk is read from its extent at most once per call, and `reads ≤ faulted`.
+//! - Every chunk is read from its extent at most once per call, and `reads ≤ faulted`,
+//!   unless a read fails: then each of its chunks is re-read alone, with `pin`'s retries
+//!   (counted in `read_retries`), before the error is the chunk's.
 //! - A chunk is admitted exactly as by [`ChunkHandle::pin`]: room is reserved in the budget
 //!   first. The call holds at most one pin of its own at a time (the visitor may keep clones),
 //!   and its read buffers, outside the budget, stay under `(READ_AHEAD + 2) × COALESCE_CAP`
@@ -174,11 +176,22 @@ impl Pool {
             let class = extent_class_size(read.first().class);
             for (i, p) in read.members.iter().enumerate() {
                 let handle = handles[p.index];
+                // A failed read or a frame that fails verification is re-read on its own
+                // (`pin` retries, see `health`); only then is the error the chunk's.
                 let pinned = match &result {
-                    Err(e) => Err(e.for_extent(p.extent.addr)),
+                    Err(_) => {
+                        bump(&sh.counters.read_retries, 1);
+                        handle.pin()
+                    }
                     Ok(()) => {
                         let frame = &buf.as_slice()[i * class..][..p.extent.meta.padded_len()];
-                        handle.pin_with(|extent, dst| sh.decode_frame(extent, frame, dst))
+                        match handle.pin_with(|extent, dst| sh.decode_frame(extent, frame, dst)) {
+                            Err(_) => {
+                                bump(&sh.counters.read_retries, 1);
+                                handle.pin()
+                            }
+                            pinned => pinned,
+                        }
                     }
                 };
                 visit(p.index, pinned);

@@ -13,7 +13,7 @@ use spillway_pool::{
     PoolStats,
 };
 use spillway_pool::{ExtentAddr, ExtentStore, StoreError};
-use spillway_pool::{ReadFault, WriteFault};
+use spillway_pool::{ReadFault, WriteFault, READ_RETRY_DELAYS, WRITE_RETRY_DELAYS};
 
 /// A pool over file extents in a fresh temp dir, with evictions written inline (no spill
 /// threads) and no write-behind, so every test sees states deterministically.
@@ -471,13 +471,16 @@ fn enospc_keeps_data_resident_and_degrades() {
 }
 
 #[test]
-fn eio_on_write_disables_writes_without_losing_data() {
+fn persistent_eio_on_write_disables_writes_without_losing_data() {
     let (pool, io, _dir) = faulty_pool(2);
     let chunks: Vec<_> = (0..2).map(|i| insert(&pool, i, 0)).collect();
-    io.fail_next_writes(1, WriteFault::Eio);
+    // Every attempt of one write fails: a persistent failure.
+    let attempts = WRITE_RETRY_DELAYS.len() + 1;
+    io.fail_next_writes(attempts, WriteFault::Eio);
     let more: Vec<_> = (2..6).map(|i| insert(&pool, i, 0)).collect();
     let s = pool.stats();
-    assert_eq!(s.io_errors, 1);
+    assert_eq!(s.io_errors, attempts as u64, "{s:?}");
+    assert_eq!(s.write_retries, attempts as u64 - 1, "{s:?}");
     assert_eq!(s.writes_disabled, 1);
     assert_eq!(s.extent_bytes_written, 0);
     for (i, c) in chunks.iter().chain(&more).enumerate() {
@@ -490,7 +493,9 @@ fn read_errors_and_flipped_bytes_are_loud() {
     let (pool, io, _dir) = faulty_pool(4);
     let a = insert(&pool, 1, 0);
     pool.evict_to(0);
-    io.fail_next_reads(1, ReadFault::Eio);
+    // Every attempt fails: the error surfaces.
+    let attempts = READ_RETRY_DELAYS.len() + 1;
+    io.fail_next_reads(attempts, ReadFault::Eio);
     let err = a.pin().unwrap_err();
     assert!(matches!(err, PoolError::ReadIo { .. }), "{err}");
     assert!(
@@ -502,13 +507,15 @@ fn read_errors_and_flipped_bytes_are_loud() {
         ChunkState::Evicted,
         "a failed fault-in leaves the chunk evicted"
     );
-    io.flip_byte_on_next_read(100);
+    io.flip_bytes_on_next_reads(attempts, 100);
     let err = a.pin().unwrap_err();
     assert!(matches!(err, PoolError::Checksum { .. }), "{err}");
-    io.flip_byte_on_next_read(5);
+    io.flip_bytes_on_next_reads(attempts, 5);
     assert!(matches!(a.read_to_vec(), Err(PoolError::Checksum { .. })));
     let s = pool.stats();
-    assert_eq!((s.io_errors, s.checksum_failures), (1, 2));
+    let n = attempts as u64;
+    assert_eq!((s.io_errors, s.checksum_failures), (n, 2 * n));
+    assert_eq!(s.read_retries, 3 * (n - 1));
     assert_eq!(s.resident_bytes, 0, "failed loads released their slots");
     check(&a, 1); // the extent itself is intact
 }

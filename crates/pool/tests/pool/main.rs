@@ -4,6 +4,8 @@
 //!   through the file store's I/O seam, configuration errors, metrics, concurrent churn.
 //! - `interleavings`: pins, frees and prefetches racing queued writes, with frozen spill
 //!   threads (its counting allocator is this binary's global allocator; see there).
+//! - `faults`: transient faults retried, writes disabled and re-enabled by a probe, stores that
+//!   panic (no chunk left `Loading` or `Writing`, no hang).
 //! - `vectored`: `Pool::pin_each`.
 //!
 //! Separate binary: `tests/miri.rs`, the small state-machine subset that runs under Miri
@@ -14,5 +16,6 @@
 
 mod behaviour;
 mod common;
+mod faults;
 mod interleavings;
 mod vectored;

@@ -92,6 +92,30 @@ impl<K, V, T, R> Drop for ChunkInner<K, V, T, R> {
     }
 }
 
+impl<K, V, T, R> PagedChunk<K, V, T, R> {
+    /// The paging id and depth that name this chunk in read errors ([`unreadable`]).
+    pub(crate) fn label(&self) -> (Option<u64>, u8) {
+        (self.pager().map(|p| p.id()), self.0.depth)
+    }
+
+    /// Pins this chunk's pooled body (`handle`); a failed read panics with [`unreadable`].
+    pub(super) fn pin_body(&self, handle: &ChunkHandle) -> PinGuard {
+        handle.pin().unwrap_or_else(|e| {
+            let records = match &self.0.body {
+                ChunkBody::Pooled { len, .. } => *len,
+                ChunkBody::Resident(_) => 0,
+            };
+            unreadable(
+                self.pager().map(|p| p.id()),
+                self.0.depth,
+                records,
+                handle.len(),
+                &e,
+            )
+        })
+    }
+}
+
 /// Heap bytes of a decoded body of `len` records whose encoding takes `body` bytes (an
 /// estimate: the records plus their variable-length payloads, at most `body`).
 fn decoded_bytes<K, V, T, R>(len: usize, body: usize) -> usize {
@@ -185,7 +209,7 @@ where
                     ..
                 },
                 None,
-            ) => decode(&pin(handle), *len, columns),
+            ) => decode(&self.pin_body(handle), *len, columns),
         }
     }
 
@@ -206,7 +230,7 @@ where
             if let Some(pager) = self.pager() {
                 pager.cache(decoded_bytes::<K, V, T, R>(*len, columns[4]));
             }
-            decode(&pin(handle), *len, columns)
+            decode(&self.pin_body(handle), *len, columns)
         })
     }
 
@@ -364,11 +388,21 @@ where
     Records::from_vec(vec)
 }
 
-/// Pins a pooled body; a failed read is a loud error (never wrong data).
-pub(super) fn pin(handle: &ChunkHandle) -> PinGuard {
-    handle
-        .pin()
-        .unwrap_or_else(|e| panic!("spillway: cannot read a paged chunk back: {e}"))
+/// The panic of a pooled body that cannot be read back (the pool already retried the read):
+/// a loud error naming the arrangement's paging, the chunk and the extent, never wrong data.
+pub(crate) fn unreadable(
+    paging: Option<u64>,
+    depth: u8,
+    records: usize,
+    bytes: usize,
+    error: &spillway_pool::PoolError,
+) -> ! {
+    let paging = paging.map_or_else(|| "no paging".to_string(), |id| format!("paging #{id}"));
+    panic!(
+        "spillway: cannot read a paged chunk back ({paging}, depth {depth}, {records} records, \
+         {bytes} bytes): {error}; the extent store failed after retries (see the \
+         io_errors/checksum_failures metrics); no result was produced from it"
+    )
 }
 
 /// What is left of `chunk` (whose body is `body`) from position `from` on: the chunk itself

@@ -31,7 +31,7 @@ use differential_dataflow::trace::Navigable;
 use spillway_pool::PinGuard;
 use timely::progress::Timestamp;
 
-use super::body::{pin, ChunkBody, PagedChunk};
+use super::body::{ChunkBody, PagedChunk};
 use crate::data::{equal, less, PagedData};
 use crate::records::gallop_index;
 
@@ -149,7 +149,7 @@ where
                     let pin = self.pin.get_or_init(|| {
                         // A scan reads chunks in order: fault the next one in meanwhile.
                         s.prefetch_next();
-                        pin(handle)
+                        s.pin_body(handle)
                     });
                     let start = columns[col] + i * width;
                     X::read_item(&pin[start..start + width]).expect("fixed-width")

@@ -19,6 +19,6 @@ mod cursor;
 mod ops;
 
 pub use body::PagedChunk;
-pub(crate) use body::{Columns, LookupBody};
+pub(crate) use body::{unreadable, Columns, LookupBody};
 pub use cursor::PagedCursor;
 pub(crate) use ops::TARGET;

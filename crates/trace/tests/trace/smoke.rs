@@ -80,3 +80,80 @@ fn paged_join_matches_ord_val_spine() {
     eprintln!("{stats:?}");
     assert!(stats.inserts > 0, "nothing paged: {stats:?}");
 }
+
+/// A memory store whose reads all fail, as a dead device would.
+struct DeadReads(spillway_pool::MemoryStore);
+
+impl spillway_pool::ExtentStore for DeadReads {
+    fn name(&self) -> &'static str {
+        "dead-reads"
+    }
+    fn write(&self, frame: &[u8]) -> Result<spillway_pool::ExtentAddr, spillway_pool::StoreError> {
+        self.0.write(frame)
+    }
+    fn read(
+        &self,
+        addr: spillway_pool::ExtentAddr,
+        _len: usize,
+        _buf: &mut spillway_pool::AlignedBuf,
+    ) -> Result<(), spillway_pool::StoreError> {
+        Err(spillway_pool::StoreError::Io {
+            op: "read",
+            addr,
+            source: std::io::Error::from_raw_os_error(5),
+        })
+    }
+    fn free(&self, addr: spillway_pool::ExtentAddr, len: usize) {
+        self.0.free(addr, len)
+    }
+    fn live_bytes(&self) -> u64 {
+        self.0.live_bytes()
+    }
+}
+
+#[test]
+fn an_unreadable_chunk_is_a_loud_error_naming_paging_chunk_and_extent() {
+    let store = Arc::new(DeadReads(spillway_pool::MemoryStore::new(None)));
+    let config = PoolConfig {
+        budget: 1 << 20,
+        spill_threads: 0,
+        write_behind: Some(0),
+        ..PoolConfig::default()
+    };
+    let pool = Pool::with_store(config, store).unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        timely::execute_directly(move |worker| {
+            let paging = Paging::with_policy(
+                &pool,
+                PagingPolicy {
+                    min_bytes: 4096,
+                    ..PagingPolicy::default()
+                },
+            );
+            let (mut data, _trace) = worker.dataflow::<u64, _, _>(|scope| {
+                let (data_in, data) = scope.new_collection::<(u64, u64), isize>();
+                (data_in, data.arrange_by_key_paged(&paging).trace)
+            });
+            for round in 0..20u64 {
+                for i in 0..20_000u64 {
+                    data.update((i.wrapping_mul(0x9E37_79B9) % 50_000, round), 1);
+                }
+                data.advance_to(round + 1);
+                data.flush();
+                for _ in 0..20 {
+                    worker.step();
+                }
+                // Everything sealed so far goes to (unreadable) extents; merges read it back.
+                pool.evict_to(0);
+            }
+        })
+    }));
+    let payload = caught.expect_err("reading unreadable chunks panics");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    for part in ["paging #", "depth ", " records", "extent class", "slot"] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+}

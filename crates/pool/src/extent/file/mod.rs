@@ -57,9 +57,12 @@ mod faulty;
 mod os;
 
 #[cfg(any(test, feature = "fault-injection"))]
-pub use faulty::{FaultyIo, ReadFault, WriteFault};
+pub use faulty::{FaultRates, FaultyIo, ReadFault, WriteFault};
 pub use os::ExtentIo;
-use os::{create_scratch_file, enable_direct_io, is_invalid_argument, is_no_space, SystemIo};
+use os::{
+    create_scratch_file, enable_direct_io, is_invalid_argument, is_no_space, memory_filesystem,
+    SystemIo,
+};
 
 /// Classes whose slots are at least this large are hole-punched as soon as a slot is freed;
 /// smaller ones only when the device fills up.
@@ -121,6 +124,8 @@ pub struct FileStore {
     state: Mutex<SlotState>,
     live_bytes: AtomicU64,
     holes_punched: AtomicU64,
+    /// The extent directory's filesystem, when it lives in memory (tmpfs, ramfs).
+    memory_fs: Option<&'static str>,
 }
 
 impl FileStore {
@@ -141,7 +146,15 @@ impl FileStore {
     ) -> Result<FileStore, ConfigError> {
         let probe = validate_extent_dir(dir)?;
         let direct_io = options.direct_io && probe_direct_io(&probe);
+        let memory_fs = memory_filesystem(&probe);
         drop(probe);
+        if let Some(fs) = memory_fs {
+            tracing::warn!(
+                "extent dir {} is on {fs}, which lives in RAM: spilled chunks will stay in \
+                 memory (and count against RAM, not disk); give an extent dir on a disk",
+                dir.display()
+            );
+        }
         tracing::debug!(dir = %dir.display(), direct_io, "opened file extent store");
         Ok(FileStore {
             dir: dir.to_path_buf(),
@@ -156,7 +169,14 @@ impl FileStore {
             }),
             live_bytes: AtomicU64::new(0),
             holes_punched: AtomicU64::new(0),
+            memory_fs,
         })
+    }
+
+    /// `Some("tmpfs")` or `Some("ramfs")` when the extent directory is on a filesystem kept
+    /// in memory: "spilled" extents then stay in RAM (warned about when the store opens).
+    pub fn memory_filesystem(&self) -> Option<&'static str> {
+        self.memory_fs
     }
 
     /// The directory holding the (unlinked) scratch files.

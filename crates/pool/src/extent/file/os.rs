@@ -3,9 +3,9 @@
 //!
 //! Invariants: every scratch file is unlinked (never visible in its directory) and mode
 //! `0600`, whatever the umask; extent I/O goes through the [`ExtentIo`] seam, so tests can put
-//! a fault injector between the store and the kernel. The only `unsafe` here are the two
-//! `libc` calls std has no safe form of (`fallocate` with `FALLOC_FL_PUNCH_HOLE`, and `fcntl`
-//! to set `O_DIRECT` on an open file).
+//! a fault injector between the store and the kernel. The only `unsafe` here are the three
+//! `libc` calls std has no safe form of (`fallocate` with `FALLOC_FL_PUNCH_HOLE`, `fcntl`
+//! to set `O_DIRECT` on an open file, and `fstatfs` to tell a memory filesystem).
 
 use std::fs::{File, Permissions};
 use std::io;
@@ -84,6 +84,30 @@ pub(crate) fn enable_direct_io(file: &File) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `statfs` `f_type` of tmpfs.
+pub(crate) const TMPFS_MAGIC: u64 = 0x0102_1994;
+/// `statfs` `f_type` of ramfs.
+pub(crate) const RAMFS_MAGIC: u64 = 0x8584_58f6;
+
+/// `"tmpfs"` or `"ramfs"` when `file` lives on a filesystem kept in memory (extents there
+/// are not spilled at all), `None` otherwise or when the filesystem cannot be asked.
+pub(crate) fn memory_filesystem(file: &File) -> Option<&'static str> {
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: fstatfs writes one `struct statfs` through the pointer, which points to
+    // enough properly aligned space; the descriptor is open for the borrow of `file`.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) } < 0 {
+        return None;
+    }
+    // SAFETY: fstatfs returned 0, so it initialized the struct.
+    let stat = unsafe { stat.assume_init() };
+    // `f_type` is signed on some targets; the magic numbers are 32-bit.
+    match stat.f_type as u64 & 0xffff_ffff {
+        TMPFS_MAGIC => Some("tmpfs"),
+        RAMFS_MAGIC => Some("ramfs"),
+        _ => None,
+    }
 }
 
 /// Whether `error` says the device (or a quota) is full.

@@ -148,3 +148,19 @@ fn bad_addresses_are_errors_not_panics() {
     };
     assert_eq!(source.kind(), io::ErrorKind::UnexpectedEof);
 }
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn an_extent_dir_in_memory_is_recognized() {
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        eprintln!("skipped: no /dev/shm");
+        return;
+    }
+    let Ok(store) = FileStore::open(shm, FileStoreOptions::default()) else {
+        eprintln!("skipped: /dev/shm is not writable");
+        return;
+    };
+    // /dev/shm is tmpfs on every Linux this runs on.
+    assert_eq!(store.memory_filesystem(), Some("tmpfs"));
+}
