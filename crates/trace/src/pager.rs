@@ -181,7 +181,7 @@ impl StableBody {
 }
 
 /// The stable bytes of pooled bodies read by cursors (variable-length types; see
-/// [`crate::chunk`]): what [`Paging::stable_bytes`] reports.
+/// [`crate::PagedCursor`]): what [`Paging::stable_bytes`] reports.
 ///
 /// A pooled chunk read by a cursor copies its encoded body once into a read-only, file-backed
 /// mapping it owns (so items borrowed from it stay valid as long as the chunk is borrowed);
