@@ -242,15 +242,22 @@ impl Pager {
             .min(Self::STABLE_CAP)
     }
 
-    /// The scratch file of stable bodies: in the pool's extent directory (the system temp
-    /// dir for other backends); heap copies, with a warning, if that is tmpfs.
+    /// The scratch file of stable bodies: in the pool's extent directory, else (other
+    /// backends, or that directory is tmpfs) the system temp dir, else `/var/tmp`; heap
+    /// copies, with a warning, if all of them are refused.
     fn arena(&self) -> &StableArena {
         self.arena.get_or_init(|| {
-            let dir = match &self.pool.config().extents {
-                ExtentBackend::File { dir: Some(dir), .. } => dir.clone(),
-                _ => std::env::temp_dir(),
-            };
-            StableArena::new_or_heap(&dir)
+            let mut dirs = Vec::new();
+            if let ExtentBackend::File { dir: Some(dir), .. } = &self.pool.config().extents {
+                dirs.push(dir.clone());
+            }
+            dirs.push(std::env::temp_dir());
+            dirs.push("/var/tmp".into());
+            let (last, first) = dirs.split_last().expect("two candidates");
+            first
+                .iter()
+                .find_map(|dir| StableArena::new(dir).ok())
+                .unwrap_or_else(|| StableArena::new_or_heap(last))
         })
     }
 
