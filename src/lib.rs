@@ -10,6 +10,7 @@
 //!   [`ConfigError`], [`PoolError`], and the size helpers [`parse_size`], [`format_size`].
 //! - Paged arrangements (crate `spillway-trace`, layer 3): [`Paging`], [`PagingPolicy`],
 //!   [`ArrangePaged`], [`ArrangeSelfPaged`], [`PagedSpine`], [`PagedData`], [`FixedWidth`],
+//!   [`StableBytesReport`] (what `String`/`Vec<u8>` cursor reads keep resident),
 //!   vectored lookups ([`get_vectored`], [`for_each_update`], [`LookupStats`]) and the
 //!   vectored join ([`JoinVectored`]), per-level reports ([`spine_levels`], [`SpineLevel`]).
 //! - Paged operators: the reduce tactic ([`PagedReduce`], [`ReducePaged`], [`ThresholdPaged`],
@@ -29,7 +30,7 @@ pub use spillway_pool::{
 };
 pub use spillway_trace::{
     for_each_update, get_vectored, ArrangePaged, ArrangeSelfPaged, FixedWidth, JoinVectored,
-    LookupStats, PagedData, PagedSpine, Paging, PagingPolicy,
+    LookupStats, PagedData, PagedSpine, Paging, PagingPolicy, StableBytesReport,
 };
 pub use spillway_trace::{spine_levels, SpineLevel};
 

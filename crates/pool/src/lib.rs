@@ -34,7 +34,7 @@
 //! Confined to `aligned` (page-aligned buffers), `region` (slot mappings),
 //! `pool/slot_view` (the only code turning slot memory into slices), the `swap` extent store
 //! (its arena), the file store's `os` module (`fallocate`, `fcntl`) and `machine`
-//! (`sysconf`); each block names its invariant in a `// SAFETY:` comment. With the `heap-regions` feature the
+//! (`sysconf`), and `stable` (the read-only shared file mappings behind [`StableBytes`]); each block names its invariant in a `// SAFETY:` comment. With the `heap-regions` feature the
 //! mappings are replaced by heap blocks so Miri can check the pool logic.
 
 //!
@@ -55,6 +55,7 @@ mod pool;
 mod region;
 mod slot;
 mod spill;
+mod stable;
 mod stats;
 
 pub use aligned::AlignedBuf;
@@ -72,4 +73,5 @@ pub use pool::{
     LEVELS, READ_RETRY_DELAYS, WRITE_PROBE_INTERVAL, WRITE_RETRY_DELAYS,
 };
 pub use slot::{MAX_SLOT, MIN_SLOT};
+pub use stable::{StableArena, StableBytes, StableStats};
 pub use stats::{LevelStats, PoolStats, StatKind};

@@ -40,8 +40,9 @@
 //! reports the largest of each buffer and of each step, as measured. (Output the driver has
 //! shipped, up to its fuel per activation, is downstream's, as with any tactic.)
 //!
-//! Nothing is cached in the chunks: for variable-length keys and values (whose cursor path
-//! keeps decoded bodies; see [`crate::chunk`]) this is the bounded-memory join.
+//! Nothing is stored in the chunks (no stable bytes, which the cursor path of variable-length
+//! keys and values writes and keeps under a cap; see [`crate::chunk`]): memory outside the
+//! pool is bounded by the counts above.
 //!
 //! # Output
 //! For each key, every pair of updates `(v0, t0, r0)`, `(v1, t1, r1)` yields

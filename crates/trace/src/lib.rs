@@ -40,8 +40,9 @@
 //! ## What a paged arrangement holds
 //! Keys, values, times and diffs must be [`PagedData`]: fixed-width types ([`FixedWidth`]),
 //! which cursors return by value with the cursor holding the pin, or variable-length ones
-//! (`String`, `Vec<u8>`), which cursors return by reference from a per-chunk decoded copy
-//! (counted by [`Paging::decoded_cache_bytes`]). spillway provides [`FixedWidth`] for every
+//! (`String`, `Vec<u8>`), which cursors return borrowed, as `&str` and `&[u8]`, from bytes
+//! that stay valid while the batch is borrowed without staying resident (a pooled chunk's
+//! *stable bytes*; counted by [`Paging::stable_bytes`]). spillway provides [`FixedWidth`] for every
 //! type a differential user arranges or nests, so the orphan rule never stands in the way:
 //! - every integer (to `u128`/`i128`, `usize`/`isize`), `bool`, `char`, `()`;
 //! - timestamps: the integers, `()`, `Duration`, tuples, and timely's `Product<A, B>` of
@@ -150,7 +151,7 @@ pub use arrange::{
     ArrangePaged, ArrangeSelfPaged, PagedBatcher, PagedBuilder, PagedSpine, RunChunker, SORT_RUN,
 };
 pub use chunk::{PagedChunk, PagedCursor};
-pub use data::PagedData;
+pub use data::{BytesColumn, PagedData, StrColumn};
 pub use fixed::{FixedColumn, FixedWidth};
 pub use join::{
     JoinStats, JoinVectored, VectoredJoin, JOIN_FRESH_RECORDS, JOIN_GROUP_KEYS, JOIN_STEP_RECORDS,
@@ -159,7 +160,7 @@ pub use join::{
 pub use level::{level_of, LEVELS};
 pub use merge_times::{take_merge_times, MergeTime};
 pub use operators::{KeyVal, PagedCollectionExt};
-pub use pager::{Paging, PagingPolicy};
+pub use pager::{Paging, PagingPolicy, StableBytesReport};
 pub use reduce::{CountTotalPaged, PagedReduce, ReducePaged, ThresholdPaged};
 pub use spine_levels::{spine_levels, SpineLevel};
 pub use vectored::{chunks_touched, for_each_update, get_vectored, LookupStats};

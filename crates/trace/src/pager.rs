@@ -19,10 +19,13 @@
 //! chunks. The scope is per worker thread, restored on exit (even on panic), read once per
 //! `settle` call and never per record.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
 
-use spillway_pool::{Backing, ChunkHints, Compression, Pool};
+use spillway_pool::{
+    Backing, ChunkHints, Compression, ExtentBackend, Pool, StableArena, StableBytes,
+};
 
 /// When chunks page, and how each *level* (a chunk's depth: 0 for batcher output, merge
 /// outputs one deeper than their deepest input) is backed.
@@ -142,9 +145,10 @@ impl PagingPolicy {
     }
 }
 
-/// An arrangement's pager: the pool its chunks page through, the policy, and the count of
-/// pooled bodies decoded for by-reference reads. Shared (`Rc`) by the arrangement's
-/// [`Paging`] and every chunk it sealed.
+/// An arrangement's pager: the pool its chunks page through, the policy, and the stable bytes
+/// of pooled bodies read by cursors (see [`crate::chunk`]), which it keeps resident under a
+/// cap by releasing the least recently opened. Shared (`Rc`) by the arrangement's [`Paging`]
+/// and every chunk it sealed.
 #[derive(Debug)]
 pub(crate) struct Pager {
     /// Names the paging (its arrangements) in errors: `paging #id`, numbered per process in
@@ -152,9 +156,59 @@ pub(crate) struct Pager {
     id: u64,
     pool: Pool,
     policy: PagingPolicy,
-    /// Heap bytes of decoded pooled bodies cached for by-reference reads, now and at peak.
-    decoded: Cell<usize>,
-    decoded_peak: Cell<usize>,
+    /// The scratch file stable bodies are stored in, made on first use.
+    arena: OnceCell<StableArena>,
+    /// Stable bodies resident (opened since last released), least recently opened first;
+    /// entries of dropped bodies are skipped (and swept out now and then).
+    opened: RefCell<VecDeque<Weak<StableBody>>>,
+    /// Bodies in `opened` that are alive and resident.
+    opened_live: Cell<usize>,
+    stable: Cell<StableBytesReport>,
+}
+
+/// A pooled body's encoded bytes, stored once for by-reference cursor reads: owned by its
+/// chunk (valid until the chunk drops), released by its pager when over the cap.
+#[derive(Debug)]
+pub(crate) struct StableBody {
+    bytes: StableBytes,
+    /// Whether counted resident (opened and not released since).
+    resident: Cell<bool>,
+}
+
+impl StableBody {
+    /// The stored body, valid for as long as `self` is borrowed.
+    #[inline(always)]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.bytes.as_bytes()
+    }
+}
+
+/// The stable bytes of pooled bodies read by cursors (variable-length types; see
+/// [`crate::PagedCursor`]): what [`Paging::stable_bytes`] reports.
+///
+/// A pooled chunk read by a cursor copies its encoded body once into a read-only, file-backed
+/// mapping it owns (so items borrowed from it stay valid as long as the chunk is borrowed);
+/// the pager keeps at most `cap` bytes of them resident, plus the bodies live cursors are
+/// reading (one per batch being read), releasing the least recently opened chunks' pages,
+/// which a later read faults back in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct StableBytesReport {
+    /// Bytes counted resident now: bodies opened by a cursor and not released since.
+    pub resident: usize,
+    /// The most `resident` has been.
+    pub resident_peak: usize,
+    /// Bytes of all stable bodies alive (resident or released; on disk or in page cache).
+    pub total: usize,
+    /// The most `total` has been.
+    pub total_peak: usize,
+    /// Bodies released to keep `resident` under the cap.
+    pub releases: u64,
+    /// The cap on `resident`: min(budget / 2, 64 MiB), read at each open.
+    pub cap: usize,
+    /// Bytes stored on the heap instead (the scratch directory is on tmpfs, or a write
+    /// failed): never released. Zero on a real disk.
+    pub heap_bytes: u64,
 }
 
 /// The next [`Pager`] id.
@@ -166,27 +220,141 @@ impl Pager {
         self.id
     }
 
+    /// The most bytes of stable bodies kept resident: min(budget / 2, 64 MiB).
+    pub(crate) const STABLE_CAP: usize = 64 << 20;
+
+    fn new(pool: &Pool, policy: PagingPolicy) -> Self {
+        Pager {
+            id: NEXT_PAGER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            pool: pool.clone(),
+            policy,
+            arena: OnceCell::new(),
+            opened: RefCell::new(VecDeque::new()),
+            opened_live: Cell::new(0),
+            stable: Cell::new(StableBytesReport::default()),
+        }
+    }
+
     /// The pool chunks page through.
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
     }
 
-    /// Heap bytes of pooled bodies decoded for by-reference cursor reads (variable-length
-    /// types; see [`crate::chunk`]), now and at their peak.
-    pub(crate) fn decoded_cache_bytes(&self) -> (usize, usize) {
-        (self.decoded.get(), self.decoded_peak.get())
+    /// The stable-bytes counts (see [`StableBytesReport`]).
+    pub(crate) fn stable_report(&self) -> StableBytesReport {
+        let mut report = self.stable.get();
+        report.cap = self.stable_cap();
+        report.heap_bytes = self.arena.get().map_or(0, |a| a.stats().heap_bytes);
+        report
     }
 
-    /// Counts `bytes` of a body just decoded into a chunk's cache.
-    pub(crate) fn cache(&self, bytes: usize) {
-        let now = self.decoded.get() + bytes;
-        self.decoded.set(now);
-        self.decoded_peak.set(self.decoded_peak.get().max(now));
+    fn stable_cap(&self) -> usize {
+        usize::try_from(self.pool.budget() / 2)
+            .unwrap_or(usize::MAX)
+            .min(Self::STABLE_CAP)
     }
 
-    /// Uncounts `bytes` of a cached body dropped with its chunk.
-    pub(crate) fn uncache(&self, bytes: usize) {
-        self.decoded.set(self.decoded.get() - bytes);
+    /// The scratch file of stable bodies: in the pool's extent directory, else (other
+    /// backends, or that directory is tmpfs) the system temp dir, else `/var/tmp`; heap
+    /// copies, with a warning, if all of them are refused.
+    fn arena(&self) -> &StableArena {
+        self.arena.get_or_init(|| {
+            let mut dirs = Vec::new();
+            if let ExtentBackend::File { dir: Some(dir), .. } = &self.pool.config().extents {
+                dirs.push(dir.clone());
+            }
+            dirs.push(std::env::temp_dir());
+            dirs.push("/var/tmp".into());
+            let (last, first) = dirs.split_last().expect("two candidates");
+            first
+                .iter()
+                .find_map(|dir| StableArena::new(dir).ok())
+                .unwrap_or_else(|| StableArena::new_or_heap(last))
+        })
+    }
+
+    fn update(&self, f: impl FnOnce(&mut StableBytesReport)) {
+        let mut report = self.stable.get();
+        f(&mut report);
+        report.resident_peak = report.resident_peak.max(report.resident);
+        report.total_peak = report.total_peak.max(report.total);
+        self.stable.set(report);
+    }
+
+    /// Stores a pooled body's bytes as a stable body, opened.
+    pub(crate) fn store(&self, body: &[u8]) -> Rc<StableBody> {
+        let stable = Rc::new(StableBody {
+            bytes: self.arena().store(body),
+            resident: Cell::new(false),
+        });
+        self.update(|r| r.total += body.len());
+        self.open(&stable);
+        stable
+    }
+
+    /// Notes that a cursor reads `body` (its pages come back if released): counts it resident
+    /// and releases the least recently opened others while over the cap.
+    pub(crate) fn open(&self, body: &Rc<StableBody>) {
+        if body.resident.get() {
+            return;
+        }
+        body.resident.set(true);
+        let len = body.bytes.len();
+        self.update(|r| r.resident += len);
+        self.opened.borrow_mut().push_back(Rc::downgrade(body));
+        self.opened_live.set(self.opened_live.get() + 1);
+        self.trim(Some(body));
+    }
+
+    /// Releases the least recently opened bodies that no live cursor reads (nor `keep`),
+    /// each looked at once, until resident bytes are under the cap. Called when a body is
+    /// opened and when a cursor that read one drops.
+    pub(crate) fn trim(&self, keep: Option<&Rc<StableBody>>) {
+        let cap = self.stable_cap();
+        if self.stable.get().resident <= cap {
+            return;
+        }
+        let mut opened = self.opened.borrow_mut();
+        let mut budget = opened.len();
+        while self.stable.get().resident > cap && budget > 0 {
+            budget -= 1;
+            let Some(old) = opened.pop_front() else { break };
+            let Some(old_body) = old.upgrade() else {
+                continue;
+            };
+            // Held by its chunk, by the upgrade above, and by any cursor reading it.
+            if Rc::strong_count(&old_body) > 2 || keep.is_some_and(|b| Rc::ptr_eq(&old_body, b)) {
+                opened.push_back(old);
+                continue;
+            }
+            old_body.bytes.release();
+            old_body.resident.set(false);
+            self.opened_live.set(self.opened_live.get() - 1);
+            let len = old_body.bytes.len();
+            self.update(|r| {
+                r.resident -= len;
+                r.releases += 1;
+            });
+        }
+        // Entries of dropped bodies: sweep them out once they outnumber the live ones.
+        if opened.len() > 2 * self.opened_live.get() + 64 {
+            opened.retain(|w| w.strong_count() > 0);
+        }
+    }
+
+    /// Uncounts a stable body whose chunk is dropping.
+    pub(crate) fn forget(&self, body: &StableBody) {
+        let len = body.bytes.len();
+        let resident = body.resident.get();
+        if resident {
+            self.opened_live.set(self.opened_live.get() - 1);
+        }
+        self.update(|r| {
+            r.total -= len;
+            if resident {
+                r.resident -= len;
+            }
+        });
     }
 
     /// Whether a sealed chunk body of `bytes` is large enough to be worth paging.
@@ -218,7 +386,7 @@ impl Pager {
 /// Hand it to [`crate::ArrangePaged::arrange_by_key_paged`]; the arrangement's type is the
 /// same either way. Cheap to clone (an `Rc`), and not `Send`: create one per worker, inside
 /// the worker closure, from a [`Pool`] cloned into it. Arrangements given clones of one
-/// `Paging` share its decoded-cache count.
+/// `Paging` share its stable-bytes count and cap.
 ///
 /// # Example
 ///
@@ -277,13 +445,7 @@ impl Paging {
     /// Chunks page through `pool` with `policy`.
     pub fn with_policy(pool: &Pool, policy: PagingPolicy) -> Self {
         Paging {
-            pager: Some(Rc::new(Pager {
-                id: NEXT_PAGER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                pool: pool.clone(),
-                policy,
-                decoded: Cell::new(0),
-                decoded_peak: Cell::new(0),
-            })),
+            pager: Some(Rc::new(Pager::new(pool, policy))),
         }
     }
 
@@ -303,14 +465,14 @@ impl Paging {
         self.pager.as_ref().map(|pager| pager.id())
     }
 
-    /// Heap bytes of pooled bodies decoded for by-reference cursor reads (variable-length
-    /// types only) by the arrangements of this worker given this paging or a clone of it, now
-    /// and at their peak; zeros when paging is off. Each body stays cached until its chunk is
-    /// merged away or compacted.
-    pub fn decoded_cache_bytes(&self) -> (usize, usize) {
+    /// The stable bytes of pooled bodies read by cursors (variable-length types only) in the
+    /// arrangements of this worker given this paging or a clone of it: resident now and at
+    /// peak (at most [`StableBytesReport::cap`] plus one body), and in total; zeros when
+    /// paging is off. See [`StableBytesReport`].
+    pub fn stable_bytes(&self) -> StableBytesReport {
         self.pager
             .as_ref()
-            .map_or((0, 0), |pager| pager.decoded_cache_bytes())
+            .map_or_else(StableBytesReport::default, |pager| pager.stable_report())
     }
 
     /// The pager chunks carry, `None` when paging is disabled.

@@ -15,9 +15,9 @@
 //!    adjacent extents and overlapping I/O with decoding (see `spillway_pool`'s vectored
 //!    module);
 //! 3. **searches** each chunk as it arrives, for its run of keys only, with a forward
-//!    binary search over the pinned key column. Only the matching records are decoded:
-//!    nothing is cached, so memory stays bounded for variable-length types too (unlike the
-//!    by-reference cursor path; see [`crate::chunk`]).
+//!    binary search over the pinned key column, comparing keys borrowed in place (`&str` for
+//!    `String`: no allocation per probe). Only the matching records are decoded (their vals
+//!    are owned in the output): nothing is cached, so memory stays bounded for every type.
 //!
 //! [`for_each_update`] streams the raw updates `(key index, val, time, diff)`, in an order of
 //! the pool's choosing; [`get_vectored`] accumulates them at a time and returns, key by key,
@@ -36,7 +36,7 @@ use spillway_pool::{ChunkHandle, Pool, VectoredReads};
 use timely::progress::Timestamp;
 
 use crate::chunk::{unreadable, Columns, LookupBody, PagedChunk};
-use crate::data::{read_column, PagedData};
+use crate::data::{column_item, equal, less, read_column, PagedData};
 
 /// What one vectored lookup did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -231,7 +231,8 @@ fn search_columns<K, V, T, R>(
 {
     let n = columns.len;
     let key_column = columns.column(body, 0);
-    let key_at = |j: usize| read_column::<K>(key_column, n, j);
+    // Keys are compared as borrowed items (`&str` for `String`): no allocation per probe.
+    let key_at = |j: usize| column_item::<K>(key_column, n, j);
     let (vals, times, diffs) = (
         columns.column(body, 1),
         columns.column(body, 2),
@@ -243,14 +244,14 @@ fn search_columns<K, V, T, R>(
         let (mut lo, mut hi) = (at, n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if key_at(mid) < keys[i] {
+            if less::<K>(key_at(mid), keys[i].item()) {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
         at = lo;
-        while at < n && key_at(at) == keys[i] {
+        while at < n && equal::<K>(key_at(at), keys[i].item()) {
             emit(
                 i,
                 read_column(vals, n, at),

@@ -13,10 +13,13 @@
 //! - resident metadata: length, fence triples (first and last `(key, val, time)`), depth;
 //! - the [`Pager`] of its arrangement, if paging is on.
 //!
+//! - for by-reference cursor reads of a pooled body (variable-length types), its *stable
+//!   bytes*: the encoded body copied once into a read-only file-backed mapping the chunk
+//!   owns until it drops ([`StableBody`]; see [`super::cursor`]).
+//!
 //! Operations read a body as [`Records`] ([`PagedChunk::materialize`]: free when resident,
 //! one decode when pooled); lookups read it in place ([`PagedChunk::lookup_body`]); cursors
-//! of variable-length types read a per-chunk decoded cache ([`PagedChunk::decoded`], see
-//! [`super::cursor`]).
+//! of variable-length types read the stable bytes ([`PagedChunk::open_stable`]).
 
 use std::cell::{Cell, OnceCell};
 use std::rc::{Rc, Weak};
@@ -24,7 +27,7 @@ use std::rc::{Rc, Weak};
 use spillway_pool::{ChunkHandle, PinGuard};
 
 use crate::data::{column_len, read_column, write_column, PagedData};
-use crate::pager::{Pager, Paging};
+use crate::pager::{Pager, Paging, StableBody};
 use crate::records::{Records, Update};
 
 /// A sorted, consolidated run of updates `((key, val), time, diff)` whose body is resident or
@@ -47,8 +50,10 @@ pub(super) struct ChunkInner<K, V, T, R> {
     /// fresh chunk cursor for every seek, and callers seek in key order, so a fresh cursor's
     /// seek starts its gallop here when that is still below the key sought.
     pub(super) seek_hint: Cell<usize>,
-    /// A pooled body decoded for by-reference cursor reads (variable-length types only).
-    pub(super) decoded: OnceCell<Records<K, V, T, R>>,
+    /// A pooled body's stable bytes, for by-reference cursor reads (variable-length types
+    /// only): stored on the first such read, kept until the chunk drops, released and faulted
+    /// back as its pager decides (see [`super::cursor`]).
+    pub(super) stable: OnceCell<Rc<StableBody>>,
 }
 
 /// A chunk body: resident, or pooled with its resident metadata.
@@ -84,10 +89,8 @@ impl<K, V, T, R> Default for PagedChunk<K, V, T, R> {
 
 impl<K, V, T, R> Drop for ChunkInner<K, V, T, R> {
     fn drop(&mut self) {
-        if let (Some(_), Some(pager), ChunkBody::Pooled { columns, len, .. }) =
-            (self.decoded.get(), &self.pager, &self.body)
-        {
-            pager.uncache(decoded_bytes::<K, V, T, R>(*len, columns[4]));
+        if let (Some(stable), Some(pager)) = (self.stable.get(), &self.pager) {
+            pager.forget(stable);
         }
     }
 }
@@ -116,12 +119,6 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
     }
 }
 
-/// Heap bytes of a decoded body of `len` records whose encoding takes `body` bytes (an
-/// estimate: the records plus their variable-length payloads, at most `body`).
-fn decoded_bytes<K, V, T, R>(len: usize, body: usize) -> usize {
-    len * size_of::<((K, V), T, R)>() + body
-}
-
 impl<K, V, T, R> PagedChunk<K, V, T, R> {
     pub(super) fn resident(vec: Records<K, V, T, R>, depth: u8, pager: Option<Rc<Pager>>) -> Self {
         PagedChunk(Rc::new(ChunkInner {
@@ -130,7 +127,7 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
             pager,
             next: OnceCell::new(),
             seek_hint: Cell::new(0),
-            decoded: OnceCell::new(),
+            stable: OnceCell::new(),
         }))
     }
 
@@ -140,7 +137,7 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
             return;
         };
         if let ChunkBody::Pooled { handle, .. } = &next.body {
-            if next.decoded.get().is_none() {
+            if next.stable.get().is_none() {
                 handle.prefetch();
             }
         }
@@ -197,41 +194,41 @@ where
     T: PagedData,
     R: PagedData,
 {
-    /// The body as [`Records`]: free when resident (or decoded), one decode when pooled.
+    /// The body as [`Records`]: free when resident, one decode when pooled (from a pin, never
+    /// from the stable bytes, whose released pages it would fault back uncounted).
     pub(crate) fn materialize(&self) -> Records<K, V, T, R> {
-        match (&self.0.body, self.0.decoded.get()) {
-            (ChunkBody::Resident(vec), _) | (_, Some(vec)) => vec.clone(),
-            (
-                ChunkBody::Pooled {
-                    handle,
-                    len,
-                    columns,
-                    ..
-                },
-                None,
-            ) => decode(&self.pin_body(handle), *len, columns),
-        }
-    }
-
-    /// The decoded body of a pooled chunk, for by-reference reads: decoded on first use and
-    /// kept until the chunk drops (see the module docs).
-    pub(super) fn decoded(&self) -> &Records<K, V, T, R> {
-        self.0.decoded.get_or_init(|| {
-            let ChunkBody::Pooled {
+        match &self.0.body {
+            ChunkBody::Resident(vec) => vec.clone(),
+            ChunkBody::Pooled {
                 handle,
                 len,
                 columns,
                 ..
-            } = &self.0.body
-            else {
-                unreachable!("only pooled bodies are decoded")
+            } => decode(&self.pin_body(handle), *len, columns),
+        }
+    }
+
+    /// The stable bytes of a pooled body, for by-reference reads: stored from a pin on first
+    /// use, and *opened* (counted resident; its pages may have been released) with the
+    /// pager. A cursor calls this once, on its first read, holds the returned body while it
+    /// lives (so the pager leaves it resident), and reads [`PagedChunk::stable_bytes`].
+    pub(super) fn open_stable(&self) -> Rc<StableBody> {
+        let pager = self.pager().expect("pooled chunks have a pager");
+        let stable = self.0.stable.get_or_init(|| {
+            let ChunkBody::Pooled { handle, .. } = &self.0.body else {
+                unreachable!("only pooled bodies are stored")
             };
             self.prefetch_next();
-            if let Some(pager) = self.pager() {
-                pager.cache(decoded_bytes::<K, V, T, R>(*len, columns[4]));
-            }
-            decode(&self.pin_body(handle), *len, columns)
-        })
+            pager.store(&self.pin_body(handle))
+        });
+        pager.open(stable);
+        Rc::clone(stable)
+    }
+
+    /// The stable bytes of a pooled body opened before ([`PagedChunk::open_stable`]).
+    #[inline(always)]
+    pub(super) fn stable_bytes(&self) -> &[u8] {
+        self.0.stable.get().expect("opened").bytes()
     }
 
     /// The first and last `(key, val, time)`: resident metadata, no decode.
@@ -249,20 +246,16 @@ where
         }
     }
 
-    /// How a lookup reads this chunk: resident records (the body, or its decoded cache), or
-    /// the pooled columns to pin.
+    /// How a lookup reads this chunk: resident records, or the pooled columns to pin.
     pub(crate) fn lookup_body(&self) -> LookupBody<'_, K, V, T, R> {
-        match (&self.0.body, self.0.decoded.get()) {
-            (ChunkBody::Resident(vec), _) | (_, Some(vec)) => LookupBody::Records(vec.as_slice()),
-            (
-                ChunkBody::Pooled {
-                    handle,
-                    len,
-                    columns,
-                    ..
-                },
-                None,
-            ) => LookupBody::Pooled {
+        match &self.0.body {
+            ChunkBody::Resident(vec) => LookupBody::Records(vec.as_slice()),
+            ChunkBody::Pooled {
+                handle,
+                len,
+                columns,
+                ..
+            } => LookupBody::Pooled {
                 handle,
                 columns: Columns {
                     len: *len,
@@ -300,7 +293,7 @@ where
             pager: Some(Rc::clone(pager)),
             next: OnceCell::new(),
             seek_hint: Cell::new(0),
-            decoded: OnceCell::new(),
+            stable: OnceCell::new(),
         }))
     }
 

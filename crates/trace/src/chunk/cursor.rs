@@ -10,18 +10,29 @@
 //! its pin, and pinned bytes scale with live cursors (the batch cursor keeps one inner cursor
 //! per batch), not with chunks ever read.
 //!
-//! Variable-length types (`String`, `Vec<u8>`) are returned **by reference**, and differential
-//! lets such a reference live as long as the borrow of the chunk, longer than any cursor.
-//! A pooled chunk of them therefore decodes its body once, on its first cursor read, into a
-//! heap cache owned by the chunk, and reads from there until the chunk is dropped (when its
-//! batch is merged away or the trace is compacted past it). No `unsafe`, no pool memory
-//! borrowed; the cost is that this cache is bounded only by the pooled chunks read since their
-//! batches were last merged: after a full scan of a static arrangement, all of it. Its size is
-//! counted per arrangement ([`crate::Paging::decoded_cache_bytes`]) and measured in
-//! `doc/benchmarks.md`; bounded-memory reads of such arrangements are the vectored lookup's
-//! job ([`crate::vectored`]). Merges, extracts and `settle` never fill the cache.
+//! Variable-length types (`String`, `Vec<u8>`) are returned **by reference**, as `&'a str`
+//! and `&'a [u8]` read straight out of the encoded column (offsets, then bytes: no decode,
+//! no allocation per item), and differential lets such a reference live as long as the
+//! borrow of the chunk, longer than any cursor or pin. So a pooled chunk's items borrow from
+//! bytes the *chunk* owns: on its first by-reference read, the chunk copies its encoded body
+//! from a pin, once, into *stable bytes* (`spillway_pool::StableBytes`: written once into an
+//! unlinked scratch file on the pool's extent disk and mapped read-only and shared until the
+//! chunk drops). Those bytes stay **valid** for every borrow of the chunk, but need not stay
+//! **resident**: the arrangement's pager counts the bodies cursors opened (each cursor opens
+//! its chunk on its first read) and, past its cap (min(budget / 2, 64 MiB)), releases the
+//! least recently opened ones with `MADV_DONTNEED`, which drops their pages from the resident
+//! set while the file keeps the contents; a later read faults them back. A body a live
+//! cursor reads is never released (the cursor holds it, as a fixed-width cursor holds its
+//! pin). So reading a paged arrangement of variable-length data in full, any number of
+//! times, holds at most the cap plus the bodies of live cursors (one per batch being read)
+//! of stable bytes resident, besides the pool's budget. Counted per
+//! arrangement: [`crate::Paging::stable_bytes`]. The bound does not cover pages that a
+//! caller touches again through references kept from an earlier read (they come back
+//! uncounted until the chunk drops or its pager releases it again). Merges, extracts,
+//! `settle` and lookups never store or read stable bytes (they pin the pool body).
 
 use std::cell::{Cell, OnceCell};
+use std::rc::Rc;
 
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
@@ -32,7 +43,8 @@ use spillway_pool::PinGuard;
 use timely::progress::Timestamp;
 
 use super::body::{ChunkBody, PagedChunk};
-use crate::data::{equal, less, PagedData};
+use crate::data::{column_item, equal, less, PagedData};
+use crate::pager::{Pager, StableBody};
 use crate::records::gallop_index;
 
 /// A cursor's cached group end that is not known yet.
@@ -41,8 +53,9 @@ const UNKNOWN: usize = usize::MAX;
 /// A cursor over one [`PagedChunk`] (its `Navigable::Cursor`; differential's batch cursor
 /// opens one per chunk). Returns fixed-width items by value, pinning a pooled body on its
 /// first read (not at creation: differential opens cursors it may never read) and holding the
-/// pin for as long as it lives; returns variable-length items by reference from the chunk's
-/// decoded body, which it decodes on first read and keeps with the chunk.
+/// pin for as long as it lives; returns variable-length items by reference (`&str`, `&[u8]`)
+/// from the chunk's stable bytes, stored on the chunk's first such read and opened with the
+/// pager on each cursor's first read.
 pub struct PagedCursor<K, V, T, R> {
     key_pos: usize,
     val_pos: usize,
@@ -54,7 +67,20 @@ pub struct PagedCursor<K, V, T, R> {
     /// The pinned body of a pooled chunk read by value, taken on first read (never set for
     /// resident chunks, which are read in place, nor for by-reference reads).
     pin: OnceCell<PinGuard>,
+    /// The stable bytes of a pooled chunk read by reference, opened on first read and held
+    /// while the cursor lives: the pager does not release bodies a live cursor reads.
+    reading: OnceCell<(Rc<StableBody>, Rc<Pager>)>,
     _marker: std::marker::PhantomData<(K, V, T, R)>,
+}
+
+impl<K, V, T, R> Drop for PagedCursor<K, V, T, R> {
+    fn drop(&mut self) {
+        // The body this cursor read may now be released, if its pager is over the cap.
+        if let Some((body, pager)) = self.reading.take() {
+            drop(body);
+            pager.trim(None);
+        }
+    }
 }
 
 impl<K, V, T, R> PagedCursor<K, V, T, R>
@@ -143,7 +169,10 @@ where
         match &s.0.body {
             ChunkBody::Resident(vec) => project(&vec.as_slice()[i]).item(),
             ChunkBody::Pooled {
-                handle, columns, ..
+                handle,
+                columns,
+                len,
+                ..
             } => match X::WIDTH {
                 Some(width) if Self::BY_VALUE => {
                     let pin = self.pin.get_or_init(|| {
@@ -154,7 +183,14 @@ where
                     let start = columns[col] + i * width;
                     X::read_item(&pin[start..start + width]).expect("fixed-width")
                 }
-                _ => project(&s.decoded().as_slice()[i]).item(),
+                _ => {
+                    self.reading.get_or_init(|| {
+                        let pager = Rc::clone(s.pager().expect("pooled chunks have a pager"));
+                        (s.open_stable(), pager)
+                    });
+                    let body = s.stable_bytes();
+                    column_item::<X>(&body[columns[col]..columns[col + 1]], *len, i)
+                }
             },
         }
     }
@@ -292,6 +328,7 @@ where
             key_end: Cell::new(UNKNOWN),
             val_end: Cell::new(UNKNOWN),
             pin: OnceCell::new(),
+            reading: OnceCell::new(),
             _marker: std::marker::PhantomData,
         }
     }

@@ -1,7 +1,7 @@
 //! Variable-length keys and values (`String`) round trip through paged arrangements: join,
 //! count and a reduce give upstream's answers with paging on (at a tiny budget) and off, and a
-//! scan of the paged arrangement reads every update back, through the decoded-body cache whose
-//! size is reported.
+//! scan of the paged arrangement reads every update back, twice, as `&str` borrowed from the
+//! chunks' stable bytes, whose resident part stays under the pager's cap.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +10,9 @@ use differential_dataflow::input::Input;
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::{Navigable, TraceReader};
 use spillway_pool::{ExtentBackend, Pool, PoolConfig, PoolStats};
-use spillway_trace::{ArrangePaged, PagedBuilder, PagedSpine, Paging, PagingPolicy};
+use spillway_trace::{
+    ArrangePaged, PagedBuilder, PagedSpine, Paging, PagingPolicy, StableBytesReport,
+};
 use timely::container::PushInto;
 use timely::dataflow::operators::Probe;
 use timely::progress::frontier::AntichainRef;
@@ -43,8 +45,8 @@ fn record(round: u64, i: u64) -> (String, String) {
     (key, val)
 }
 
-/// Pool counters and the decoded cache's bytes (now, peak) of a paged run.
-type PagedStats = Option<(PoolStats, (usize, usize))>;
+/// Pool counters and the stable bytes of a paged run.
+type PagedStats = Option<(PoolStats, StableBytesReport)>;
 
 fn run(backend: Backend) -> (Outputs, PagedStats) {
     let out = Outputs::default();
@@ -54,7 +56,7 @@ fn run(backend: Backend) -> (Outputs, PagedStats) {
         ..PoolConfig::default()
     })
     .unwrap();
-    let cache: Arc<Mutex<(usize, usize)>> = Arc::default();
+    let cache: Arc<Mutex<StableBytesReport>> = Arc::default();
     let (out2, pool2, cache2) = (out.clone(), pool.clone(), cache.clone());
     timely::execute(timely::Config::thread(), move |worker| {
         let paging = match backend {
@@ -89,7 +91,7 @@ fn run(backend: Backend) -> (Outputs, PagedStats) {
                 let a = data.clone().arrange_by_key_paged(&paging);
                 let b = probes.arrange_by_key_paged(&paging);
                 a.clone()
-                    .join_core(b, |k, v1, v2| Some((k.clone(), v1.clone(), v2)))
+                    .join_core(b, |k: &str, v1: &str, v2| Some((k.to_owned(), v1.to_owned(), v2)))
                     .inspect(sink(&o.join));
                 data.map(|(k, _)| (k, ()))
                     .arrange_by_key_paged(&paging)
@@ -98,15 +100,15 @@ fn run(backend: Backend) -> (Outputs, PagedStats) {
                         |_k, s, t| t.push((s[0].1 as u64, 1)),
                         fill,
                     )
-                    .as_collection(|k, c| (k.clone(), c))
+                    .as_collection(|k, c| (k.to_owned(), c))
                     .inspect(sink(&o.count));
                 a.clone()
                     .reduce_abelian::<_, PagedBuilder<String, String, u64, isize>, PagedSpine<String, String, u64, isize>, _, _>(
                         "Max",
-                        |_k, s, t| t.push((s[s.len() - 1].0.clone(), 1)),
+                        |_k, s, t| t.push((s[s.len() - 1].0.to_owned(), 1)),
                         fill,
                     )
-                    .as_collection(|k, v| (k.clone(), v.clone()))
+                    .as_collection(|k, v| (k.to_owned(), v.to_owned()))
                     .inspect(sink(&o.max));
                 let (probe, _) = a.stream.probe();
                 (data_in, probes_in, probe, Some(a.trace))
@@ -136,7 +138,7 @@ fn run(backend: Backend) -> (Outputs, PagedStats) {
         }
         drop((data, probes));
         while worker.step() {}
-        // Scan the paged arrangement twice (the second scan reads from the decoded cache).
+        // Scan the paged arrangement twice (the second scan faults released bodies back).
         if let Some(mut trace) = trace {
             for pass in 0..2 {
                 let batches = trace.batches_through(AntichainRef::new(&[])).unwrap();
@@ -147,7 +149,7 @@ fn run(backend: Backend) -> (Outputs, PagedStats) {
                             let (k, v) = (cursor.key(batch), cursor.val(batch));
                             cursor.map_times(batch, |t, r| {
                                 if pass == 0 {
-                                    o.scan.lock().unwrap().push(((k.clone(), v.clone()), t, r));
+                                    o.scan.lock().unwrap().push(((k.to_owned(), v.to_owned()), t, r));
                                 }
                             });
                             cursor.step_val(batch);
@@ -156,7 +158,7 @@ fn run(backend: Backend) -> (Outputs, PagedStats) {
                     }
                 }
             }
-            *cache2.lock().unwrap() = paging.decoded_cache_bytes();
+            *cache2.lock().unwrap() = paging.stable_bytes();
         }
     })
     .unwrap();
@@ -171,15 +173,14 @@ fn sink<D: Clone + 'static>(sink: &Sink<D>) -> impl Fn(&(D, u64, isize)) + 'stat
 }
 
 /// The `push` of `reduce_abelian`: one key's output updates into a builder chunk.
-#[allow(clippy::ptr_arg)] // the key arrives as the cursor's `&String` item
 fn fill<V: Clone + Ord + 'static, C: Default + PushInto<((String, V), u64, isize)>>(
     buf: &mut C,
-    key: &String,
+    key: &str,
     upds: &mut Vec<(V, u64, isize)>,
 ) {
     *buf = C::default();
     for (v, t, r) in upds.drain(..) {
-        buf.push_into(((key.clone(), v), t, r));
+        buf.push_into(((key.to_owned(), v), t, r));
     }
 }
 
@@ -199,7 +200,7 @@ fn string_keys_round_trip_through_join_and_reduce() {
     let (upstream, _) = run(Backend::Upstream);
     let (off, _) = run(Backend::PagedOff);
     let (on, stats) = run(Backend::PagedOn);
-    let (stats, (cache_now, cache_peak)) = stats.unwrap();
+    let (stats, stable) = stats.unwrap();
 
     let join = settled(&upstream.join);
     assert!(join.len() > 1_000, "join too small to test: {}", join.len());
@@ -227,13 +228,22 @@ fn string_keys_round_trip_through_join_and_reduce() {
     assert_eq!(settled(&off.scan), expected, "scan, paging off");
     assert_eq!(settled(&on.scan), expected, "scan, paging on");
 
-    // Paging really happened, the scan faulted bodies in and cached them decoded.
+    // Paging really happened, the scan faulted bodies in and stored them as stable bytes,
+    // released past the cap (half the 256 KiB budget) but for the bodies cursors read.
     assert!(
         stats.inserts > 0 && stats.extent_bytes_written > 0,
         "{stats:?}"
     );
     assert!(stats.fault_ins > 0, "the scan never faulted: {stats:?}");
-    assert!(cache_peak > 0, "nothing was decoded for by-reference reads");
-    assert!(cache_now <= cache_peak);
-    eprintln!("decoded cache: now {cache_now} peak {cache_peak}; {stats:?}");
+    assert!(
+        stable.total_peak > 0,
+        "nothing was stored for by-reference reads"
+    );
+    assert_eq!(stable.cap, 128 << 10);
+    assert!(
+        stable.total_peak > stable.cap && stable.releases > 0,
+        "{stable:?}"
+    );
+    assert!(stable.resident_peak < stable.total_peak, "{stable:?}");
+    eprintln!("stable bytes: {stable:?}; {stats:?}");
 }
