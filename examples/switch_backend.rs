@@ -1,101 +1,137 @@
-//! One flag switches every arrangement of an existing dataflow between upstream
-//! differential and spillway. The dataflow counts, for every node of a generated graph, its
-//! out-degree and the number of its two-hop paths (a self-join of the edges); both backends
-//! must give the same answer.
+//! Porting a dataflow to spillway is a rename plus one argument, and one flag then switches
+//! it between resident and paged arrangements. The dataflow finds every node reachable from a
+//! few roots of a generated graph (`iterate`, so its arrangements live at `Product<u64, u64>`
+//! time) and every node's out-degree; it is written once with upstream's operators and once
+//! with [`PagedCollectionExt`] (`join_map` → `join_map_paged(.., &paging, ..)`, `distinct` →
+//! `distinct_paged(&paging)`, `count` → `count_paged(&paging)`). All three runs must agree.
 //!
 //! ```text
-//! cargo run --release --example switch_backend            # runs both and compares
-//! cargo run --release --example switch_backend -- upstream
-//! cargo run --release --example switch_backend -- spillway
+//! cargo run --release --example switch_backend            # runs all three and compares
+//! cargo run --release --example switch_backend -- upstream|resident|paged
 //! ```
 
 use std::sync::{Arc, Mutex};
 
 use differential_dataflow::input::Input;
-use differential_dataflow::VecCollection;
-use spillway::{ArrangePaged, Paging, Pool, PoolConfig};
+use differential_dataflow::operators::Iterate;
+use spillway::{PagedCollectionExt, Paging, Pool, PoolConfig};
 
-const NODES: u64 = 200_000;
-const EDGES: u64 = 1_000_000;
+const NODES: u64 = 100_000;
+const EDGES: u64 = 400_000;
+const ROOTS: u64 = 10;
 
-/// The answer: `(Σ degree · hash(node), Σ two-hop paths)`, order independent.
-type Answer = (u64, i64);
+/// The answer, order independent: `(reachable nodes, Σ hash(node) over them, Σ degree ·
+/// hash(node))`.
+type Answer = (i64, u64, u64);
 
-fn run(spillway: bool) -> Result<Answer, Box<dyn std::error::Error>> {
+/// Which arrangements the dataflow uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// Upstream differential's operators (`OrdValSpine` arrangements).
+    Upstream,
+    /// spillway's operators with `Paging::disabled()`: resident `PagedSpine`s.
+    Resident,
+    /// spillway's operators with `Paging::enabled(&pool)` at a 16 MiB budget.
+    Paged,
+}
+
+fn hash(node: u64) -> u64 {
+    node.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn run(backend: Backend) -> Result<(Answer, u64), Box<dyn std::error::Error>> {
     let pool = Pool::new(PoolConfig::default().budget("16MiB")?)?;
     let answer: Arc<Mutex<Answer>> = Arc::default();
     let sink = answer.clone();
+    let worker_pool = pool.clone();
     timely::execute(timely::Config::thread(), move |worker| {
-        let paging = Paging::enabled(&pool);
+        let paging = match backend {
+            Backend::Paged => Paging::enabled(&worker_pool),
+            _ => Paging::disabled(),
+        };
         let (a, b) = (sink.clone(), sink.clone());
-        let mut edges = worker.dataflow::<u64, _, _>(|scope| {
-            let (input, edges) = scope.new_collection::<(u64, u64), isize>();
-            // The one switch: every arrangement below is upstream's or spillway's.
-            let reversed = edges.clone().map(|(src, dst)| (dst, src));
-            let degrees: VecCollection<_, (u64, u64), isize>;
-            let paths: VecCollection<_, (u64, u64, u64), isize>;
-            if spillway {
-                let by_src = edges.clone().arrange_by_key_paged(&paging);
-                degrees = edges
-                    .map(|(src, _)| (src, ()))
-                    .arrange_by_key_paged(&paging)
-                    .as_collection(|k, _| (k, 1));
-                paths = reversed
-                    .arrange_by_key_paged(&paging)
-                    .join_core(by_src, |mid, src, dst| Some((src, mid, dst)));
+        let (mut edges, mut roots) = worker.dataflow::<u64, _, _>(|scope| {
+            let (edges_in, edges) = scope.new_collection::<(u64, u64), isize>();
+            let (roots_in, roots) = scope.new_collection::<u64, isize>();
+            let roots = roots.map(|node| (node, ()));
+            let (reach, degrees) = if backend == Backend::Upstream {
+                let (e, r) = (edges.clone(), roots.clone());
+                let reach = roots.iterate(move |inner, reach| {
+                    reach
+                        .join_map(e.enter(inner), |_src, (), dst| (*dst, ()))
+                        .concat(r.enter(inner))
+                        .distinct()
+                });
+                (reach, edges.map(|(src, _)| src).count())
             } else {
-                let by_src = edges.clone().arrange_by_key();
-                degrees = edges
-                    .map(|(src, _)| (src, ()))
-                    .arrange_by_key()
-                    .as_collection(|k, _| (*k, 1));
-                paths = reversed
-                    .arrange_by_key()
-                    .join_core(by_src, |mid, src, dst| Some((*src, *mid, *dst)));
-            }
-            degrees.inspect(move |((node, _), _, diff)| {
+                let (e, r, p) = (edges.clone(), roots.clone(), paging.clone());
+                let reach = roots.iterate(move |inner, reach| {
+                    reach
+                        .join_map_paged(e.enter(inner), &p, |_src, (), dst| (*dst, ()))
+                        .concat(r.enter(inner))
+                        .distinct_paged(&p)
+                });
+                (reach, edges.map(|(src, _)| src).count_paged(&paging))
+            };
+            reach.inspect(move |((node, ()), _, diff)| {
                 let mut a = a.lock().unwrap();
-                a.0 = a.0.wrapping_add(
-                    node.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                        .wrapping_mul(*diff as u64),
-                );
+                a.0 += *diff as i64;
+                a.1 = a.1.wrapping_add(hash(*node).wrapping_mul(*diff as u64));
             });
-            paths.inspect(move |(_, _, diff)| b.lock().unwrap().1 += *diff as i64);
-            input
+            degrees.inspect(move |((node, degree), _, diff)| {
+                let mut b = b.lock().unwrap();
+                let term = hash(*node).wrapping_mul(*degree as u64);
+                b.2 = b.2.wrapping_add(term.wrapping_mul(*diff as u64));
+            });
+            (edges_in, roots_in)
         });
         if worker.index() == 0 {
             for i in 0..EDGES {
                 let x = i.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ (i << 7);
                 edges.insert((x % NODES, (x >> 32) % NODES));
             }
+            for root in 0..ROOTS {
+                roots.insert(root * (NODES / ROOTS));
+            }
         }
     })?;
     let result = *answer.lock().unwrap();
-    Ok(result)
+    Ok((result, pool.stats().extent_bytes_written))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let which = std::env::args().nth(1);
+    let backends = [
+        ("upstream", Backend::Upstream),
+        ("resident", Backend::Resident),
+        ("paged", Backend::Paged),
+    ];
+    if let Some(w) = &which {
+        if !backends.iter().any(|(name, _)| name == w) {
+            return Err(format!("unknown backend {w:?}: upstream, resident or paged").into());
+        }
+    }
     let mut answers = Vec::new();
-    for (name, spillway) in [("upstream", false), ("spillway", true)] {
+    for (name, backend) in backends {
         if which.as_deref().is_some_and(|w| w != name) {
             continue;
         }
         let started = std::time::Instant::now();
-        let answer = run(spillway)?;
+        let (answer, written) = run(backend)?;
         println!(
-            "{name:>8}: degree checksum {:016x}, {} two-hop paths ({:.2} s)",
+            "{name:>8}: {} reachable (checksum {:016x}), degree checksum {:016x}, {written} extent bytes written ({:.2} s)",
             answer.0,
             answer.1,
+            answer.2,
             started.elapsed().as_secs_f64()
         );
         answers.push(answer);
     }
-    if answers.len() == 2 {
-        if answers[0] != answers[1] {
-            return Err("the backends disagree".into());
-        }
-        println!("both backends give the same answer");
+    if answers.windows(2).any(|w| w[0] != w[1]) {
+        return Err("the backends disagree".into());
+    }
+    if answers.len() > 1 {
+        println!("every backend gives the same answer");
     }
     Ok(())
 }
