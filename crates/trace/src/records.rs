@@ -219,11 +219,11 @@ where
 /// How many updates of `width` bytes fill `limit` bytes (at least one).
 #[inline(always)]
 pub const fn records_per(limit: usize, width: usize) -> usize {
-    let n = if width == 0 { limit } else { limit / width };
-    if n == 0 {
-        1
-    } else {
-        n
+    match limit.checked_div(width) {
+        Some(0) => 1,
+        Some(n) => n,
+        None if limit == 0 => 1,
+        None => limit,
     }
 }
 
@@ -412,9 +412,7 @@ where
     fn flush_full(&mut self) {
         let full = match self.per_buffer {
             Some(n) => self.buffer.len() >= n,
-            None => {
-                self.blocked || self.bytes + min_update_bytes::<K, V, T, R>() > self.limit
-            }
+            None => self.blocked || self.bytes + min_update_bytes::<K, V, T, R>() > self.limit,
         };
         if full && !self.buffer.is_empty() {
             let capacity = self.per_buffer.unwrap_or(self.buffer.len());

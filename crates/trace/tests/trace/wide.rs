@@ -17,6 +17,9 @@ use timely::progress::frontier::AntichainRef;
 
 type Update = ((u64, Vec<u8>), u64, isize);
 
+/// The input, round by round: `((key, value), diff)`.
+type Rounds = Vec<Vec<((u64, Vec<u8>), isize)>>;
+
 /// What a run saw: the paged and the upstream scans, the pool's counters after the scans
 /// (with the traces still alive), and the record counts of the paged trace's chunks.
 struct Seen {
@@ -41,7 +44,7 @@ fn value(key: u64, len: usize) -> Vec<u8> {
 
 /// Arranges `rounds` (each a list of `(key, value)` updates, some retracting an earlier round's)
 /// paged under a 1 MiB budget and upstream, then scans both traces with cursors.
-fn run(rounds: Vec<Vec<((u64, Vec<u8>), isize)>>) -> Seen {
+fn run(rounds: Rounds) -> Seen {
     let pool = Pool::new(PoolConfig {
         budget: 1 << 20,
         extents: ExtentBackend::Memory { capacity: None },
@@ -83,7 +86,12 @@ fn run(rounds: Vec<Vec<((u64, Vec<u8>), isize)>>) -> Seen {
         let mut chunk_lens = Vec::new();
         let batches = paged.batches_through(AntichainRef::new(&[])).unwrap();
         for batch in &batches {
-            chunk_lens.extend(batch.chunks.iter().map(differential_dataflow::trace::chunk::Chunk::len));
+            chunk_lens.extend(
+                batch
+                    .chunks
+                    .iter()
+                    .map(differential_dataflow::trace::chunk::Chunk::len),
+            );
             let mut cursor = batch.cursor();
             while cursor.key_valid(batch) {
                 while cursor.val_valid(batch) {
@@ -123,7 +131,7 @@ fn run(rounds: Vec<Vec<((u64, Vec<u8>), isize)>>) -> Seen {
 
 /// `per_round` records of `len`-byte values in each of `rounds` rounds over `keys` keys; from
 /// the second round on, a tenth of the previous round is retracted.
-fn wide_rounds(rounds: u64, per_round: u64, keys: u64, len: usize) -> Vec<Vec<((u64, Vec<u8>), isize)>> {
+fn wide_rounds(rounds: u64, per_round: u64, keys: u64, len: usize) -> Rounds {
     let record = |round: u64, i: u64| {
         let n = round * per_round + i;
         let key = n.wrapping_mul(0x2545_F491_4F6C_DD1D) % keys;
@@ -146,9 +154,15 @@ fn wide_rounds(rounds: u64, per_round: u64, keys: u64, len: usize) -> Vec<Vec<((
 
 fn assert_pages(seen: &Seen, len: usize) {
     assert!(!seen.upstream.is_empty());
-    assert!(seen.paged == seen.upstream, "the paged scan differs from upstream");
+    assert!(
+        seen.paged == seen.upstream,
+        "the paged scan differs from upstream"
+    );
     let stats = &seen.stats;
-    assert!(stats.extent_bytes_written > 0, "nothing was written: {stats:?}");
+    assert!(
+        stats.extent_bytes_written > 0,
+        "nothing was written: {stats:?}"
+    );
     assert!(stats.fault_ins > 0, "nothing was faulted in: {stats:?}");
     assert_eq!(stats.oversize_chunks, 0, "{stats:?}");
     // Every chunk holds at most `TARGET_BYTES` of records (each a little over `len` bytes).
@@ -180,10 +194,16 @@ fn a_record_over_the_largest_slot_class_is_oversize_and_reads_back() {
     rounds[0].push(((25, value(25, 9 << 20)), 1));
     rounds[1].extend((100..140).map(|k| ((k, value(k, 100)), 1)));
     let seen = run(rounds);
-    assert!(seen.paged == seen.upstream, "the paged scan differs from upstream");
+    assert!(
+        seen.paged == seen.upstream,
+        "the paged scan differs from upstream"
+    );
     assert!(seen.paged.iter().any(|((_, v), _, _)| v.len() == 9 << 20));
     let stats = &seen.stats;
     assert!(stats.oversize_chunks >= 1, "{stats:?}");
-    assert!(stats.oversize_bytes >= 9 << 20, "the oversize chunk is gone: {stats:?}");
+    assert!(
+        stats.oversize_bytes >= 9 << 20,
+        "the oversize chunk is gone: {stats:?}"
+    );
     assert!(stats.extent_bytes_written > 0, "{stats:?}");
 }
