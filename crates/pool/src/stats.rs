@@ -109,6 +109,7 @@ pool_stats! {
     Gauge pinned_bytes: "Slot bytes of chunks pinned right now.",
     Gauge warm_bytes: "Free slot bytes kept with their pages on the warm list.",
     Gauge oversize_bytes: "Bytes of oversize chunks on the heap (outside the budget).",
+    Counter oversize_chunks: "Chunks inserted oversize (over the largest slot class): kept on the heap, never evicted.",
     Gauge budget_bytes: "The current byte budget.",
     Counter budget_overshoots: "Times a slot was granted over budget + write-behind because nothing was evictable.",
     Counter extent_bytes_written as extent_written_bytes: "Bytes written to the extent store (padded frame lengths).",

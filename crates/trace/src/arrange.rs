@@ -7,7 +7,7 @@
 //!
 //! Upstream's chunk harness does the rest: [`PagedSpine`] is differential's `ChunkSpine` and
 //! [`PagedBuilder`] its `ChunkBuilder` over [`PagedChunk`]; the batcher is its `ChunkBatcher`
-//! with our [`RunChunker`], which sorts input in runs of [`SORT_RUN`] records.
+//! with our [`RunChunker`], which sorts input in runs of [`SORT_RUN_BYTES`] of encoded records.
 
 use std::collections::VecDeque;
 
@@ -28,7 +28,9 @@ use timely::progress::Timestamp;
 use crate::chunk::PagedChunk;
 use crate::data::PagedData;
 use crate::pager::{PagerScope, Paging};
-use crate::records::Update;
+use crate::records::{
+    fitting_prefix, fixed_update_bytes, records_per, update_bytes, Update, TARGET_BYTES,
+};
 
 /// The trace of a paged arrangement: a spine of `Rc`-shared batches of [`PagedChunk`]s.
 pub type PagedSpine<K, V, T, R> = ChunkSpine<PagedChunk<K, V, T, R>>;
@@ -39,13 +41,17 @@ pub type PagedBuilder<K, V, T, R> = ChunkBuilder<PagedChunk<K, V, T, R>>;
 /// The batcher inside a [`PagedBatcher`].
 type InnerBatcher<K, V, T, R> = ChunkBatcher<RunChunker<K, V, T, R>, PagedChunk<K, V, T, R>>;
 
-/// Records a paged arrangement's batcher sorts at once before merging (32 chunks; 8 MiB of
-/// `(u64, u64, u64, i64)` updates). The run being filled is heap memory outside the pool's
-/// budget, one per arrangement and worker, freed when a round is sealed.
-pub const SORT_RUN: usize = 32 * crate::chunk::TARGET;
+/// Encoded bytes of records a paged arrangement's batcher sorts at once before merging (32
+/// chunks of [`crate::TARGET_BYTES`]: 8 MiB). The run being filled is heap memory outside the
+/// pool's budget, one per arrangement and worker, freed when a round is sealed.
+pub const SORT_RUN_BYTES: usize = 32 * TARGET_BYTES;
 
-/// The batcher's chunker: sorts and consolidates its input in runs of [`SORT_RUN`] records and
-/// cuts each run into full chunks. Upstream's chunker sorts one chunk at a time, so the
+/// Records in a sort run of `(u64, u64, u64, i64)` updates (32 bytes each): [`SORT_RUN_BYTES`]
+/// over 32. Runs of other records hold what fits in `SORT_RUN_BYTES`.
+pub const SORT_RUN: usize = SORT_RUN_BYTES / 32;
+
+/// The batcher's chunker: sorts and consolidates its input in runs of [`SORT_RUN_BYTES`] and
+/// cuts each run into full chunks (of [`crate::TARGET_BYTES`] each, see [`crate::records`]). Upstream's chunker sorts one chunk at a time, so the
 /// batcher's merge ladder starts from one-chunk chains and merges a round's data
 /// log2(chunks) times, paging it at every step of the ladder under a small budget. The chunks of one run
 /// are disjoint, so while the ladder combines a run's chains of 1 to 16 chunks, `merge` only
@@ -56,6 +62,9 @@ pub const SORT_RUN: usize = 32 * crate::chunk::TARGET;
 /// and callers have no reason to build one.
 pub struct RunChunker<K, V, T, R> {
     pending: Vec<Update<K, V, T, R>>,
+    /// Encoded bytes of `pending` (variable-length records only; fixed-width runs count
+    /// records).
+    pending_bytes: usize,
     ready: VecDeque<PagedChunk<K, V, T, R>>,
     /// The chunk last handed out by `extract` (the batcher takes it).
     current: PagedChunk<K, V, T, R>,
@@ -65,6 +74,7 @@ impl<K, V, T, R> Default for RunChunker<K, V, T, R> {
     fn default() -> Self {
         RunChunker {
             pending: Vec::new(),
+            pending_bytes: 0,
             ready: VecDeque::new(),
             current: PagedChunk::default(),
         }
@@ -81,11 +91,15 @@ where
     /// Sorts and consolidates the pending run and cuts it into ready chunks.
     fn seal_run(&mut self) {
         consolidate_updates(&mut self.pending);
-        for piece in self.pending.chunks(crate::chunk::TARGET) {
+        let mut rest = &self.pending[..];
+        while !rest.is_empty() {
+            let (piece, _) = fitting_prefix(rest, TARGET_BYTES);
             self.ready
-                .push_back(PagedChunk::from_records(piece.to_vec()));
+                .push_back(PagedChunk::from_records(rest[..piece].to_vec()));
+            rest = &rest[piece..];
         }
         self.pending.clear();
+        self.pending_bytes = 0;
     }
 }
 
@@ -98,13 +112,26 @@ where
 {
     fn push_into(&mut self, input: &mut Vec<Update<K, V, T, R>>) {
         let mut input = input.drain(..);
-        loop {
-            if self.pending.capacity() < SORT_RUN {
-                self.pending.reserve_exact(SORT_RUN - self.pending.len());
+        let Some(width) = fixed_update_bytes::<K, V, T, R>() else {
+            // Variable-length records: measured one by one.
+            for update in input {
+                self.pending_bytes += update_bytes(&update);
+                self.pending.push(update);
+                if self.pending_bytes >= SORT_RUN_BYTES {
+                    self.seal_run();
+                }
             }
-            let room = SORT_RUN - self.pending.len();
+            return;
+        };
+        // Fixed-width records: the run is a record count, derived once from the width.
+        let run = records_per(SORT_RUN_BYTES, width);
+        loop {
+            if self.pending.capacity() < run {
+                self.pending.reserve_exact(run - self.pending.len());
+            }
+            let room = run - self.pending.len();
             self.pending.extend(input.by_ref().take(room));
-            if self.pending.len() < SORT_RUN {
+            if self.pending.len() < run {
                 return;
             }
             self.seal_run();

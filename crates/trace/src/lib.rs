@@ -149,6 +149,7 @@ mod vectored;
 
 pub use arrange::{
     ArrangePaged, ArrangeSelfPaged, PagedBatcher, PagedBuilder, PagedSpine, RunChunker, SORT_RUN,
+    SORT_RUN_BYTES,
 };
 pub use chunk::{PagedChunk, PagedCursor};
 pub use data::{BytesColumn, PagedData, StrColumn};
@@ -161,6 +162,7 @@ pub use level::{level_of, LEVELS};
 pub use merge_times::{take_merge_times, MergeTime};
 pub use operators::{KeyVal, PagedCollectionExt};
 pub use pager::{Paging, PagingPolicy, StableBytesReport};
+pub use records::TARGET_BYTES;
 pub use reduce::{CountTotalPaged, PagedReduce, ReducePaged, ThresholdPaged};
 pub use spine_levels::{spine_levels, SpineLevel};
 pub use vectored::{chunks_touched, for_each_update, get_vectored, LookupStats};

@@ -8,6 +8,16 @@
 //! to their inputs cost no copy. Writing ([`Records::make_mut`]) copies only when the buffer
 //! is shared or is a suffix view.
 //!
+//! # Sizing
+//! Chunks are cut by the bytes of their pooled body (the four columns of [`crate::data`]), not
+//! by records: [`update_bytes`] is one update's share (a fixed-width field's width; an 8-byte
+//! end offset plus the encoding for a variable-length one), and every producer here
+//! ([`Filler`], [`Advancer`], [`fitting_prefix`]) cuts *before* the update that would take a
+//! chunk past its byte limit, so a chunk holds at most that many bytes, or is one update that
+//! is larger on its own. For fixed-width updates the bytes are `records × width`, so the
+//! cut is a record count derived once from the width ([`records_per`]) and nothing is
+//! measured per update.
+//!
 //! # Invariants
 //! - The records are sorted by `((key, val), time)` and consolidated (no two share a
 //!   `((key, val), time)`, no diff is zero), as a [`differential_dataflow::trace::chunk::Chunk`]
@@ -16,11 +26,14 @@
 //!   to an operation's input and consumed by its next call. A view that is about to be kept
 //!   (a sealed chunk that stays resident) is compacted first ([`Records::is_view`]).
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
 use timely::progress::frontier::AntichainRef;
+
+use crate::data::{column_len, PagedData};
 
 /// One update: `((key, val), time, diff)`.
 pub type Update<K, V, T, R> = ((K, V), T, R);
@@ -30,13 +43,20 @@ pub type Update<K, V, T, R> = ((K, V), T, R);
 pub struct Records<K, V, T, R> {
     buffer: Rc<Vec<Update<K, V, T, R>>>,
     start: usize,
+    /// The encoded bytes of the records once measured (variable-length updates only; see
+    /// [`Records::bytes`]), `UNKNOWN` before.
+    bytes: Cell<usize>,
 }
+
+/// [`Records::bytes`] not measured yet.
+const UNKNOWN: usize = usize::MAX;
 
 impl<K, V, T, R> Clone for Records<K, V, T, R> {
     fn clone(&self) -> Self {
         Records {
             buffer: Rc::clone(&self.buffer),
             start: self.start,
+            bytes: self.bytes.clone(),
         }
     }
 }
@@ -53,6 +73,7 @@ impl<K, V, T, R> Records<K, V, T, R> {
         Records {
             buffer: Rc::new(vec),
             start: 0,
+            bytes: Cell::new(UNKNOWN),
         }
     }
 
@@ -79,6 +100,7 @@ impl<K, V, T, R> Records<K, V, T, R> {
         Records {
             buffer: Rc::clone(&self.buffer),
             start: self.start + from,
+            bytes: Cell::new(UNKNOWN),
         }
     }
 
@@ -89,8 +111,10 @@ impl<K, V, T, R> Records<K, V, T, R> {
 }
 
 impl<K: Clone, V: Clone, T: Clone, R: Clone> Records<K, V, T, R> {
-    /// The buffer, for appending: copied first if it is shared or a view.
+    /// The buffer, for appending: copied first if it is shared or a view. Forgets the measured
+    /// bytes (a caller that knows them after its change says so with [`Records::note_bytes`]).
     pub fn make_mut(&mut self) -> &mut Vec<Update<K, V, T, R>> {
+        self.bytes.set(UNKNOWN);
         if self.start > 0 || Rc::get_mut(&mut self.buffer).is_none() {
             *self = Records::from_vec(self.as_slice().to_vec());
         }
@@ -105,6 +129,140 @@ impl<K: Clone, V: Clone, T: Clone, R: Clone> Records<K, V, T, R> {
             self
         }
     }
+}
+
+impl<K: PagedData, V: PagedData, T: PagedData, R: PagedData> Records<K, V, T, R> {
+    /// The encoded bytes of the records (the length of their pooled body): arithmetic for
+    /// fixed-width updates; measured once and remembered for variable-length ones.
+    #[inline]
+    pub fn bytes(&self) -> usize {
+        if let Some(w) = fixed_update_bytes::<K, V, T, R>() {
+            return self.len() * w;
+        }
+        if self.bytes.get() == UNKNOWN {
+            self.bytes.set(run_bytes(self.as_slice()));
+        }
+        self.bytes.get()
+    }
+
+    /// Records that the records take `bytes` encoded (what [`Records::bytes`] would measure;
+    /// the caller derived it from the parts it appended, so nothing is walked).
+    pub fn note_bytes(&self, bytes: usize) {
+        self.bytes.set(bytes);
+    }
+}
+
+/// The encoded body bytes a chunk is cut at: 256 KiB, exactly 8192 updates of
+/// `(u64, u64, u64, i64)` (32 bytes each), and one pool slot class.
+pub const TARGET_BYTES: usize = 256 << 10;
+
+/// Bytes of a variable-length field's end offset (see [`crate::data`]).
+const OFFSET: usize = 8;
+
+/// The encoded bytes of one update in a pooled body (see the module docs).
+#[inline(always)]
+pub fn update_bytes<K, V, T, R>(u: &Update<K, V, T, R>) -> usize
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    if let Some(w) = fixed_update_bytes::<K, V, T, R>() {
+        return w;
+    }
+    column_len(std::iter::once(&u.0 .0))
+        + column_len(std::iter::once(&u.0 .1))
+        + column_len(std::iter::once(&u.1))
+        + column_len(std::iter::once(&u.2))
+}
+
+/// The bytes of every update when all four types are fixed-width, else `None`.
+#[inline(always)]
+pub const fn fixed_update_bytes<K, V, T, R>() -> Option<usize>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    match (K::WIDTH, V::WIDTH, T::WIDTH, R::WIDTH) {
+        (Some(k), Some(v), Some(t), Some(r)) => Some(k + v + t + r),
+        _ => None,
+    }
+}
+
+/// The fewest bytes an update can take (a variable-length field takes at least its end
+/// offset), and at least one.
+#[inline(always)]
+pub const fn min_update_bytes<K, V, T, R>() -> usize
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    const fn least(width: Option<usize>) -> usize {
+        match width {
+            Some(w) => w,
+            None => OFFSET,
+        }
+    }
+    let bytes = least(K::WIDTH) + least(V::WIDTH) + least(T::WIDTH) + least(R::WIDTH);
+    if bytes == 0 {
+        1
+    } else {
+        bytes
+    }
+}
+
+/// How many updates of `width` bytes fill `limit` bytes (at least one).
+#[inline(always)]
+pub const fn records_per(limit: usize, width: usize) -> usize {
+    match limit.checked_div(width) {
+        Some(0) => 1,
+        Some(n) => n,
+        None if limit == 0 => 1,
+        None => limit,
+    }
+}
+
+/// The encoded bytes of `records`.
+pub fn run_bytes<K, V, T, R>(records: &[Update<K, V, T, R>]) -> usize
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    match fixed_update_bytes::<K, V, T, R>() {
+        Some(w) => records.len() * w,
+        None => records.iter().map(update_bytes).sum(),
+    }
+}
+
+/// How many leading `records` fit in `limit` bytes, at least one (when there is one), and
+/// their bytes: where a chunk of `limit` bytes is cut.
+pub fn fitting_prefix<K, V, T, R>(records: &[Update<K, V, T, R>], limit: usize) -> (usize, usize)
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    if let Some(w) = fixed_update_bytes::<K, V, T, R>() {
+        let n = records.len().min(records_per(limit, w));
+        return (n, n * w);
+    }
+    let mut bytes = 0;
+    for (i, u) in records.iter().enumerate() {
+        let b = update_bytes(u);
+        if i > 0 && bytes + b > limit {
+            return (i, bytes);
+        }
+        bytes += b;
+    }
+    (records.len(), bytes)
 }
 
 /// The first index at or after `from` where `below` turns false (galloping search: O(log d)
@@ -138,30 +296,84 @@ pub fn gallop_index(from: usize, n: usize, below: impl Fn(usize) -> bool) -> usi
     a
 }
 
-/// Output of a record-level operation: fills a buffer of up to `target` records and hands
-/// each full one to `emit`.
-pub struct Filler<U, E: FnMut(Vec<U>)> {
-    buffer: Vec<U>,
-    target: usize,
+/// Output of a record-level operation: fills buffers of up to `limit` encoded bytes (see the
+/// module docs) and hands each full one to `emit`.
+pub struct Filler<K, V, T, R, E: FnMut(Vec<Update<K, V, T, R>>)> {
+    buffer: Vec<Update<K, V, T, R>>,
+    /// Encoded bytes of `buffer` (counted for variable-length updates only).
+    bytes: usize,
+    limit: usize,
+    /// For fixed-width updates, how many fill a buffer (derived once from the width).
+    per_buffer: Option<usize>,
+    /// An update did not fit: the buffer is full and goes out at the next flush.
+    blocked: bool,
     emit: E,
     /// Buffers emitted so far.
     emitted: usize,
 }
 
-impl<U: Clone, E: FnMut(Vec<U>)> Filler<U, E> {
-    /// An empty filler of `target`-record buffers.
-    pub fn new(target: usize, emit: E) -> Self {
+impl<K, V, T, R, E> Filler<K, V, T, R, E>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+    E: FnMut(Vec<Update<K, V, T, R>>),
+{
+    /// An empty filler of buffers of at most `limit` encoded bytes (or one larger update).
+    pub fn new(limit: usize, emit: E) -> Self {
+        let per_buffer = fixed_update_bytes::<K, V, T, R>().map(|w| records_per(limit, w));
         Filler {
-            buffer: Vec::with_capacity(target),
-            target,
+            buffer: Vec::with_capacity(per_buffer.unwrap_or(0)),
+            bytes: 0,
+            limit,
+            per_buffer,
+            blocked: false,
             emit,
             emitted: 0,
         }
     }
 
-    /// Records that fit before the buffer is full.
+    /// Updates that surely fit before the buffer is full: exact for fixed-width updates;
+    /// unbounded for variable-length ones, which [`Filler::fits`] measures one by one.
+    #[inline(always)]
     pub fn room(&self) -> usize {
-        self.target - self.buffer.len()
+        match self.per_buffer {
+            Some(n) => n - self.buffer.len(),
+            None => usize::MAX - self.buffer.len(),
+        }
+    }
+
+    /// Whether `u` fits in the buffer (always, for fixed-width updates within
+    /// [`Filler::room`]); if not, the buffer is full and the next flush emits it.
+    #[inline(always)]
+    pub fn fits(&mut self, u: &Update<K, V, T, R>) -> bool {
+        if fixed_update_bytes::<K, V, T, R>().is_some()
+            || self.buffer.is_empty()
+            || self.bytes + update_bytes(u) <= self.limit
+        {
+            return true;
+        }
+        self.blocked = true;
+        false
+    }
+
+    /// Appends `u`, which [`Filler::fits`].
+    #[inline(always)]
+    fn push_fitting(&mut self, u: Update<K, V, T, R>) {
+        if fixed_update_bytes::<K, V, T, R>().is_none() {
+            self.bytes += update_bytes(&u);
+        }
+        self.buffer.push(u);
+    }
+
+    /// Appends `u`, emitting the buffer first if `u` does not fit and after if it is full.
+    pub fn push(&mut self, u: Update<K, V, T, R>) {
+        if !self.fits(&u) {
+            self.flush_full();
+        }
+        self.push_fitting(u);
+        self.flush_full();
     }
 
     /// Whether `buffers` full buffers are out and nothing is buffered: a point where a
@@ -170,20 +382,42 @@ impl<U: Clone, E: FnMut(Vec<U>)> Filler<U, E> {
         self.emitted >= buffers && self.buffer.is_empty()
     }
 
-    /// Appends `records`, emitting every buffer that fills.
-    pub fn extend(&mut self, mut records: &[U]) {
-        while !records.is_empty() {
-            let take = records.len().min(self.target - self.buffer.len());
-            self.buffer.extend_from_slice(&records[..take]);
-            records = &records[take..];
-            self.flush_full();
-        }
+    /// Appends the leading `records` that fit in the buffer, emitting it if it fills; returns
+    /// how many it took.
+    pub fn take_fitting(&mut self, records: &[Update<K, V, T, R>]) -> usize {
+        let n = match self.per_buffer {
+            Some(_) => records.len().min(self.room()),
+            None => {
+                let (mut n, mut bytes) = (0, self.bytes);
+                for u in records {
+                    let b = update_bytes(u);
+                    if (n > 0 || !self.buffer.is_empty()) && bytes + b > self.limit {
+                        self.blocked = true;
+                        break;
+                    }
+                    bytes += b;
+                    n += 1;
+                }
+                self.bytes = bytes;
+                n
+            }
+        };
+        self.buffer.extend_from_slice(&records[..n]);
+        self.flush_full();
+        n
     }
 
+    /// Emits the buffer if it is full: no update of the smallest size fits, or one did not.
     #[inline]
     fn flush_full(&mut self) {
-        if self.buffer.len() >= self.target {
-            let full = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.target));
+        let full = match self.per_buffer {
+            Some(n) => self.buffer.len() >= n,
+            None => self.blocked || self.bytes + min_update_bytes::<K, V, T, R>() > self.limit,
+        };
+        if full && !self.buffer.is_empty() {
+            let capacity = self.per_buffer.unwrap_or(self.buffer.len());
+            let full = std::mem::replace(&mut self.buffer, Vec::with_capacity(capacity));
+            (self.bytes, self.blocked) = (0, false);
             self.emitted += 1;
             (self.emit)(full);
         }
@@ -206,13 +440,13 @@ pub fn merge_into<K, V, T, R, E>(
     pa: &mut usize,
     b: &[Update<K, V, T, R>],
     pb: &mut usize,
-    out: &mut Filler<Update<K, V, T, R>, E>,
+    out: &mut Filler<K, V, T, R, E>,
     stop_after: usize,
 ) where
-    K: Ord + Clone,
-    V: Ord + Clone,
-    T: Ord + Clone,
-    R: Semigroup + Clone,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData + Semigroup,
     E: FnMut(Vec<Update<K, V, T, R>>),
 {
     #[inline(always)]
@@ -234,21 +468,26 @@ pub fn merge_into<K, V, T, R, E>(
             wins_b = 0;
             continue;
         }
-        // Up to a full buffer without checking for a flush on each push.
-        let room = out.room();
-        let buffer = &mut out.buffer;
-        let limit = buffer.len() + room;
-        while buffer.len() < limit && *pa < a.len() && *pb < b.len() {
+        // Up to a full buffer without checking for a flush on each push: fixed-width updates
+        // count against `room`; variable-length ones are measured as they go (`fits`).
+        let limit = out.buffer.len().saturating_add(out.room());
+        while out.buffer.len() < limit && *pa < a.len() && *pb < b.len() {
             let (x, y) = (&a[*pa], &b[*pb]);
             match key(x).cmp(&key(y)) {
                 std::cmp::Ordering::Less => {
-                    buffer.push(x.clone());
+                    if !out.fits(x) {
+                        break;
+                    }
+                    out.push_fitting(x.clone());
                     *pa += 1;
                     wins_a += 1;
                     wins_b = 0;
                 }
                 std::cmp::Ordering::Greater => {
-                    buffer.push(y.clone());
+                    if !out.fits(y) {
+                        break;
+                    }
+                    out.push_fitting(y.clone());
                     *pb += 1;
                     wins_b += 1;
                     wins_a = 0;
@@ -257,7 +496,11 @@ pub fn merge_into<K, V, T, R, E>(
                     let mut diff = x.2.clone();
                     diff.plus_equals(&y.2);
                     if !diff.is_zero() {
-                        buffer.push((x.0.clone(), x.1.clone(), diff));
+                        let sum = (x.0.clone(), x.1.clone(), diff);
+                        if !out.fits(&sum) {
+                            break;
+                        }
+                        out.push_fitting(sum);
                     }
                     *pa += 1;
                     *pb += 1;
@@ -272,25 +515,24 @@ pub fn merge_into<K, V, T, R, E>(
     }
 }
 
-/// Copies the run of `source` from `*at` below `head` (up to a full buffer of `out`: a run
-/// below the other input's head has no collisions) and moves `at` past it.
+/// Copies the run of `source` from `*at` below `head` (as much as fits in the buffer of `out`:
+/// a run below the other input's head has no collisions) and moves `at` past what it copied.
 fn copy_run<K, V, T, R, E>(
     source: &[Update<K, V, T, R>],
     at: &mut usize,
     head: &Update<K, V, T, R>,
-    out: &mut Filler<Update<K, V, T, R>, E>,
+    out: &mut Filler<K, V, T, R, E>,
 ) where
-    K: Ord + Clone,
-    V: Ord + Clone,
-    T: Ord + Clone,
-    R: Clone,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
     E: FnMut(Vec<Update<K, V, T, R>>),
 {
     let below =
         |u: &Update<K, V, T, R>| (&u.0 .0, &u.0 .1, &u.1) < (&head.0 .0, &head.0 .1, &head.1);
-    let run = gallop(source, *at, below).min(*at + out.room());
-    out.extend(&source[*at..run]);
-    *at = run;
+    let run = gallop(source, *at, below).min(at.saturating_add(out.room()));
+    *at += out.take_fitting(&source[*at..run]);
 }
 
 /// Advances the times of sorted, consolidated `records` by `frontier` and consolidates each
@@ -302,23 +544,31 @@ pub struct Advancer<'f, K, V, T, R> {
     /// order, and whether a diff has cancelled.
     group: Option<(usize, bool, bool)>,
     out: Vec<Update<K, V, T, R>>,
-    target: usize,
+    /// Encoded bytes of the closed groups in `out` (variable-length updates only).
+    closed_bytes: usize,
+    limit: usize,
+    /// For fixed-width updates, how many fill a buffer (derived once from the width).
+    per_buffer: Option<usize>,
 }
 
 impl<'f, K, V, T, R> Advancer<'f, K, V, T, R>
 where
-    K: Ord + Clone,
-    V: Ord + Clone,
-    T: Ord + Clone + Lattice,
-    R: Semigroup + Clone,
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice,
+    R: PagedData + Semigroup,
 {
-    /// An advancer to `frontier`, emitting buffers of about `target` records.
-    pub fn new(frontier: AntichainRef<'f, T>, target: usize) -> Self {
+    /// An advancer to `frontier`, emitting buffers of at most `limit` encoded bytes (or one
+    /// larger update).
+    pub fn new(frontier: AntichainRef<'f, T>, limit: usize) -> Self {
+        let per_buffer = fixed_update_bytes::<K, V, T, R>().map(|w| records_per(limit, w));
         Advancer {
             frontier,
             group: None,
-            out: Vec::with_capacity(target),
-            target,
+            out: Vec::with_capacity(per_buffer.unwrap_or(0)),
+            closed_bytes: 0,
+            limit,
+            per_buffer,
         }
     }
 
@@ -384,12 +634,26 @@ where
             }
             self.out.truncate(w);
         }
-        while self.out.len() >= self.target {
-            // The records past a full buffer move to a fresh one (one allocation, no copy of
-            // the full part).
-            let rest = self.out.len() - self.target;
-            let mut next = Vec::with_capacity(self.target.max(rest));
-            next.extend(self.out.drain(self.target..));
+        if let Some(per_buffer) = self.per_buffer {
+            while self.out.len() >= per_buffer {
+                // The records past a full buffer move to a fresh one (one allocation, no copy
+                // of the full part).
+                let rest = self.out.len() - per_buffer;
+                let mut next = Vec::with_capacity(per_buffer.max(rest));
+                next.extend(self.out.drain(per_buffer..));
+                emit(std::mem::replace(&mut self.out, next));
+            }
+            return;
+        }
+        self.closed_bytes += run_bytes(&self.out[start.min(self.out.len())..]);
+        while !self.out.is_empty()
+            && self.closed_bytes + min_update_bytes::<K, V, T, R>() > self.limit
+        {
+            // Full: cut before the update that would overflow the buffer.
+            let (cut, bytes) = fitting_prefix(&self.out, self.limit);
+            let mut next = Vec::with_capacity(cut.max(self.out.len() - cut));
+            next.extend(self.out.drain(cut..));
+            self.closed_bytes -= bytes;
             emit(std::mem::replace(&mut self.out, next));
         }
     }
@@ -445,7 +709,7 @@ mod tests {
                 u.0 .0 += (round % 3) * 20;
             }
             let mut got = Vec::new();
-            let mut filler = Filler::new(7, |v: Vec<U>| {
+            let mut filler = Filler::new(7 * 32, |v: Vec<U>| {
                 assert!(v.len() <= 7);
                 got.extend(v)
             });
@@ -467,7 +731,7 @@ mod tests {
             let frontier = Antichain::from_elem(rng(&mut seed) % 7);
             let mut got = Vec::new();
             let mut emit = |v: Vec<U>| got.extend(v);
-            let mut advancer = Advancer::new(frontier.borrow(), 5);
+            let mut advancer = Advancer::new(frontier.borrow(), 5 * 32);
             // Feed it in arbitrary pieces: groups straddle them.
             let mut at = 0;
             while at < run.len() {
@@ -513,7 +777,7 @@ mod tests {
             frontier.insert(Product::new(m + 1, 0));
             let mut got = Vec::new();
             let mut emit = |v: Vec<P>| got.extend(v);
-            let mut advancer = Advancer::new(frontier.borrow(), 6);
+            let mut advancer = Advancer::new(frontier.borrow(), 6 * 36);
             for piece in run.chunks(1 + (rng(&mut seed) % 7) as usize) {
                 advancer.push(piece, &mut emit);
             }
@@ -527,6 +791,41 @@ mod tests {
                 .collect();
             consolidate_updates(&mut want);
             assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn variable_length_updates_are_cut_by_bytes() {
+        // Values of 0 to 299 bytes: every buffer holds at most `limit` encoded bytes unless it
+        // is one larger update, and is full (its successor's first update would not fit).
+        type S = ((u64, Vec<u8>), u64, i64);
+        let mut seed = 0x2545_F491_4F6C_DD1D;
+        let run: Vec<S> = (0..2000u64)
+            .map(|k| ((k, vec![7u8; (rng(&mut seed) % 300) as usize]), 0, 1))
+            .collect();
+        for limit in [1, 100, 1000, 4096] {
+            let mut buffers = Vec::new();
+            let mut filler = Filler::new(limit, |v: Vec<S>| buffers.push(v));
+            for u in &run {
+                filler.push(u.clone());
+            }
+            filler.finish();
+            assert_eq!(buffers.concat(), run);
+            for pair in buffers.windows(2) {
+                let bytes = run_bytes(&pair[0]);
+                assert!(bytes <= limit || pair[0].len() == 1, "{bytes} > {limit}");
+                assert!(bytes + update_bytes(&pair[1][0]) > limit);
+            }
+            let mut advanced = Vec::new();
+            let mut emit = |v: Vec<S>| advanced.push(v);
+            let frontier = Antichain::from_elem(0);
+            let mut advancer = Advancer::new(frontier.borrow(), limit);
+            advancer.push(&run, &mut emit);
+            advancer.finish(&mut emit);
+            assert_eq!(advanced.concat(), run);
+            assert!(advanced
+                .iter()
+                .all(|b| run_bytes(b) <= limit || b.len() == 1));
         }
     }
 

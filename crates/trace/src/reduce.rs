@@ -20,7 +20,8 @@
 //! so the output equals upstream's for partially ordered times too (tests compare them).
 //!
 //! # Output
-//! Output updates are staged in key order and cut into chunks of the chunk target, built with
+//! Output updates are staged in key order and cut into chunks of [`crate::TARGET_BYTES`] of
+//! encoded records (a [`Filler`], as a merge's output is), built with
 //! the [`Paging`] the tactic was made with: the output trace pages by itself, with no
 //! `PagedChunk::with_paging` in user code.
 
@@ -40,10 +41,10 @@ use timely::dataflow::operators::{CapabilitySet, Operator};
 use timely::order::TotalOrder;
 use timely::progress::{Antichain, Timestamp};
 
-use crate::chunk::{PagedChunk, TARGET};
+use crate::chunk::PagedChunk;
 use crate::data::PagedData;
 use crate::pager::{Pager, Paging};
-use crate::records::{gallop, Records};
+use crate::records::{gallop, Filler, Records, TARGET_BYTES};
 use crate::{PagedBuilder, PagedSpine};
 
 /// A batch of a paged trace.
@@ -601,30 +602,6 @@ where
     }
 }
 
-/// Cuts full chunks off `staged` into `builder` (all of it when `all`).
-fn flush<K, V, T, R>(
-    staged: &mut Vec<((K, V), T, R)>,
-    builder: &mut PagedBuilder<K, V, T, R>,
-    pager: &Option<Rc<Pager>>,
-    all: bool,
-) where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    while staged.len() >= TARGET || (all && !staged.is_empty()) {
-        let rest = if staged.len() > TARGET {
-            staged.split_off(TARGET)
-        } else {
-            Vec::with_capacity(if all { 0 } else { TARGET })
-        };
-        let records = std::mem::replace(staged, rest);
-        let mut chunk = PagedChunk::from_records_paging(records, pager.clone());
-        builder.push(&mut chunk);
-    }
-}
-
 impl<K, V1, T, R1, V2, R2, L> ReduceTactic<T, Batch<K, V1, T, R1>, Batch<K, V2, T, R2>>
     for PagedReduce<K, V1, T, R1, V2, R2, L>
 where
@@ -652,7 +629,11 @@ where
         let mut output = Side::new(output_batches);
         let mut input = Side::new(input_batches);
         let mut builder = PagedBuilder::<K, V2, T, R2>::default();
-        let mut staged = Vec::with_capacity(TARGET);
+        let pager = &self.pager;
+        let mut staged = Filler::new(TARGET_BYTES, |records| {
+            let mut chunk = PagedChunk::from_records_paging(records, pager.clone());
+            builder.push(&mut chunk);
+        });
         let pending = std::mem::take(&mut self.pending);
         let mut pending_pos = 0;
         loop {
@@ -711,15 +692,12 @@ where
                 for (v, t, r) in replayer.outputs.drain(..) {
                     staged.push(((key.clone(), v), t, r));
                 }
-                if staged.len() >= TARGET {
-                    flush(&mut staged, &mut builder, &self.pager, false);
-                }
             } else {
                 self.next_pending
                     .extend(pending[prior_pos..pending_pos].iter().cloned());
             }
         }
-        flush(&mut staged, &mut builder, &self.pager, true);
+        staged.finish();
 
         let description = Description::new(
             lower.clone(),

@@ -20,6 +20,8 @@
 //! - [`reduce_paged`]: the paged reduce tactic and `PagedCollectionExt` against upstream.
 //! - [`vectored`]: vectored lookups and the vectored join against their cursor counterparts.
 //! - [`skew`]: the vectored join under hot keys: equal to upstream, buffers within bounds.
+//! - [`wide`]: records of 4 KiB, 64 KiB and over 8 MiB: chunks cut by bytes page, and the one
+//!   oversize record is counted and read back.
 
 #[path = "trace/die_young.rs"]
 mod die_young;
@@ -51,3 +53,5 @@ mod strings;
 mod types;
 #[path = "trace/vectored.rs"]
 mod vectored;
+#[path = "trace/wide.rs"]
+mod wide;

@@ -106,6 +106,7 @@ impl Pool {
         st.oversize_bytes += len as u64;
         let id = sh.new_entry(&mut st, len, OVERSIZE, hints, Body::Oversize { buf });
         bump(&sh.counters.inserts, 1);
+        bump(&sh.counters.oversize_chunks, 1);
         ChunkHandle::new(&self.shared, id, len)
     }
 }

@@ -21,4 +21,3 @@ mod ops;
 pub use body::PagedChunk;
 pub(crate) use body::{unreadable, Columns, LookupBody};
 pub use cursor::PagedCursor;
-pub(crate) use ops::TARGET;

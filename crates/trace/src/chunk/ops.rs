@@ -10,11 +10,29 @@
 //! pass through without a decode), until one full output chunk is out, and puts partly read
 //! heads back as views; extract takes the head chunk of its input; advance the (burst-sized)
 //! input it is handed, withholding its last `(key, val)` group as views.
-//! `settle` packs chunks to the grading invariant with differential's `pack` and pages each
-//! committed chunk (`seal`) when its arrangement's policy says so: the commit point where
-//! chunks enter the pool. Merge outputs get depth = deepest input + 1 (batcher merges keep
-//! depth 0), so older data is evicted first; each merge step is counted per level
-//! ([`crate::merge_times`]).
+//! `settle` packs chunks to the grading invariant (below) and pages each committed chunk
+//! (`seal`) when its arrangement's policy says so: the commit point where chunks enter the
+//! pool. Merge outputs get depth = deepest input + 1 (batcher merges keep depth 0), so older
+//! data is evicted first; each merge step is counted per level ([`crate::merge_times`]).
+//!
+//! # Chunk size: bytes, not records
+//! A chunk is cut at [`TARGET_BYTES`] (256 KiB) of encoded body, so records of any width make
+//! chunks that fit a pool slot class and page: merge's output ([`Filler`]), `advance`
+//! ([`Advancer`]), `settle`'s packing, the batcher's [`crate::RunChunker`] and the reduce
+//! tactic's output all cut *before* the record that would take a chunk past it (see
+//! [`crate::records`]). A chunk is larger only when it is one record larger on its own; over
+//! the largest slot class (8 MiB) that record goes to the pool as an Oversize chunk (heap,
+//! counted in `oversize_chunks` and `oversize_bytes`).
+//!
+//! Grading is by bytes: every chunk of a settled sequence holds at most `TARGET_BYTES` (or is
+//! one record), and any two neighbours hold more than `TARGET_BYTES` together (`pack_bytes`,
+//! differential's `pack` with bytes for lengths). Differential's harness never reads
+//! `Chunk::TARGET` itself (only its `pack` and `is_graded` helpers do), so `TARGET` is a record
+//! count kept consistent with the bytes: `TARGET_BYTES` over the fewest bytes a record can
+//! take. For fixed-width records that is exactly the records per chunk (8192 for
+//! `(u64, u64, u64, i64)`), byte grading and differential's record grading (`is_graded`)
+//! coincide, and no record is measured: the cut is that count. For variable-length records it
+//! bounds the records of a chunk (`len <= TARGET`), and the grading that holds is by bytes.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -22,7 +40,7 @@ use std::rc::Rc;
 use differential_dataflow::consolidation::Consolidate;
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
-use differential_dataflow::trace::chunk::{pack, Chunk};
+use differential_dataflow::trace::chunk::Chunk;
 use timely::container::{PushInto, SizableContainer};
 use timely::progress::frontier::AntichainRef;
 use timely::progress::{Antichain, Timestamp};
@@ -31,16 +49,57 @@ use timely::Accountable;
 use super::body::{layout, leftover, ChunkBody, LookupBody, PagedChunk};
 use crate::data::PagedData;
 use crate::pager::{self, Pager};
-use crate::records::{merge_into, Advancer, Filler, Records, Update};
+use crate::records::{
+    fitting_prefix, fixed_update_bytes, merge_into, min_update_bytes, records_per, update_bytes,
+    Advancer, Filler, Records, Update, TARGET_BYTES,
+};
 
 /// In batcher chains, only the chunks from this position on page (the first ones stay
 /// resident): chains shorter than this are consumed by the batcher's next merge.
 pub(crate) const MIN_PAGED_CHAIN: usize = 4;
 
-/// Records per chunk: the grading target (8192, as upstream's `VecChunk`'s; 256 KiB for
-/// `(u64, u64, u64, i64)` updates, exactly one pool slot class). Callers outside the crate
-/// read it as `<PagedChunk<..> as Chunk>::TARGET`.
-pub(crate) const TARGET: usize = 8192;
+/// `Chunk::TARGET` for records of these types: [`TARGET_BYTES`] over the fewest bytes a record
+/// can take (see the module docs); 8192 for `(u64, u64, u64, i64)`, as upstream's `VecChunk`'s.
+const fn target_records<K, V, T, R>() -> usize
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    records_per(TARGET_BYTES, min_update_bytes::<K, V, T, R>())
+}
+
+/// The encoded bytes of `chunk`'s body: arithmetic for fixed-width records and pooled bodies,
+/// measured once (and remembered) for resident variable-length ones.
+fn chunk_bytes<K, V, T, R>(chunk: &PagedChunk<K, V, T, R>) -> usize
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    if let Some(w) = fixed_update_bytes::<K, V, T, R>() {
+        return chunk.len_records() * w;
+    }
+    match &chunk.0.body {
+        ChunkBody::Resident(records) => records.bytes(),
+        ChunkBody::Pooled { columns, .. } => columns[4],
+    }
+}
+
+/// Remembers that resident `chunk` now takes `bytes` (after an append that forgot them).
+fn note_bytes<K, V, T, R>(chunk: &PagedChunk<K, V, T, R>, bytes: usize)
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    if let ChunkBody::Resident(records) = &chunk.0.body {
+        records.note_bytes(bytes);
+    }
+}
 
 impl<K: 'static, V: 'static, T: 'static, R: 'static> Accountable for PagedChunk<K, V, T, R>
 where
@@ -62,12 +121,16 @@ where
     R: PagedData,
 {
     fn at_capacity(&self) -> bool {
-        self.len_records() >= TARGET
+        chunk_bytes(self) + min_update_bytes::<K, V, T, R>() > TARGET_BYTES
     }
     fn ensure_capacity(&mut self, _stash: &mut Option<Self>) {
+        let Some(w) = fixed_update_bytes::<K, V, T, R>() else {
+            return;
+        };
+        let target = records_per(TARGET_BYTES, w);
         let vec = self.building();
-        if vec.capacity() < TARGET {
-            vec.reserve_exact(TARGET - vec.len());
+        if vec.capacity() < target {
+            vec.reserve_exact(target - vec.len());
         }
     }
 }
@@ -98,7 +161,14 @@ where
     R: PagedData,
 {
     fn push_into(&mut self, item: ((K, V), T, R)) {
+        if fixed_update_bytes::<K, V, T, R>().is_some() {
+            self.building().push(item);
+            return;
+        }
+        // Keep the bytes known, so `at_capacity` stays constant-time while the chunk fills.
+        let bytes = chunk_bytes(self) + update_bytes(&item);
         self.building().push(item);
+        note_bytes(self, bytes);
     }
 }
 
@@ -111,7 +181,7 @@ where
 {
     type Time = T;
 
-    const TARGET: usize = TARGET;
+    const TARGET: usize = target_records::<K, V, T, R>();
 
     fn len(&self) -> usize {
         self.len_records()
@@ -148,7 +218,7 @@ where
             a.depth().max(b.depth()).saturating_add(1)
         };
         let mut records = 0;
-        let mut output = Filler::new(TARGET, |vec: Vec<Update<K, V, T, R>>| {
+        let mut output = Filler::new(TARGET_BYTES, |vec: Vec<Update<K, V, T, R>>| {
             records += vec.len();
             out.push_back(PagedChunk::resident(
                 Records::from_vec(vec),
@@ -278,7 +348,7 @@ where
             ));
         };
         if cut != (0, 0) {
-            let mut advancer = Advancer::new(frontier, TARGET);
+            let mut advancer = Advancer::new(frontier, TARGET_BYTES);
             for (i, (_, body)) in chunks.iter().enumerate().take(cut.0 + 1) {
                 let records = body.as_slice();
                 let end = if i == cut.0 { cut.1 } else { records.len() };
@@ -301,7 +371,7 @@ where
         // Position in `out` of the next chunk sealed: in the batcher, the head of a chain stays
         // resident (short chains are consumed by the next merge; paging them is wasted work).
         let mut position = before;
-        pack(
+        pack_bytes(
             input,
             done,
             out,
@@ -312,7 +382,10 @@ where
                 for chunk in &run {
                     vec.extend_from_slice(chunk.materialize().as_slice());
                 }
-                PagedChunk::resident(Records::from_vec(vec), depth, pager)
+                let bytes = run.iter().map(chunk_bytes).sum();
+                let chunk = PagedChunk::resident(Records::from_vec(vec), depth, pager);
+                note_bytes(&chunk, bytes);
+                chunk
             },
             |chunk: Self, n: usize| {
                 let body = chunk.materialize();
@@ -333,8 +406,88 @@ where
     }
 }
 
+/// differential's `pack` (`trace::chunk::pack`, the maximal packing `settle` delegates to),
+/// with encoded bytes for lengths and [`TARGET_BYTES`] for `TARGET`: holds a carry of chunks
+/// while they fit one chunk's bytes together, emits it (combined once) when it is full or the
+/// next chunk does not fit, and peels chunks over `TARGET_BYTES` into pieces that fit (a
+/// single record larger than that goes out on its own). So every emitted chunk holds at most
+/// `TARGET_BYTES` or is one record, and any two neighbours hold more together. The closures
+/// are `pack`'s: `combine` a run of at least two, `split(chunk, n)` into the first `n`
+/// records and the rest, `seal` a committed chunk.
+fn pack_bytes<K, V, T, R>(
+    input: &mut VecDeque<PagedChunk<K, V, T, R>>,
+    done: bool,
+    out: &mut VecDeque<PagedChunk<K, V, T, R>>,
+    mut combine: impl FnMut(Vec<PagedChunk<K, V, T, R>>) -> PagedChunk<K, V, T, R>,
+    mut split: impl FnMut(
+        PagedChunk<K, V, T, R>,
+        usize,
+    ) -> (PagedChunk<K, V, T, R>, PagedChunk<K, V, T, R>),
+    mut seal: impl FnMut(PagedChunk<K, V, T, R>) -> PagedChunk<K, V, T, R>,
+) where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    let full = |bytes: usize| bytes + min_update_bytes::<K, V, T, R>() > TARGET_BYTES;
+    let (mut carry, mut carried) = (Vec::new(), 0);
+    let mut fuse = |carry: &mut Vec<PagedChunk<K, V, T, R>>| {
+        if carry.len() == 1 {
+            carry.pop().expect("one chunk")
+        } else {
+            combine(std::mem::take(carry))
+        }
+    };
+    while let Some(chunk) = input.pop_front() {
+        let bytes = chunk_bytes(&chunk);
+        if carried + bytes <= TARGET_BYTES {
+            // Combines into one legal chunk; absorb it.
+            carried += bytes;
+            carry.push(chunk);
+            if full(carried) {
+                out.push_back(seal(fuse(&mut carry)));
+                carried = 0;
+            }
+        } else if !carry.is_empty() {
+            // The carry is maximal against this neighbour; emit it and absorb afresh.
+            out.push_back(seal(fuse(&mut carry)));
+            carried = 0;
+            input.push_front(chunk);
+        } else {
+            // Peel pieces that fit off an over-sized chunk and absorb the remainder.
+            let mut rest = chunk;
+            loop {
+                if chunk_bytes(&rest) <= TARGET_BYTES {
+                    input.push_front(rest);
+                    break;
+                }
+                let n = fitting_prefix(rest.materialize().as_slice(), TARGET_BYTES).0;
+                if n >= rest.len_records() {
+                    // One record over the target: a chunk on its own.
+                    out.push_back(seal(rest));
+                    break;
+                }
+                let (head, tail) = split(rest, n);
+                out.push_back(seal(head));
+                rest = tail;
+            }
+        }
+    }
+    if done {
+        if !carry.is_empty() {
+            out.push_back(seal(fuse(&mut carry)));
+        }
+    } else {
+        // Hand the run back uncombined, to be combined once when it is emitted.
+        for chunk in carry.into_iter().rev() {
+            input.push_front(chunk);
+        }
+    }
+}
+
 /// Folds the last chunk of `input` into the one before while both are resident and fit one
-/// chunk together: what `pack` would combine anyway, done as chunks arrive. A reduce's builder
+/// chunk's bytes together: what `pack` would combine anyway, done as chunks arrive. A reduce's builder
 /// pushes one chunk per key and settles after each push; without this, `pack` re-walks its
 /// growing carry of tiny chunks on every push, quadratic in the records per output chunk.
 fn fold_small_tail<K, V, T, R>(input: &mut VecDeque<PagedChunk<K, V, T, R>>)
@@ -348,21 +501,19 @@ where
         let (a, b) = (&input[input.len() - 2], &input[input.len() - 1]);
         let foldable = !a.is_pooled()
             && !b.is_pooled()
-            && a.len_records() + b.len_records() <= TARGET
             && a.depth() == b.depth()
             && a.pager().is_some() == b.pager().is_some();
-        if !foldable {
+        let bytes = chunk_bytes(a) + chunk_bytes(b);
+        if !foldable || bytes > TARGET_BYTES {
             return;
         }
         let b = input.pop_back().expect("two chunks");
         let LookupBody::Records(records) = b.lookup_body() else {
             unreachable!("checked resident")
         };
-        input
-            .back_mut()
-            .expect("one chunk")
-            .building()
-            .extend_from_slice(records);
+        let a = input.back_mut().expect("one chunk");
+        a.building().extend_from_slice(records);
+        note_bytes(a, bytes);
     }
 }
 
