@@ -12,13 +12,17 @@
 //! decoded.
 //!
 //! # Bounded work and memory under skew
-//! Every buffer is bounded by a record count, whatever the keys' multiplicities:
-//! - a block holds at most [`VectoredJoin::fresh_records`] fresh updates: a hot fresh key with
-//!   more is split over several blocks (each looks the key up again: a block nested loop);
+//! Every buffer is bounded by a record count and, where records vary in size, by bytes,
+//! whatever the keys' multiplicities:
+//! - a block holds at most [`VectoredJoin::fresh_records`] fresh updates and at most
+//!   [`VectoredJoin::fresh_bytes`] of their encoded bytes (unless its one update is larger): a
+//!   hot fresh key with more is split over several blocks (each looks the key up again: a
+//!   block nested loop);
 //! - the other side's chunks a block touches are read in **windows** of at most
-//!   [`VectoredJoin::window_records`] records (by the chunks' lengths, so a window never holds
-//!   more updates than that, even for one hot key spanning many chunks), in key order; each
-//!   window is one vectored lookup;
+//!   [`VectoredJoin::window_records`] records and [`VectoredJoin::window_bytes`] encoded bytes
+//!   (by the chunks' lengths and encoded body bytes, so a window never holds more updates or
+//!   bytes than that, even for one hot key spanning many chunks, unless its one chunk is
+//!   larger), in key order; each window is one vectored lookup;
 //! - the cross product of a block and a window is produced incrementally: each `next()`
 //!   pushes at most [`VectoredJoin::step_records`] output records (plus what one call of the
 //!   join logic returns), then yields, and the next call resumes at the same pair of updates.
@@ -31,14 +35,20 @@
 //!
 //! Memory outside the pool, per prepared unit being drained (the driver drains at most one
 //! per input at a time; the queued ones hold only their batches' `Rc`s): one decoded chunk per
-//! fresh batch; the block's keys (≤ `group`) and its fresh updates (≤ `fresh_records`); the
-//! window plan (three words per chunk the block touches) and the window's updates
-//! (≤ `window_records`); and the output not yet pulled (≤ `step_records` plus the builder's two
-//! containers). An update in a buffer is `((usize, V), T, R)`: 32 bytes for `u64`s, so the
-//! defaults (16 Ki keys, 256 Ki fresh and 512 Ki window updates, 16 Ki output records per
-//! step) bound it at about 25 MiB plus a chunk per fresh batch. [`VectoredJoin::join_stats`]
-//! reports the largest of each buffer and of each step, as measured. (Output the driver has
-//! shipped, up to its fuel per activation, is downstream's, as with any tactic.)
+//! fresh batch; the block's keys (≤ `group`) and its fresh updates (≤ `fresh_records` and
+//! ≤ `fresh_bytes` encoded); the window plan (three words per chunk the block touches) and
+//! the window's updates (≤ `window_records` and ≤ `window_bytes` of encoded chunks); and the
+//! output not yet pulled (≤ `step_records` plus the builder's two containers). An update in a
+//! buffer is `((usize, V), T, R)`: 32 bytes for `u64`s, so the defaults (16 Ki keys, 256 Ki
+//! fresh and 512 Ki window updates, 16 Ki output records per step) bound it at about 25 MiB
+//! plus a chunk per fresh batch; for wide records the byte bounds (8 MiB fresh, 16 MiB of
+//! window chunks by default) bind first, so with 4 KiB values a window holds about 4 Ki
+//! updates, not 512 Ki (about 2 GiB). A decoded variable-length field takes its encoded bytes
+//! plus its resident header (a `String`'s 24 bytes against an 8-byte offset), so the byte
+//! bounds hold the buffers to a small multiple of them plus the record counts' headers.
+//! [`VectoredJoin::join_stats`] reports the largest of each buffer and of each step, as
+//! measured. (Output the driver has shipped, up to its fuel per activation, is downstream's,
+//! as with any tactic.)
 //!
 //! Nothing is stored in the chunks (no stable bytes, which the cursor path of variable-length
 //! keys and values writes and keeps under a cap; see [`crate::chunk`]): memory outside the
@@ -66,8 +76,9 @@ use differential_dataflow::{AsCollection, Data, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
 use timely::progress::Timestamp;
 
-use crate::chunk::{LookupBody, PagedChunk};
+use crate::chunk::{chunk_bytes, LookupBody, PagedChunk};
 use crate::data::PagedData;
+use crate::records::update_bytes;
 use crate::vectored::{for_each_update, LookupStats};
 use crate::PagedSpine;
 
@@ -75,8 +86,12 @@ use crate::PagedSpine;
 pub const JOIN_GROUP_KEYS: usize = 16 * 1024;
 /// Fresh updates per block, by default.
 pub const JOIN_FRESH_RECORDS: usize = 256 * 1024;
+/// Encoded bytes of fresh updates per block, by default.
+pub const JOIN_FRESH_BYTES: usize = 8 << 20;
 /// Records (by chunk length) of the other side per window, by default.
 pub const JOIN_WINDOW_RECORDS: usize = 512 * 1024;
+/// Encoded bytes (by the chunks' body bytes) of the other side per window, by default.
+pub const JOIN_WINDOW_BYTES: usize = 16 << 20;
 /// Output records pushed per `next()`, by default.
 pub const JOIN_STEP_RECORDS: usize = 16 * 1024;
 
@@ -102,6 +117,10 @@ pub struct JoinStats {
     pub max_block_updates: u64,
     /// The most other-side updates in one window.
     pub max_window_updates: u64,
+    /// The most encoded bytes of fresh updates in one block.
+    pub max_block_bytes: u64,
+    /// The most encoded bytes of the other side's chunks in one window.
+    pub max_window_bytes: u64,
 }
 
 /// The vectored [`JoinTactic`] over two paged traces with key `K` (see the module docs).
@@ -118,7 +137,9 @@ pub struct VectoredJoin<L> {
 struct Limits {
     group: usize,
     fresh: usize,
+    fresh_bytes: usize,
     window: usize,
+    window_bytes: usize,
     step: usize,
 }
 
@@ -130,7 +151,9 @@ impl<L> VectoredJoin<L> {
             limits: Limits {
                 group: JOIN_GROUP_KEYS,
                 fresh: JOIN_FRESH_RECORDS,
+                fresh_bytes: JOIN_FRESH_BYTES,
                 window: JOIN_WINDOW_RECORDS,
+                window_bytes: JOIN_WINDOW_BYTES,
                 step: JOIN_STEP_RECORDS,
             },
             stats: Rc::default(),
@@ -151,10 +174,26 @@ impl<L> VectoredJoin<L> {
         self
     }
 
+    /// Encoded bytes of fresh updates per block (at least 1); a key with more is split over
+    /// blocks. A block always takes at least one update, so an update larger than this is a
+    /// block by itself.
+    pub fn fresh_bytes(mut self, bytes: usize) -> Self {
+        self.limits.fresh_bytes = bytes.max(1);
+        self
+    }
+
     /// Records of the other side per window, counted by the touched chunks' lengths (at
     /// least 1; a window always takes at least one chunk, so chunks bound it from below).
     pub fn window_records(mut self, records: usize) -> Self {
         self.limits.window = records.max(1);
+        self
+    }
+
+    /// Encoded bytes of the other side per window, counted by the touched chunks' body bytes
+    /// (at least 1; a window always takes at least one chunk, so a chunk larger than this is
+    /// a window by itself).
+    pub fn window_bytes(mut self, bytes: usize) -> Self {
+        self.limits.window_bytes = bytes.max(1);
         self
     }
 
@@ -272,7 +311,7 @@ where
     side0: Vec<((usize, V0), T, R0)>,
     side1: Vec<((usize, V1), T, R1)>,
     /// The windows of the current block not yet looked up.
-    windows: VecDeque<Window>,
+    windows: VecDeque<(Window, usize)>,
     at: Position,
     /// Whether a window is loaded and its cross product not finished.
     joining: bool,
@@ -358,25 +397,27 @@ where
         let Limits {
             group,
             fresh: cap,
+            fresh_bytes: cap_bytes,
             window,
+            window_bytes,
             ..
         } = self.limits;
         let (keys, side0, side1) = (&mut self.keys, &mut self.side0, &mut self.side1);
         keys.clear();
         side0.clear();
         side1.clear();
-        let fresh_len = match &mut self.driver {
+        let (fresh_len, fresh_bytes) = match &mut self.driver {
             Driver::Input0(fresh, other) => {
-                fresh.take_keys(group, cap, keys, side0);
+                let bytes = fresh.take_keys(group, (cap, cap_bytes), keys, side0);
                 consolidate_updates(side0);
-                self.windows = plan_windows(other, keys, window);
-                side0.len()
+                self.windows = plan_windows(other, keys, (window, window_bytes));
+                (side0.len(), bytes)
             }
             Driver::Input1(other, fresh) => {
-                fresh.take_keys(group, cap, keys, side1);
+                let bytes = fresh.take_keys(group, (cap, cap_bytes), keys, side1);
                 consolidate_updates(side1);
-                self.windows = plan_windows(other, keys, window);
-                side1.len()
+                self.windows = plan_windows(other, keys, (window, window_bytes));
+                (side1.len(), bytes)
             }
         };
         if keys.is_empty() {
@@ -385,12 +426,13 @@ where
         let mut stats = self.join_stats.borrow_mut();
         stats.blocks += 1;
         stats.max_block_updates = stats.max_block_updates.max(fresh_len as u64);
+        stats.max_block_bytes = stats.max_block_bytes.max(fresh_bytes as u64);
         true
     }
 
     /// Looks the block's keys up in one window of the other side, replacing that side's
     /// updates, and starts the window's cross product.
-    fn load_window(&mut self, window: Window) {
+    fn load_window(&mut self, (window, bytes): (Window, usize)) {
         let (keys, meet) = (&self.keys, &self.meet);
         let (stats, loaded) = match &self.driver {
             Driver::Input0(_, other) => {
@@ -416,6 +458,7 @@ where
         let mut join_stats = self.join_stats.borrow_mut();
         join_stats.windows += 1;
         join_stats.max_window_updates = join_stats.max_window_updates.max(loaded as u64);
+        join_stats.max_window_bytes = join_stats.max_window_bytes.max(bytes as u64);
         self.at = Position::default();
     }
 
@@ -472,23 +515,24 @@ where
 }
 
 /// The chunks of `batches` that some of `keys` (sorted, no duplicates) can fall into, by
-/// their resident fences, cut into windows of at most `cap` records (by chunk length; at
-/// least one chunk each). Chunks are taken in the order of the first key falling into them,
+/// their resident fences, cut into windows of at most `cap.0` records (by chunk length) and
+/// `cap.1` encoded bytes (by the chunks' body bytes), at least one chunk each; each window
+/// with its bytes. Chunks are taken in the order of the first key falling into them,
 /// so a key's chunks from different batches tend to share a window (and its updates are
 /// consolidated together).
 fn plan_windows<K, V, T, R>(
     batches: &[Batch<K, V, T, R>],
     keys: &[K],
-    cap: usize,
-) -> VecDeque<Window>
+    (cap, cap_bytes): (usize, usize),
+) -> VecDeque<(Window, usize)>
 where
     K: PagedData,
     V: PagedData,
     T: PagedData + Lattice + Timestamp,
     R: PagedData + Semigroup,
 {
-    // (index of the first key in the chunk, batch, chunk, records)
-    let mut touched: Vec<(usize, usize, usize, usize)> = Vec::new();
+    // (index of the first key in the chunk, batch, chunk, records, bytes)
+    let mut touched: Vec<(usize, usize, usize, usize, usize)> = Vec::new();
     for (b, batch) in batches.iter().enumerate() {
         let mut lo = 0;
         for (c, chunk) in batch.chunks.iter().enumerate() {
@@ -500,26 +544,27 @@ where
                 lo += 1;
             }
             if lo < keys.len() && keys[lo] <= *last {
-                touched.push((lo, b, c, chunk.len()));
+                touched.push((lo, b, c, chunk.len(), chunk_bytes(chunk)));
             }
             // The next chunk may start with this chunk's last key: do not move `lo` past it.
         }
     }
     touched.sort_unstable();
     let mut windows = VecDeque::new();
-    let (mut window, mut records): (Window, usize) = (Vec::new(), 0);
-    for (_, b, c, len) in touched {
-        if !window.is_empty() && records + len > cap {
+    let (mut window, mut records, mut bytes): (Window, usize, usize) = (Vec::new(), 0, 0);
+    for (_, b, c, len, size) in touched {
+        if !window.is_empty() && (records + len > cap || bytes + size > cap_bytes) {
             window.sort_unstable();
-            windows.push_back(std::mem::take(&mut window));
-            records = 0;
+            windows.push_back((std::mem::take(&mut window), bytes));
+            (records, bytes) = (0, 0);
         }
         window.push((b, c));
         records += len;
+        bytes += size;
     }
     if !window.is_empty() {
         window.sort_unstable();
-        windows.push_back(window);
+        windows.push_back((window, bytes));
     }
     windows
 }
@@ -629,39 +674,53 @@ where
     }
 
     /// Appends up to `group` next distinct keys to `keys`, and their updates (with the key's
-    /// index in `keys`) to `updates`, stopping once `updates` holds `cap` updates, even within
-    /// a key: the next call then starts with the rest of that key.
+    /// index in `keys`) to `updates`, stopping once `updates` holds `cap.0` updates or the
+    /// next update would take their encoded bytes past `cap.1` (the first update is always
+    /// taken), even within a key: the next call then starts with the rest of that key.
+    /// Returns the encoded bytes of the updates taken.
     fn take_keys(
         &mut self,
         group: usize,
-        cap: usize,
+        (cap, cap_bytes): (usize, usize),
         keys: &mut Vec<K>,
         updates: &mut Vec<((usize, V), T, R)>,
-    ) {
-        while keys.len() < group && updates.len() < cap {
+    ) -> usize {
+        let mut bytes = 0;
+        let mut full = false;
+        while !full && keys.len() < group && updates.len() < cap {
             let Some(key) = self
                 .batches
                 .iter_mut()
                 .filter_map(|b| b.head().map(|r| r.0 .0.clone()))
                 .min()
             else {
-                return;
+                break;
             };
-            let i = keys.len();
-            for b in &mut self.batches {
+            let (i, before) = (keys.len(), updates.len());
+            'batches: for b in &mut self.batches {
                 while updates.len() < cap {
-                    let Some(((k, v), t, r)) = b.head() else {
+                    let Some(update) = b.head() else {
                         break;
                     };
-                    if *k != key {
+                    if update.0 .0 != key {
                         break;
                     }
+                    let size = update_bytes(update);
+                    if !updates.is_empty() && bytes + size > cap_bytes {
+                        full = true;
+                        break 'batches;
+                    }
+                    let ((_, v), t, r) = update;
                     updates.push(((i, v.clone()), t.clone(), r.clone()));
+                    bytes += size;
                     b.at += 1;
                 }
             }
-            keys.push(key);
+            if updates.len() > before {
+                keys.push(key);
+            }
         }
+        bytes
     }
 }
 

@@ -155,8 +155,8 @@ pub use chunk::{PagedChunk, PagedCursor};
 pub use data::{BytesColumn, PagedData, StrColumn};
 pub use fixed::{FixedColumn, FixedWidth};
 pub use join::{
-    JoinStats, JoinVectored, VectoredJoin, JOIN_FRESH_RECORDS, JOIN_GROUP_KEYS, JOIN_STEP_RECORDS,
-    JOIN_WINDOW_RECORDS,
+    JoinStats, JoinVectored, VectoredJoin, JOIN_FRESH_BYTES, JOIN_FRESH_RECORDS, JOIN_GROUP_KEYS,
+    JOIN_STEP_RECORDS, JOIN_WINDOW_BYTES, JOIN_WINDOW_RECORDS,
 };
 pub use level::{level_of, LEVELS};
 pub use merge_times::{take_merge_times, MergeTime};

@@ -5,9 +5,10 @@
 //! - **join**: the arrangement joined with the arranged probes; each output record `(key,
 //!   value, probe)` is hashed inside the join's closure, so the output is a collection of
 //!   hashes and no string is copied into it;
-//! - **reduce**: per key, the count of records and the largest value (into a paged spine on
-//!   `pool` / `memory`, upstream's `ValSpine` on `dd-ord`), summed batch by batch with their
-//!   cursors;
+//! - **reduce**: per key, the count of records and the largest value (spillway's paged reduce
+//!   tactic, `reduce_paged`, on `pool` / `memory`, whose outputs page with the arrangement's
+//!   paging; upstream's `reduce_abelian` into its `ValSpine` on `dd-ord`), summed batch by
+//!   batch with their cursors;
 //! - **scan**: every batch of the trace read with its cursor.
 //!
 //! Backends: `pool` / `memory` arrange with `arrange_by_key_paged` and join with the plan's
@@ -29,8 +30,7 @@ use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
 use differential_dataflow::trace::Span;
 use differential_dataflow::trace::{Navigable, TraceReader};
 use spillway_trace::spine_levels;
-use spillway_trace::{ArrangePaged, JoinVectored, PagedBuilder, PagedChunk, PagedSpine, Paging};
-use timely::container::PushInto;
+use spillway_trace::{ArrangePaged, JoinVectored, PagedSpine, Paging, ReducePaged};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
@@ -264,15 +264,15 @@ fn add(acc: &Cell<Checksum>, hash: u64, diff: isize) {
 
 /// The three phases on one backend, over string records. `arrange` turns a collection `$c`
 /// (of updates, then of probes) into the backend's arrangement; `join` joins the imported
-/// arrangement `$data` with the probes' `$probes` into a collection of record hashes; the
-/// reduce's count and max go to the builders and spines of `reduce_into`, through `push`
-/// closures `move |$buf, $k, $upds| $fill` that each own a `$state` made by `$init`.
+/// arrangement `$data` with the probes' `$probes` into a collection of record hashes;
+/// `reduce = |$rdata| ($count, $max)` computes the two reduce outputs of the imported
+/// arrangement `$rdata` as arrangements, their logic written with `count_logic!` and
+/// `max_logic!`.
 macro_rules! string_phases {
     ($worker:expr, $plan:expr, $phases:expr,
      arrange = |$c:ident| $arrange:expr,
      join = |$data:ident, $probes:ident| $join:expr,
-     reduce_into = ($count_builder:ty, $count_spine:ty, $max_builder:ty, $max_spine:ty),
-     fill = |$state:ident = $init:expr; $buf:ident, $k:ident, $upds:ident| $fill:block,
+     reduce = |$rdata:ident| ($count:expr, $max:expr),
      on = $on:expr) => {{
         let (worker, plan, progress): (&mut Worker, &QueryPlan, &dyn Progress) =
             ($worker, $plan, $phases);
@@ -318,25 +318,8 @@ macro_rules! string_phases {
             Workload::Reduce => {
                 let (a, b) = (acc.clone(), acc.clone());
                 let out = worker.dataflow::<u64, _, _>(|scope| {
-                    let data = trace.import(scope);
-                    let count = data
-                        .clone()
-                        .reduce_abelian::<_, $count_builder, $count_spine, _, _>(
-                            "Count",
-                            |_k, s, t| t.push((s.iter().map(|&(_, r)| r).sum::<isize>() as u64, 1)),
-                            {
-                                let $state = $init;
-                                move |$buf, $k, $upds| $fill
-                            },
-                        );
-                    let max = data.reduce_abelian::<_, $max_builder, $max_spine, _, _>(
-                        "Max",
-                        |_k, s, t| t.push((s[s.len() - 1].0.to_owned(), 1)),
-                        {
-                            let $state = $init;
-                            move |$buf, $k, $upds| $fill
-                        },
-                    );
+                    let $rdata = trace.import(scope);
+                    let (count, max) = ($count, $max);
                     let (probe, _) = sum_batches(count.stream, TAG_COUNT, a).probe();
                     sum_batches(max.stream, TAG_MAX, b).probe_with(&probe);
                     probe
@@ -363,10 +346,25 @@ macro_rules! string_phases {
     }};
 }
 
+/// The logic of the `Count` reduce: the key's number of records.
+macro_rules! count_logic {
+    () => {
+        |_k, s, t| t.push((s.iter().map(|&(_, r)| r).sum::<isize>() as u64, 1))
+    };
+}
+
+/// The logic of the `Max` reduce: the key's largest value.
+macro_rules! max_logic {
+    () => {
+        |_k, s, t| t.push((s[s.len() - 1].0.to_owned(), 1))
+    };
+}
+
 /// The trace of the paged backends.
 type PagedTrace = TraceAgent<PagedSpine<String, String, u64, isize>>;
 
-/// `PagedSpine`, paging on or off; `on` hears the phase events.
+/// `PagedSpine`, paging on or off; `on` hears the phase events. Reduces run spillway's paged
+/// reduce tactic ([`ReducePaged`]), whose output arrangements page with `paging`.
 fn run_paged(
     worker: &mut Worker,
     plan: &QueryPlan,
@@ -381,28 +379,36 @@ fn run_paged(
         arrange = |c| c.arrange_by_key_paged(paging),
         join = |data, probes| match plan.join_tactic {
             JoinTactic::Cursor => {
-                data.join_core(probes, |k, v, q| Some(string_record_hash(TAG_JOIN, k, v, q)))
+                data.join_core(probes, |k, v, q| {
+                    Some(string_record_hash(TAG_JOIN, k, v, q))
+                })
             }
             JoinTactic::Vectored => data.join_core_vectored(probes, |k, v, q| {
                 Some(string_record_hash(TAG_JOIN, k, v, q))
             }),
         },
-        reduce_into = (
-            PagedBuilder<String, u64, u64, isize>,
-            PagedSpine<String, u64, u64, isize>,
-            PagedBuilder<String, String, u64, isize>,
-            PagedSpine<String, String, u64, isize>
+        reduce = |d| (
+            d.clone()
+                .reduce_paged::<u64, isize, _>(paging, count_logic!()),
+            d.reduce_paged::<String, isize, _>(paging, max_logic!())
         ),
-        // Reduce outputs page with the arrangement's paging (see `PagedChunk::with_paging`).
-        fill = |paging = paging.clone(); buf, k, upds| {
-            *buf = PagedChunk::with_paging(&paging);
-            for (v, t, r) in upds.drain(..) {
-                buf.push_into(((k.to_owned(), v), t, r));
-            }
-        },
         on = on
     )
 }
+
+/// The `push` of a reduce into upstream's `ValSpine` (whose keys are read as `&String`).
+fn fill_vec<K: ToOwned<Owned = String> + ?Sized, V>(
+    vec: &mut Vec<((String, V), u64, isize)>,
+    k: &K,
+    upds: &mut Vec<(V, u64, isize)>,
+) {
+    vec.clear();
+    vec.extend(upds.drain(..).map(|(v, t, r)| ((k.to_owned(), v), t, r)));
+}
+
+/// Where upstream's reduce outputs go: upstream's `ValSpine`.
+type UpstreamBuilder<V> = ValBuilder<String, V, u64, isize>;
+type UpstreamSpine<V> = ValSpine<String, V, u64, isize>;
 
 /// Upstream `OrdValSpine`.
 fn run_ord(
@@ -415,19 +421,22 @@ fn run_ord(
         plan,
         progress,
         arrange = |c| c.arrange_by_key(),
-        join = |data, probes| data
-            .join_core(probes, |k, v, q| Some(string_record_hash(TAG_JOIN, k, v, q))),
-        reduce_into = (
-            ValBuilder<String, u64, u64, isize>,
-            ValSpine<String, u64, u64, isize>,
-            ValBuilder<String, String, u64, isize>,
-            ValSpine<String, String, u64, isize>
+        join = |data, probes| data.join_core(probes, |k, v, q| Some(string_record_hash(
+            TAG_JOIN, k, v, q
+        ))),
+        reduce = |d| (
+            d.clone()
+                .reduce_abelian::<_, UpstreamBuilder<u64>, UpstreamSpine<u64>, _, _>(
+                    "Count",
+                    count_logic!(),
+                    fill_vec::<String, u64>
+                ),
+            d.reduce_abelian::<_, UpstreamBuilder<String>, UpstreamSpine<String>, _, _>(
+                "Max",
+                max_logic!(),
+                fill_vec::<String, String>
+            )
         ),
-        fill = |unit = (); buf, k, upds| {
-            let () = unit;
-            buf.clear();
-            buf.extend(upds.drain(..).map(|(v, t, r)| ((k.to_owned(), v), t, r)));
-        },
         on = |_: Event| {}
     )
 }

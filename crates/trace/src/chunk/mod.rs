@@ -21,3 +21,4 @@ mod ops;
 pub use body::PagedChunk;
 pub(crate) use body::{unreadable, Columns, LookupBody};
 pub use cursor::PagedCursor;
+pub(crate) use ops::chunk_bytes;

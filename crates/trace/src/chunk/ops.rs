@@ -72,7 +72,7 @@ where
 
 /// The encoded bytes of `chunk`'s body: arithmetic for fixed-width records and pooled bodies,
 /// measured once (and remembered) for resident variable-length ones.
-fn chunk_bytes<K, V, T, R>(chunk: &PagedChunk<K, V, T, R>) -> usize
+pub(crate) fn chunk_bytes<K, V, T, R>(chunk: &PagedChunk<K, V, T, R>) -> usize
 where
     K: PagedData,
     V: PagedData,

@@ -10,6 +10,9 @@
 //!   pushed per `next()`, fresh updates per block, other-side updates per window; and the
 //!   records it ships per worker step (one activation) stay within the driver's fuel (per
 //!   input) plus one container.
+//! - With wide values (4 KiB), blocks and windows are bounded in encoded bytes as well
+//!   ([`VectoredJoin::fresh_bytes`], [`VectoredJoin::window_bytes`]), and the output still
+//!   equals upstream's.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -237,5 +240,149 @@ proptest! {
         prop_assert!(run.vectored == run.upstream, "outputs differ");
         prop_assert!(run.stats.max_step_records <= step as u64);
         prop_assert!(run.stats.max_block_updates <= fresh as u64);
+    }
+}
+
+/// A value of `len` bytes for `(key, j)`, varied so lz4 does not squeeze it to nothing.
+fn wide_value(key: u64, j: u64, len: usize) -> Vec<u8> {
+    let mut x = (key << 32 | j).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A digest of a value, so outputs carry no bytes.
+fn digest(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Bytes of each wide value.
+const WIDE: usize = 4096;
+
+/// Hot keys with `WIDE`-byte values on both sides over `ROUNDS` rounds (with retractions),
+/// joined by the vectored tactic with byte bounds `(fresh_bytes, window_bytes)` (record
+/// bounds left at their defaults) and by upstream `join_core`: both outputs, consolidated,
+/// and the tactic's stats.
+fn run_wide(paged: bool, (fresh_bytes, window_bytes): (usize, usize)) -> (Out, Out, JoinStats) {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::new(
+        PoolConfig::default()
+            .budget("1MiB")
+            .unwrap()
+            .extent_dir(dir.path()),
+    )
+    .unwrap();
+    timely::execute_directly(move |worker| {
+        let paging = if paged {
+            Paging::with_policy(
+                &pool,
+                PagingPolicy {
+                    raw_depth0: false,
+                    ..PagingPolicy::default()
+                },
+            )
+        } else {
+            Paging::disabled()
+        };
+        let vectored: Rc<RefCell<Out>> = Rc::default();
+        let upstream: Rc<RefCell<Out>> = Rc::default();
+        let tactic =
+            VectoredJoin::new(|k: u64, x: &[u8], y: &[u8]| Some((k, digest(x), digest(y))))
+                .fresh_bytes(fresh_bytes)
+                .window_bytes(window_bytes);
+        let stats = tactic.join_stats();
+        let (v, u) = (vectored.clone(), upstream.clone());
+        let (mut left, mut right, probe) = worker.dataflow::<u64, _, _>(|scope| {
+            let (l_in, l) = scope.new_collection::<(u64, Vec<u8>), isize>();
+            let (r_in, r) = scope.new_collection::<(u64, Vec<u8>), isize>();
+            let by_tactic = l
+                .clone()
+                .arrange_by_key_paged(&paging)
+                .join_with(r.clone().arrange_by_key_paged(&paging), tactic)
+                .inner
+                .inspect_core(move |event| {
+                    if let Ok((_, batch)) = event {
+                        v.borrow_mut().extend_from_slice(batch);
+                    }
+                });
+            let by_upstream = l
+                .arrange_by_key()
+                .join_core(r.arrange_by_key(), |k, x, y| {
+                    Some((*k, digest(x), digest(y)))
+                })
+                .inner
+                .inspect_core(move |event| {
+                    if let Ok((_, batch)) = event {
+                        u.borrow_mut().extend_from_slice(batch);
+                    }
+                });
+            let (probe, _) = by_tactic.probe();
+            by_upstream.probe_with(&probe);
+            (l_in, r_in, probe)
+        });
+        for round in 0..ROUNDS {
+            for key in 0..2 {
+                for j in 0..300 {
+                    left.update((key, wide_value(key, round * 10_000 + j, WIDE)), 1);
+                    if round > 0 && j % 5 == 0 {
+                        let old = wide_value(key, (round - 1) * 10_000 + j, WIDE);
+                        left.update((key, old), -1);
+                    }
+                }
+                for j in 0..60 {
+                    right.update((key, wide_value(key + 50, round * 10_000 + j, WIDE)), 1);
+                }
+            }
+            left.advance_to(round + 1);
+            right.advance_to(round + 1);
+            left.flush();
+            right.flush();
+            while probe.less_than(left.time()) {
+                worker.step();
+            }
+        }
+        drop((left, right));
+        while worker.step() {}
+        let mut vectored = std::mem::take(&mut *vectored.borrow_mut());
+        let mut upstream = std::mem::take(&mut *upstream.borrow_mut());
+        consolidate_updates(&mut vectored);
+        consolidate_updates(&mut upstream);
+        let stats = *stats.borrow();
+        (vectored, upstream, stats)
+    })
+}
+
+#[test]
+fn wide_values_bound_blocks_and_windows_in_bytes() {
+    // Both bounds above a chunk's bytes (cut at `TARGET_BYTES`, plus one record), so every
+    // window fits its bound; both far below the sides' megabytes per round.
+    let (fresh_bytes, window_bytes) = (512 << 10, 1 << 20);
+    assert!(window_bytes > 2 * spillway_trace::TARGET_BYTES + WIDE + 64);
+    for paged in [true, false] {
+        let (vectored, upstream, s) = run_wide(paged, (fresh_bytes, window_bytes));
+        eprintln!("paged {paged}, wide values: {s:?}");
+        assert!(upstream.len() > 10_000, "{}", upstream.len());
+        assert!(vectored == upstream, "paged {paged}: outputs differ");
+        assert!(s.max_window_bytes > 0, "{s:?}");
+        assert!(s.max_window_bytes <= window_bytes as u64, "{s:?}");
+        assert!(s.max_block_bytes > 0, "{s:?}");
+        assert!(s.max_block_bytes <= fresh_bytes as u64, "{s:?}");
+        // The byte bounds bound the updates too: a 4 KiB update takes more than 4 KiB.
+        assert!(
+            s.max_window_updates <= (window_bytes / WIDE) as u64,
+            "{s:?}"
+        );
+        assert!(s.max_block_updates <= (fresh_bytes / WIDE) as u64, "{s:?}");
+        // The record bounds (512 Ki window updates) would have taken each side whole: the
+        // bytes split hot keys over blocks and windows.
+        assert!(s.windows > s.blocks, "{s:?}");
+        assert!(s.blocks > 2 * ROUNDS, "{s:?}");
     }
 }
