@@ -51,7 +51,7 @@ pub const SORT_RUN_BYTES: usize = 32 * TARGET_BYTES;
 pub const SORT_RUN: usize = SORT_RUN_BYTES / 32;
 
 /// The batcher's chunker: sorts and consolidates its input in runs of [`SORT_RUN_BYTES`] and
-/// cuts each run into full chunks (of [`crate::TARGET_BYTES`] each, see [`crate::records`]). Upstream's chunker sorts one chunk at a time, so the
+/// cuts each run into full chunks (of [`crate::TARGET_BYTES`] each). Upstream's chunker sorts one chunk at a time, so the
 /// batcher's merge ladder starts from one-chunk chains and merges a round's data
 /// log2(chunks) times, paging it at every step of the ladder under a small budget. The chunks of one run
 /// are disjoint, so while the ladder combines a run's chains of 1 to 16 chunks, `merge` only
