@@ -744,3 +744,38 @@ fn compare_passes_record_flags_to_its_children() {
         }
     }
 }
+
+/// `-q` is accepted by every subcommand and leaves stderr empty on a healthy run (the result
+/// still goes to stdout).
+#[test]
+fn every_subcommand_takes_quiet() {
+    // A budget the pins never exceed, so the run has nothing to warn about.
+    const HEALTHY: [&str; 4] = ["--updates", "40k", "--budget", "4MiB"];
+    let mut cases: Vec<Vec<&str>> = Vec::new();
+    for command in ["join", "reduce", "levels"] {
+        let mut args = vec![command, "-q"];
+        args.extend(HEALTHY);
+        cases.push(args);
+    }
+    let mut compare = vec!["compare", "-q", "--backends", "pool,dd-ord"];
+    compare.extend(HEALTHY);
+    cases.push(compare);
+    cases.push(vec![
+        "pool-throughput",
+        "-q",
+        "--total",
+        "16MiB",
+        "--budget",
+        "4MiB",
+    ]);
+    for args in cases {
+        let out = spillway(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.trim().is_empty(),
+            "{args:?} wrote to stderr: {stderr}"
+        );
+        assert!(!out.stdout.is_empty(), "{args:?} printed no result");
+    }
+}

@@ -139,7 +139,7 @@ pub fn run(args: &CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
     for rep in 1..=args.repeat {
         for (&backend, runs) in backends.iter().zip(&mut runs) {
             let Ok(done) = runs else { continue };
-            if !args.query.json {
+            if !args.query.json && !args.query.quiet {
                 eprintln!(
                     "spillway compare: running {} on {} ({rep} of {})...",
                     workload.name(),

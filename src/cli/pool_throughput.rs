@@ -39,6 +39,9 @@ pub struct PoolThroughputArgs {
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
     pub json: bool,
+    /// No progress messages on stderr (the result is still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 impl PoolThroughputArgs {
@@ -65,9 +68,9 @@ impl PoolThroughputArgs {
 /// Runs the measurement and prints its result.
 pub fn run(args: &PoolThroughputArgs) -> Result<(), Box<dyn std::error::Error>> {
     let spec = args.spec()?;
-    let json = args.json;
+    let (json, quiet) = (args.json, args.quiet);
     let report = measure(&spec, &|msg| {
-        if !json {
+        if !json && !quiet {
             eprintln!("{msg}");
         }
     })?;

@@ -219,8 +219,10 @@ impl Shared {
                 match err {
                     StoreError::NoSpace => {
                         bump(&self.counters.write_nospace, 1);
-                        self.store_full.store(true, Ordering::Relaxed);
-                        tracing::warn!("extent store full: keeping chunks resident");
+                        // Said once per episode of fullness, not once per refused write.
+                        if !self.store_full.swap(true, Ordering::Relaxed) {
+                            tracing::warn!("extent store full: keeping chunks resident");
+                        }
                     }
                     StoreError::Io { .. } if persistent => {
                         bump(&self.counters.io_errors, 1);

@@ -291,7 +291,8 @@ impl FileStore {
             Ok(()) => Ok(()),
             Err(error) if is_no_space(&error) => {
                 let punched = self.punch_free_holes();
-                tracing::warn!(
+                // Per write: the pool warns once when the store stays full.
+                tracing::debug!(
                     punched,
                     "extent device full; punched free extents and retrying"
                 );
