@@ -259,11 +259,24 @@ pub(crate) fn write_column<'v, X: PagedData>(
 
 /// Item `i` of a column of `n` values, borrowed from the column (by value for fixed-width
 /// types): comparisons and in-place reads allocate nothing.
-#[inline]
+#[cfg(test)]
 pub(crate) fn column_item<X: PagedData>(column: &[u8], n: usize, i: usize) -> X::Item<'_> {
     match X::WIDTH {
         Some(w) => X::borrow(&column[i * w..][..w]),
         None => X::borrow(&column[value_range(column, n, i)]),
+    }
+}
+
+/// Where item `i` of a column of `n` values lies in the column.
+#[inline(always)]
+pub(crate) fn item_range<X: PagedData>(
+    column: &[u8],
+    n: usize,
+    i: usize,
+) -> std::ops::Range<usize> {
+    match X::WIDTH {
+        Some(w) => i * w..(i + 1) * w,
+        None => value_range(column, n, i),
     }
 }
 
@@ -277,7 +290,7 @@ fn value_range(column: &[u8], n: usize, i: usize) -> std::ops::Range<usize> {
 }
 
 /// Decodes value `i` of a column of `n` values.
-#[inline]
+#[cfg(test)]
 pub(crate) fn read_column<X: PagedData>(column: &[u8], n: usize, i: usize) -> X {
     match X::WIDTH {
         Some(w) => X::decode(&column[i * w..][..w]),

@@ -76,7 +76,7 @@ use differential_dataflow::{AsCollection, Data, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
 use timely::progress::Timestamp;
 
-use crate::chunk::{chunk_bytes, LookupBody, PagedChunk};
+use crate::chunk::{chunk_bytes, PagedChunk};
 use crate::data::PagedData;
 use crate::records::update_bytes;
 use crate::vectored::{for_each_update, LookupStats};
@@ -634,9 +634,9 @@ where
         if let Some(decoded) = &self.decoded {
             return decoded.as_slice();
         }
-        match self.chunk.map(|c| self.batch.chunks[c].lookup_body()) {
-            Some(LookupBody::Records(records)) => records,
-            _ => &[],
+        match self.chunk.and_then(|c| self.batch.chunks[c].rows()) {
+            Some(records) => records,
+            None => &[],
         }
     }
 
@@ -645,7 +645,7 @@ where
         while self.at == self.records().len() {
             let next = self.chunk.map_or(0, |c| c + 1);
             let chunk = self.batch.chunks.get(next)?;
-            self.decoded = chunk.is_pooled().then(|| chunk.materialize());
+            self.decoded = chunk.rows().is_none().then(|| chunk.materialize());
             self.chunk = Some(next);
             self.at = 0;
         }

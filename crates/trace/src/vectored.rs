@@ -35,8 +35,8 @@ use differential_dataflow::trace::chunk::ChunkBatch;
 use spillway_pool::{ChunkHandle, Pool, VectoredReads};
 use timely::progress::Timestamp;
 
-use crate::chunk::{unreadable, Columns, LookupBody, PagedChunk};
-use crate::data::{column_item, equal, less, read_column, PagedData};
+use crate::chunk::{unreadable, Layout, LookupBody, PagedChunk};
+use crate::data::{less, PagedData};
 
 /// What one vectored lookup did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,7 +70,7 @@ struct Visit<'c, K, V, T, R> {
 }
 
 /// A pooled chunk to pin: its handle, layout, and the range of keys that fall into it.
-type PooledVisit<'c> = (&'c ChunkHandle, Columns, Range<usize>, (Option<u64>, u8));
+type PooledVisit<'c> = (&'c ChunkHandle, Layout, Range<usize>, (Option<u64>, u8));
 
 /// Streams every update of `keys` in `batches` to `emit(i, val, time, diff)`, where `i` is
 /// the key's index in `keys`. `keys` must be sorted and free of duplicates. Updates come in
@@ -115,12 +115,16 @@ where
                 stats.chunks_resident += 1;
                 search_records(records, keys, visit.keys, &mut emit);
             }
+            LookupBody::Packed { bytes, layout } => {
+                stats.chunks_resident += 1;
+                search_columns::<K, V, T, R>(bytes, layout, keys, visit.keys, &mut emit);
+            }
             LookupBody::Pooled {
                 handle,
-                columns,
+                layout,
                 pool,
             } => {
-                let entry = (handle, columns, visit.keys, visit.chunk.label());
+                let entry = (handle, layout, visit.keys, visit.chunk.label());
                 match pooled.iter_mut().find(|(p, _)| p.same_pool(pool)) {
                     Some((_, group)) => group.push(entry),
                     None => pooled.push((pool, vec![entry])),
@@ -131,10 +135,10 @@ where
     for (pool, group) in pooled {
         let handles: Vec<&ChunkHandle> = group.iter().map(|(h, ..)| *h).collect();
         stats.pool += pool.pin_each(&handles, |i, pin| {
-            let (handle, columns, range, (paging, depth)) = &group[i];
+            let (handle, layout, range, (paging, depth)) = &group[i];
             let body =
-                pin.unwrap_or_else(|e| unreadable(*paging, *depth, columns.len, handle.len(), &e));
-            search_columns::<K, V, T, R>(&body, *columns, keys, range.clone(), &mut emit);
+                pin.unwrap_or_else(|e| unreadable(*paging, *depth, layout.len, handle.len(), &e));
+            search_columns::<K, V, T, R>(&body, *layout, keys, range.clone(), &mut emit);
         });
     }
     stats
@@ -216,10 +220,11 @@ fn search_records<K, V, T, R>(
     }
 }
 
-/// Emits the updates of `keys[range]` in a pinned pooled body, decoding only those.
+/// Emits the updates of `keys[range]` in a columnar body (packed, or a pinned pooled one),
+/// decoding only those.
 fn search_columns<K, V, T, R>(
     body: &[u8],
-    columns: Columns,
+    layout: Layout,
     keys: &[K],
     range: Range<usize>,
     emit: &mut impl FnMut(usize, V, T, R),
@@ -229,18 +234,12 @@ fn search_columns<K, V, T, R>(
     T: PagedData,
     R: PagedData,
 {
-    let n = columns.len;
-    let key_column = columns.column(body, 0);
+    let n = layout.keys;
     // Keys are compared as borrowed items (`&str` for `String`): no allocation per probe.
-    let key_at = |j: usize| column_item::<K>(key_column, n, j);
-    let (vals, times, diffs) = (
-        columns.column(body, 1),
-        columns.column(body, 2),
-        columns.column(body, 3),
-    );
+    let key_at = |k: usize| K::borrow(&body[layout.key::<K>(body, k)]);
     let mut at = 0;
     for i in range {
-        // Binary search for the first record at or after the key, from where the last ended.
+        // Binary search the distinct keys for the key, from where the last search ended.
         let (mut lo, mut hi) = (at, n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -251,15 +250,18 @@ fn search_columns<K, V, T, R>(
             }
         }
         at = lo;
-        while at < n && equal::<K>(key_at(at), keys[i].item()) {
+        if at == n || less::<K>(keys[i].item(), key_at(at)) {
+            continue;
+        }
+        for r in layout.key_start(body, at)..layout.key_end(body, at) {
             emit(
                 i,
-                read_column(vals, n, at),
-                read_column(times, n, at),
-                read_column(diffs, n, at),
+                V::decode(&body[layout.val::<V>(body, r)]),
+                T::decode(&body[layout.time::<T>(body, r)]),
+                R::decode(&body[layout.diff::<R>(body, r)]),
             );
-            at += 1;
         }
+        at += 1;
     }
 }
 

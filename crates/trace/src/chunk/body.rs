@@ -1,34 +1,39 @@
 //! The representation of a [`PagedChunk`]: its body, fences and metadata.
 //!
 //! Invariant: a chunk's records are sorted by `((key, val), time)` and consolidated, and its
-//! fences (`first`, `last`) and `len` describe its body exactly, whether the body sits on the
-//! heap or in the pool. A pooled body is never written after `Pool::insert_with` fills it,
-//! and is read only through a pin ([`pin`]).
+//! fences (`first`, `last`) and `len` describe its body exactly, wherever the body sits. A
+//! columnar body is never written after it is filled, and a pooled one is read only through
+//! a pin ([`pin`]).
 //!
 //! A chunk is an `Rc` (clones are refcount bumps, as the trace merger expects) around:
-//! - a body, a [`ChunkBody`]: either *resident*, [`Records`] (a sorted, consolidated
-//!   `Vec<((K, V), T, R)>` shared by `Rc`, or a suffix view of one), or *pooled*, four
-//!   columns (keys, vals, times, diffs; see [`crate::data`] for their encoding) written
-//!   straight into a pool slot by `Pool::insert_with`;
+//! - a body, a [`ChunkBody`]: either *rows*, [`Records`] (a sorted, consolidated
+//!   `Vec<((K, V), T, R)>` shared by `Rc`, or a suffix view of one: what operations build and
+//!   what a chunk is until it is sealed), or *columnar*, the body of [`Layout`] (keys once,
+//!   then vals, times and diffs by column), written once when the chunk is sealed
+//!   ([`super::ops`]'s `seal`) into a pool slot (*pooled*, when its arrangement pages it) or
+//!   an exact-size heap buffer (*packed*, when it stays resident);
 //! - resident metadata: length, fence triples (first and last `(key, val, time)`), depth;
 //! - the [`Pager`] of its arrangement, if paging is on.
 //!
 //! - for by-reference cursor reads of a pooled body (variable-length types), its *stable
 //!   bytes*: the encoded body copied once into a read-only file-backed mapping the chunk
-//!   owns until it drops ([`StableBody`]; see [`super::cursor`]).
+//!   owns until it drops ([`StableBody`]; see [`super::cursor`]). A packed body needs none:
+//!   its buffer lives as long as the chunk.
 //!
-//! Operations read a body as [`Records`] ([`PagedChunk::materialize`]: free when resident,
-//! one decode when pooled); lookups read it in place ([`PagedChunk::lookup_body`]); cursors
-//! of variable-length types read the stable bytes ([`PagedChunk::open_stable`]).
+//! Operations read a body as [`Records`] ([`PagedChunk::materialize`]: free for rows, one
+//! decode otherwise); lookups read it in place ([`PagedChunk::lookup_body`]); cursors read
+//! columnar bodies in place (packed), from a pin (pooled, fixed-width) or from the stable
+//! bytes (pooled, variable-length).
 
 use std::cell::{Cell, OnceCell};
 use std::rc::{Rc, Weak};
 
 use spillway_pool::{ChunkHandle, PinGuard};
 
-use crate::data::{column_len, read_column, write_column, PagedData};
+use super::layout::Layout;
+use crate::data::PagedData;
 use crate::pager::{Pager, Paging, StableBody};
-use crate::records::{Records, Update};
+use crate::records::{update_bytes, Records, Update};
 
 /// A sorted, consolidated run of updates `((key, val), time, diff)` whose body is resident or
 /// in the pool: the chunk type of a [`crate::PagedSpine`] (see the crate docs for how to
@@ -56,23 +61,32 @@ pub(super) struct ChunkInner<K, V, T, R> {
     pub(super) stable: OnceCell<Rc<StableBody>>,
 }
 
-/// A chunk body: resident, or pooled with its resident metadata.
+/// A chunk body: rows, or columnar with its resident metadata.
 pub(super) enum ChunkBody<K, V, T, R> {
-    /// On the heap (see [`crate::records`]).
-    Resident(Records<K, V, T, R>),
-    /// In a pool slot (or its extent), as four columns.
-    Pooled {
-        /// The pool's handle of the body; dropping it frees the chunk in the pool.
-        handle: ChunkHandle,
-        /// Records in the body.
-        len: usize,
-        /// Byte offsets of the key, val, time and diff columns, and the body's length.
-        columns: [usize; 5],
+    /// Rows on the heap (see [`crate::records`]): a chunk being built, or not yet sealed.
+    Rows(Records<K, V, T, R>),
+    /// A sealed body in the columnar form of [`Layout`], packed on the heap or pooled.
+    Columnar {
+        /// Where the body's bytes are.
+        store: Store,
+        /// Where its columns lie.
+        layout: Layout,
+        /// The bytes its records take encoded as rows ([`crate::records::update_bytes`]):
+        /// what chunks are sized and graded by, whatever their form.
+        encoded: usize,
         /// The first record's `(key, val, time)`, kept resident for seeks and merges.
         first: (K, V, T),
         /// The last record's `(key, val, time)`.
         last: (K, V, T),
     },
+}
+
+/// Where a columnar body's bytes are.
+pub(super) enum Store {
+    /// An exact-size heap buffer that lives as long as the chunk (*packed*).
+    Heap(Box<[u8]>),
+    /// A pool slot (or its extent); dropping the handle frees the chunk in the pool.
+    Pool(ChunkHandle),
 }
 
 impl<K, V, T, R> Clone for PagedChunk<K, V, T, R> {
@@ -104,10 +118,7 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
     /// Pins this chunk's pooled body (`handle`); a failed read panics with [`unreadable`].
     pub(super) fn pin_body(&self, handle: &ChunkHandle) -> PinGuard {
         handle.pin().unwrap_or_else(|e| {
-            let records = match &self.0.body {
-                ChunkBody::Pooled { len, .. } => *len,
-                ChunkBody::Resident(_) => 0,
-            };
+            let records = self.len_records();
             unreadable(
                 self.pager().map(|p| p.id()),
                 self.0.depth,
@@ -122,7 +133,7 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
 impl<K, V, T, R> PagedChunk<K, V, T, R> {
     pub(super) fn resident(vec: Records<K, V, T, R>, depth: u8, pager: Option<Rc<Pager>>) -> Self {
         PagedChunk(Rc::new(ChunkInner {
-            body: ChunkBody::Resident(vec),
+            body: ChunkBody::Rows(vec),
             depth,
             pager,
             next: OnceCell::new(),
@@ -136,7 +147,11 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
         let Some(next) = self.0.next.get().and_then(Weak::upgrade) else {
             return;
         };
-        if let ChunkBody::Pooled { handle, .. } = &next.body {
+        if let ChunkBody::Columnar {
+            store: Store::Pool(handle),
+            ..
+        } = &next.body
+        {
             if next.stable.get().is_none() {
                 handle.prefetch();
             }
@@ -179,7 +194,21 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
     /// Whether the body lives in the pool (resident in a slot or evicted to an extent), rather
     /// than on the heap.
     pub fn is_pooled(&self) -> bool {
-        matches!(self.0.body, ChunkBody::Pooled { .. })
+        matches!(
+            self.0.body,
+            ChunkBody::Columnar {
+                store: Store::Pool(_),
+                ..
+            }
+        )
+    }
+
+    /// The body's records, if it is rows (not yet sealed into columns).
+    pub(crate) fn rows(&self) -> Option<&[Update<K, V, T, R>]> {
+        match &self.0.body {
+            ChunkBody::Rows(vec) => Some(vec.as_slice()),
+            ChunkBody::Columnar { .. } => None,
+        }
     }
 
     pub(super) fn pager(&self) -> Option<&Rc<Pager>> {
@@ -194,17 +223,16 @@ where
     T: PagedData,
     R: PagedData,
 {
-    /// The body as [`Records`]: free when resident, one decode when pooled (from a pin, never
-    /// from the stable bytes, whose released pages it would fault back uncounted).
+    /// The body as [`Records`]: free for rows, one decode when columnar (from a pin when
+    /// pooled, never from the stable bytes, whose released pages it would fault back
+    /// uncounted).
     pub(crate) fn materialize(&self) -> Records<K, V, T, R> {
         match &self.0.body {
-            ChunkBody::Resident(vec) => vec.clone(),
-            ChunkBody::Pooled {
-                handle,
-                len,
-                columns,
-                ..
-            } => decode(&self.pin_body(handle), *len, columns),
+            ChunkBody::Rows(vec) => vec.clone(),
+            ChunkBody::Columnar { store, layout, .. } => Records::from_vec(match store {
+                Store::Heap(bytes) => layout.decode(bytes),
+                Store::Pool(handle) => layout.decode(&self.pin_body(handle)),
+            }),
         }
     }
 
@@ -215,7 +243,11 @@ where
     pub(super) fn open_stable(&self) -> Rc<StableBody> {
         let pager = self.pager().expect("pooled chunks have a pager");
         let stable = self.0.stable.get_or_init(|| {
-            let ChunkBody::Pooled { handle, .. } = &self.0.body else {
+            let ChunkBody::Columnar {
+                store: Store::Pool(handle),
+                ..
+            } = &self.0.body
+            else {
                 unreachable!("only pooled bodies are stored")
             };
             self.prefetch_next();
@@ -235,62 +267,68 @@ where
     #[allow(clippy::type_complexity)]
     pub(crate) fn fences(&self) -> ((&K, &V, &T), (&K, &V, &T)) {
         match &self.0.body {
-            ChunkBody::Resident(vec) => {
+            ChunkBody::Rows(vec) => {
                 let s = vec.as_slice();
                 let (f, l) = (&s[0], &s[s.len() - 1]);
                 ((&f.0 .0, &f.0 .1, &f.1), (&l.0 .0, &l.0 .1, &l.1))
             }
-            ChunkBody::Pooled { first, last, .. } => {
+            ChunkBody::Columnar { first, last, .. } => {
                 ((&first.0, &first.1, &first.2), (&last.0, &last.1, &last.2))
             }
         }
     }
 
-    /// How a lookup reads this chunk: resident records, or the pooled columns to pin.
+    /// How a lookup reads this chunk: rows, a packed body, or a pooled body to pin.
     pub(crate) fn lookup_body(&self) -> LookupBody<'_, K, V, T, R> {
         match &self.0.body {
-            ChunkBody::Resident(vec) => LookupBody::Records(vec.as_slice()),
-            ChunkBody::Pooled {
-                handle,
-                len,
-                columns,
-                ..
-            } => LookupBody::Pooled {
-                handle,
-                columns: Columns {
-                    len: *len,
-                    offsets: *columns,
+            ChunkBody::Rows(vec) => LookupBody::Records(vec.as_slice()),
+            ChunkBody::Columnar { store, layout, .. } => match store {
+                Store::Heap(bytes) => LookupBody::Packed {
+                    bytes,
+                    layout: *layout,
                 },
-                pool: self.pager().expect("pooled chunks have a pager").pool(),
+                Store::Pool(handle) => LookupBody::Pooled {
+                    handle,
+                    layout: *layout,
+                    pool: self.pager().expect("pooled chunks have a pager").pool(),
+                },
             },
         }
     }
 
-    /// Writes a resident body into the pool (the caller decided it should page).
-    pub(super) fn page_out(records: &[Update<K, V, T, R>], depth: u8, pager: &Rc<Pager>) -> Self {
+    /// Seals non-empty rows `records` (which `layout` measured) into a columnar body: into the
+    /// pool when `page`, else packed on the heap.
+    pub(super) fn columnar(
+        records: &[Update<K, V, T, R>],
+        layout: Layout,
+        depth: u8,
+        pager: Option<&Rc<Pager>>,
+        page: bool,
+    ) -> Self {
         let len = records.len();
-        let columns = layout(records);
-        let handle = pager
-            .pool()
-            .insert_with(columns[4], pager.hints(depth), |body| {
-                let col = |c: usize| columns[c]..columns[c + 1];
-                let (k, v, t, r) = (col(0), col(1), col(2), col(3));
-                write_column(len, records.iter().map(|x| &x.0 .0), &mut body[k]);
-                write_column(len, records.iter().map(|x| &x.0 .1), &mut body[v]);
-                write_column(len, records.iter().map(|x| &x.1), &mut body[t]);
-                write_column(len, records.iter().map(|x| &x.2), &mut body[r]);
-            });
+        let store = match pager.filter(|_| page) {
+            Some(pager) => Store::Pool(pager.pool().insert_with(
+                layout.bytes(),
+                pager.hints(depth),
+                |body| layout.write(records, body),
+            )),
+            None => {
+                let mut bytes = vec![0u8; layout.bytes()].into_boxed_slice();
+                layout.write(records, &mut bytes);
+                Store::Heap(bytes)
+            }
+        };
         let (f, l) = (&records[0], &records[len - 1]);
         PagedChunk(Rc::new(ChunkInner {
-            body: ChunkBody::Pooled {
-                handle,
-                len,
-                columns,
+            body: ChunkBody::Columnar {
+                store,
+                layout,
+                encoded: records.iter().map(update_bytes).sum(),
                 first: (f.0 .0.clone(), f.0 .1.clone(), f.1.clone()),
                 last: (l.0 .0.clone(), l.0 .1.clone(), l.1.clone()),
             },
             depth,
-            pager: Some(Rc::clone(pager)),
+            pager: pager.cloned(),
             next: OnceCell::new(),
             seek_hint: Cell::new(0),
             stable: OnceCell::new(),
@@ -299,86 +337,29 @@ where
 
     /// The resident body, for the chunker's in-place building (copy-on-write if shared).
     pub(super) fn building(&mut self) -> &mut Vec<Update<K, V, T, R>> {
-        if Rc::get_mut(&mut self.0).is_none() || self.is_pooled() {
+        if Rc::get_mut(&mut self.0).is_none() || self.rows().is_none() {
             let (vec, depth, pager) = (self.materialize(), self.0.depth, self.0.pager.clone());
             *self = PagedChunk::resident(vec, depth, pager);
         }
         match &mut Rc::get_mut(&mut self.0).expect("unique").body {
-            ChunkBody::Resident(vec) => vec.make_mut(),
-            ChunkBody::Pooled { .. } => unreachable!("materialized above"),
+            ChunkBody::Rows(vec) => vec.make_mut(),
+            ChunkBody::Columnar { .. } => unreachable!("materialized above"),
         }
     }
-}
-
-/// Column offsets of the pooled body of `records` (see [`ChunkBody::Pooled`]).
-pub(super) fn layout<K, V, T, R>(records: &[((K, V), T, R)]) -> [usize; 5]
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData,
-    R: PagedData,
-{
-    let vals = column_len(records.iter().map(|x| &x.0 .0));
-    let times = vals + column_len(records.iter().map(|x| &x.0 .1));
-    let diffs = times + column_len(records.iter().map(|x| &x.1));
-    let end = diffs + column_len(records.iter().map(|x| &x.2));
-    [0, vals, times, diffs, end]
 }
 
 /// A chunk as a lookup reads it (see [`PagedChunk::lookup_body`]).
 pub(crate) enum LookupBody<'c, K, V, T, R> {
     Records(&'c [((K, V), T, R)]),
+    Packed {
+        bytes: &'c [u8],
+        layout: Layout,
+    },
     Pooled {
         handle: &'c ChunkHandle,
-        columns: Columns,
+        layout: Layout,
         pool: &'c spillway_pool::Pool,
     },
-}
-
-/// The layout of a pooled body: `len` records in four columns at `offsets`.
-#[derive(Clone, Copy)]
-pub(crate) struct Columns {
-    pub len: usize,
-    pub offsets: [usize; 5],
-}
-
-impl Columns {
-    /// Column `c` (0 keys, 1 vals, 2 times, 3 diffs) of `body`.
-    pub fn column<'b>(&self, body: &'b [u8], c: usize) -> &'b [u8] {
-        &body[self.offsets[c]..self.offsets[c + 1]]
-    }
-}
-
-/// Decodes a pooled body of `len` records laid out at `columns`.
-fn decode<K, V, T, R>(body: &[u8], len: usize, columns: &[usize; 5]) -> Records<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData,
-    R: PagedData,
-{
-    let col = |c: usize| &body[columns[c]..columns[c + 1]];
-    let (k, v, t, r) = (col(0), col(1), col(2), col(3));
-    let mut vec = Vec::with_capacity(len);
-    let widths = (K::WIDTH, V::WIDTH, T::WIDTH, R::WIDTH);
-    if let (Some(wk @ 1..), Some(wv @ 1..), Some(wt @ 1..), Some(wr @ 1..)) = widths {
-        // Fixed, non-zero widths: one pass over the four columns in step.
-        let rows = k.chunks_exact(wk).zip(v.chunks_exact(wv));
-        let rows = rows.zip(t.chunks_exact(wt)).zip(r.chunks_exact(wr));
-        vec.extend(
-            rows.map(|(((k, v), t), r)| ((K::decode(k), V::decode(v)), T::decode(t), R::decode(r))),
-        );
-    } else {
-        vec.extend((0..len).map(|i| {
-            (
-                (read_column(k, len, i), read_column(v, len, i)),
-                read_column(t, len, i),
-                read_column(r, len, i),
-            )
-        }));
-    }
-    debug_assert_eq!(vec.len(), len);
-    Records::from_vec(vec)
 }
 
 /// The panic of a pooled body that cannot be read back (the pool already retried the read):
@@ -415,8 +396,8 @@ pub(super) fn leftover<K, V, T, R>(
 impl<K, V, T, R> PagedChunk<K, V, T, R> {
     pub(super) fn len_records(&self) -> usize {
         match &self.0.body {
-            ChunkBody::Resident(vec) => vec.as_slice().len(),
-            ChunkBody::Pooled { len, .. } => *len,
+            ChunkBody::Rows(vec) => vec.as_slice().len(),
+            ChunkBody::Columnar { layout, .. } => layout.len,
         }
     }
 }

@@ -42,8 +42,8 @@ use differential_dataflow::trace::Navigable;
 use spillway_pool::PinGuard;
 use timely::progress::Timestamp;
 
-use super::body::{ChunkBody, PagedChunk};
-use crate::data::{column_item, equal, less, PagedData};
+use super::body::{ChunkBody, PagedChunk, Store};
+use crate::data::{equal, less, PagedData};
 use crate::pager::{Pager, StableBody};
 use crate::records::gallop_index;
 
@@ -54,10 +54,17 @@ const UNKNOWN: usize = usize::MAX;
 /// opens one per chunk). Returns fixed-width items by value, pinning a pooled body on its
 /// first read (not at creation: differential opens cursors it may never read) and holding the
 /// pin for as long as it lives; returns variable-length items by reference (`&str`, `&[u8]`)
-/// from the chunk's stable bytes, stored on the chunk's first such read and opened with the
-/// pager on each cursor's first read.
+/// from a packed body in place, or from a pooled chunk's stable bytes, stored on the chunk's
+/// first such read and opened with the pager on each cursor's first read.
+///
+/// Positions are record indexes. On a columnar body the cursor also keeps the index of the
+/// current key among the body's distinct keys, and finds a key's records from the key ends
+/// (no comparison); on rows it compares neighbouring keys.
 pub struct PagedCursor<K, V, T, R> {
+    /// The first record of the current key.
     key_pos: usize,
+    /// The current key's index among a columnar body's distinct keys (unused for rows).
+    key_idx: usize,
     val_pos: usize,
     /// The end of the current key's records and of the current `(key, val)`'s records, found
     /// on first need and forgotten when the position moves ([`UNKNOWN`] until then), so a scan
@@ -65,7 +72,7 @@ pub struct PagedCursor<K, V, T, R> {
     key_end: Cell<usize>,
     val_end: Cell<usize>,
     /// The pinned body of a pooled chunk read by value, taken on first read (never set for
-    /// resident chunks, which are read in place, nor for by-reference reads).
+    /// rows or packed bodies, which are read in place, nor for by-reference reads).
     pin: OnceCell<PinGuard>,
     /// The stable bytes of a pooled chunk read by reference, opened on first read and held
     /// while the cursor lives: the pager does not release bodies a live cursor reads.
@@ -90,13 +97,99 @@ where
     T: PagedData,
     R: PagedData,
 {
-    /// Whether pooled bodies are read in place, by value.
+    /// Whether pooled bodies are read from a pin, by value.
     const BY_VALUE: bool =
         K::WIDTH.is_some() && V::WIDTH.is_some() && T::WIDTH.is_some() && R::WIDTH.is_some();
 
     #[inline(always)]
     fn n(&self, s: &PagedChunk<K, V, T, R>) -> usize {
         s.len_records()
+    }
+
+    /// The bytes of a columnar body, for reads by value (and of key ends): in place when
+    /// packed, from the cursor's pin or the chunk's stable bytes when pooled.
+    #[inline(always)]
+    fn body<'a>(&'a self, s: &'a PagedChunk<K, V, T, R>, store: &'a Store) -> &'a [u8] {
+        match store {
+            Store::Heap(bytes) => bytes,
+            Store::Pool(handle) if Self::BY_VALUE => self.pin.get_or_init(|| {
+                // A scan reads chunks in order: fault the next one in meanwhile.
+                s.prefetch_next();
+                s.pin_body(handle)
+            }),
+            Store::Pool(_) => self.stable(s),
+        }
+    }
+
+    /// The bytes of a columnar body that items may borrow for the chunk's lifetime: in place
+    /// when packed, the stable bytes when pooled.
+    #[inline(always)]
+    fn lasting<'a>(&self, s: &'a PagedChunk<K, V, T, R>, store: &'a Store) -> &'a [u8] {
+        match store {
+            Store::Heap(bytes) => bytes,
+            Store::Pool(_) => self.stable(s),
+        }
+    }
+
+    /// A pooled chunk's stable bytes, opened on this cursor's first read.
+    #[inline(always)]
+    fn stable<'a>(&self, s: &'a PagedChunk<K, V, T, R>) -> &'a [u8] {
+        self.reading.get_or_init(|| {
+            let pager = Rc::clone(s.pager().expect("pooled chunks have a pager"));
+            (s.open_stable(), pager)
+        });
+        s.stable_bytes()
+    }
+
+    /// An item of a columnar body at `range` (of `layout`, from `store`): by value from
+    /// [`PagedCursor::body`] when the chunk reads by value, else borrowed from
+    /// [`PagedCursor::lasting`].
+    #[inline(always)]
+    fn item<'a, X: PagedData>(
+        &self,
+        s: &'a PagedChunk<K, V, T, R>,
+        store: &'a Store,
+        range: impl Fn(&[u8]) -> std::ops::Range<usize>,
+    ) -> X::Item<'a> {
+        if Self::BY_VALUE || matches!(store, Store::Heap(_)) && X::WIDTH.is_some() {
+            let body = self.body(s, store);
+            X::read_item(&body[range(body)]).expect("fixed-width")
+        } else {
+            let body = self.lasting(s, store);
+            X::borrow(&body[range(body)])
+        }
+    }
+
+    /// The current key's item.
+    #[inline(always)]
+    fn key_at_cursor<'a>(&self, s: &'a PagedChunk<K, V, T, R>) -> K::Item<'a> {
+        match &s.0.body {
+            ChunkBody::Rows(vec) => vec.as_slice()[self.key_pos].0 .0.item(),
+            ChunkBody::Columnar { store, layout, .. } => {
+                self.item::<K>(s, store, |b| layout.key::<K>(b, self.key_idx))
+            }
+        }
+    }
+
+    /// Distinct key `k`'s item (columnar bodies), or record `k`'s key (rows).
+    #[inline(always)]
+    fn key_item<'a>(&self, s: &'a PagedChunk<K, V, T, R>, k: usize) -> K::Item<'a> {
+        match &s.0.body {
+            ChunkBody::Rows(vec) => vec.as_slice()[k].0 .0.item(),
+            ChunkBody::Columnar { store, layout, .. } => {
+                self.item::<K>(s, store, |b| layout.key::<K>(b, k))
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn val_at<'a>(&self, s: &'a PagedChunk<K, V, T, R>, i: usize) -> V::Item<'a> {
+        match &s.0.body {
+            ChunkBody::Rows(vec) => vec.as_slice()[i].0 .1.item(),
+            ChunkBody::Columnar { store, layout, .. } => {
+                self.item::<V>(s, store, |b| layout.val::<V>(b, i))
+            }
+        }
     }
 
     /// The end of the current key's records (see [`PagedCursor::key_end`]).
@@ -106,10 +199,17 @@ where
         if end == UNKNOWN {
             end = self.key_pos;
             if end < self.n(s) {
-                let key = self.key_at(s, self.key_pos);
-                end += 1;
-                while end < self.n(s) && equal::<K>(self.key_at(s, end), key) {
-                    end += 1;
+                match &s.0.body {
+                    ChunkBody::Columnar { store, layout, .. } => {
+                        end = layout.key_end(self.body(s, store), self.key_idx);
+                    }
+                    ChunkBody::Rows(_) => {
+                        let key = self.key_item(s, self.key_pos);
+                        end += 1;
+                        while end < self.n(s) && equal::<K>(self.key_item(s, end), key) {
+                            end += 1;
+                        }
+                    }
                 }
             }
             self.key_end.set(end);
@@ -137,11 +237,13 @@ where
         end
     }
 
-    /// Moves to the key at `key_pos`, its first val.
+    /// Moves to the key whose first record is `key_pos` (and whose index among a columnar
+    /// body's distinct keys is `key_idx`), to its first val.
     #[inline]
-    fn at_key(&mut self, key_pos: usize) {
+    fn at_key(&mut self, key_pos: usize, key_idx: usize) {
         if key_pos != self.key_pos {
             self.key_pos = key_pos;
+            self.key_idx = key_idx;
             self.key_end.set(UNKNOWN);
         }
         self.at_val(key_pos);
@@ -156,64 +258,39 @@ where
         }
     }
 
-    /// Item `i` of column `col` (0 keys, 1 vals, 2 times, 3 diffs); `project` picks the same
-    /// field out of a resident record.
-    #[inline(always)]
-    fn field<'a, X: PagedData>(
-        &self,
-        s: &'a PagedChunk<K, V, T, R>,
-        col: usize,
-        i: usize,
-        project: impl Fn(&'a ((K, V), T, R)) -> &'a X,
-    ) -> X::Item<'a> {
+    /// Moves to the key at position `at` of the chunk's key sequence (a distinct key's
+    /// index for columnar bodies, a record's for rows).
+    #[inline]
+    fn at_key_index(&mut self, s: &PagedChunk<K, V, T, R>, at: usize) {
         match &s.0.body {
-            ChunkBody::Resident(vec) => project(&vec.as_slice()[i]).item(),
-            ChunkBody::Pooled {
-                handle,
-                columns,
-                len,
-                ..
-            } => match X::WIDTH {
-                Some(width) if Self::BY_VALUE => {
-                    let pin = self.pin.get_or_init(|| {
-                        // A scan reads chunks in order: fault the next one in meanwhile.
-                        s.prefetch_next();
-                        s.pin_body(handle)
-                    });
-                    let start = columns[col] + i * width;
-                    X::read_item(&pin[start..start + width]).expect("fixed-width")
-                }
-                _ => {
-                    self.reading.get_or_init(|| {
-                        let pager = Rc::clone(s.pager().expect("pooled chunks have a pager"));
-                        (s.open_stable(), pager)
-                    });
-                    let body = s.stable_bytes();
-                    column_item::<X>(&body[columns[col]..columns[col + 1]], *len, i)
-                }
-            },
+            ChunkBody::Columnar { store, layout, .. } => {
+                let pos = if at >= layout.keys {
+                    layout.len
+                } else {
+                    layout.key_start(self.body(s, store), at)
+                };
+                self.at_key(pos, at);
+            }
+            ChunkBody::Rows(_) => self.at_key(at, at),
         }
     }
 
+    /// Length of the chunk's key sequence (see [`PagedCursor::at_key_index`]).
     #[inline(always)]
-    fn key_at<'a>(&self, s: &'a PagedChunk<K, V, T, R>, i: usize) -> K::Item<'a> {
-        self.field(s, 0, i, |r| &r.0 .0)
+    fn key_count(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        match &s.0.body {
+            ChunkBody::Columnar { layout, .. } => layout.keys,
+            ChunkBody::Rows(vec) => vec.as_slice().len(),
+        }
     }
 
+    /// The current key's position in the key sequence.
     #[inline(always)]
-    fn val_at<'a>(&self, s: &'a PagedChunk<K, V, T, R>, i: usize) -> V::Item<'a> {
-        self.field(s, 1, i, |r| &r.0 .1)
-    }
-
-    /// The first index at or after `from` where `less(i)` is false (`less` must be true then
-    /// false).
-    fn gallop(
-        &self,
-        s: &PagedChunk<K, V, T, R>,
-        from: usize,
-        less: impl Fn(usize) -> bool,
-    ) -> usize {
-        gallop_index(from, self.n(s), less)
+    fn key_index(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        match &s.0.body {
+            ChunkBody::Columnar { .. } => self.key_idx,
+            ChunkBody::Rows(_) => self.key_pos,
+        }
     }
 }
 
@@ -245,7 +322,7 @@ where
         self.val_pos < self.key_end(s)
     }
     fn key<'a>(&self, s: &'a Self::Storage) -> K::Item<'a> {
-        self.key_at(s, self.key_pos)
+        self.key_at_cursor(s)
     }
     fn val<'a>(&self, s: &'a Self::Storage) -> V::Item<'a> {
         self.val_at(s, self.val_pos)
@@ -257,36 +334,51 @@ where
         self.val_valid(s).then(|| self.val(s))
     }
     fn map_times<L: FnMut(T::Item<'_>, R::Item<'_>)>(&mut self, s: &Self::Storage, mut logic: L) {
-        for i in self.val_pos..self.val_end(s) {
-            logic(self.field(s, 2, i, |r| &r.1), self.field(s, 3, i, |r| &r.2));
+        let range = self.val_pos..self.val_end(s);
+        match &s.0.body {
+            ChunkBody::Rows(vec) => {
+                for r in &vec.as_slice()[range] {
+                    logic(r.1.item(), r.2.item());
+                }
+            }
+            ChunkBody::Columnar { store, layout, .. } => {
+                for i in range {
+                    logic(
+                        self.item::<T>(s, store, |b| layout.time::<T>(b, i)),
+                        self.item::<R>(s, store, |b| layout.diff::<R>(b, i)),
+                    );
+                }
+            }
         }
     }
     fn step_key(&mut self, s: &Self::Storage) {
         if self.key_valid(s) {
-            self.at_key(self.key_end(s));
+            let (end, idx) = (self.key_end(s), self.key_idx + 1);
+            self.at_key(end, idx);
         }
     }
     fn seek_key(&mut self, s: &Self::Storage, key: K::Item<'_>) {
-        // Every record before the hint is below `key` if the hint's is; if the hint's is not
+        // Every key before the hint is below `key` if the hint's is; if the hint's is not
         // but the one before it is, the hint is the answer (another cursor of the same scan
-        // in key order often sought this very key).
+        // in key order often sought this very key). Positions are in the key sequence.
+        let (n, here) = (self.key_count(s), self.key_index(s));
         let hint = s.0.seek_hint.get();
-        let below = |i: usize| less::<K>(self.key_at(s, i), key);
-        let from = if hint > self.key_pos && hint < self.n(s) {
+        let below = |i: usize| less::<K>(self.key_item(s, i), key);
+        let from = if hint > here && hint < n {
             if below(hint) {
                 hint
             } else if below(hint - 1) {
-                self.at_key(hint);
+                self.at_key_index(s, hint);
                 return;
             } else {
-                self.key_pos
+                here
             }
         } else {
-            self.key_pos
+            here
         };
-        let at = self.gallop(s, from, below);
+        let at = gallop_index(from, n, below);
         s.0.seek_hint.set(at);
-        self.at_key(at);
+        self.at_key_index(s, at);
     }
     fn step_val(&mut self, s: &Self::Storage) {
         if self.val_valid(s) {
@@ -299,13 +391,11 @@ where
         }
         // Within the current key, vals are sorted.
         let key_end = self.key_end(s);
-        let at = self.gallop(s, self.val_pos, |i| {
-            i < key_end && less::<V>(self.val_at(s, i), val)
-        });
+        let at = gallop_index(self.val_pos, key_end, |i| less::<V>(self.val_at(s, i), val));
         self.at_val(at.min(key_end));
     }
-    fn rewind_keys(&mut self, _s: &Self::Storage) {
-        self.at_key(0);
+    fn rewind_keys(&mut self, s: &Self::Storage) {
+        self.at_key_index(s, 0);
     }
     fn rewind_vals(&mut self, _s: &Self::Storage) {
         self.at_val(self.key_pos);
@@ -324,6 +414,7 @@ where
     fn cursor(&self) -> Self::Cursor {
         PagedCursor {
             key_pos: 0,
+            key_idx: 0,
             val_pos: 0,
             key_end: Cell::new(UNKNOWN),
             val_end: Cell::new(UNKNOWN),

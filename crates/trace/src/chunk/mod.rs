@@ -6,8 +6,11 @@
 //!
 //! The module is laid out as upstream's `trace::chunk` is, one concern per file, each
 //! opening with the invariant it keeps; none imports another that imports it back:
-//! - [`body`]: the representation: [`PagedChunk`], its resident or pooled body, its fences
-//!   and metadata, and how a body is materialized, paged out or handed to a lookup;
+//! - [`layout`]: the columnar body of a sealed chunk ([`Layout`]: keys once, then vals,
+//!   times and diffs by column), the same bytes on the heap and in a pool slot;
+//! - [`body`]: the representation: [`PagedChunk`], its rows or columnar body (packed on the
+//!   heap or pooled), its fences and metadata, and how a body is materialized, sealed or
+//!   handed to a lookup; imports [`layout`];
 //! - [`ops`]: the `Chunk` operations (`merge`, `extract`, `advance`, `settle` and its
 //!   commit hook `seal`) and the container traits the chunker builds chunks with; imports
 //!   [`body`];
@@ -16,9 +19,11 @@
 
 mod body;
 mod cursor;
+mod layout;
 mod ops;
 
 pub use body::PagedChunk;
-pub(crate) use body::{unreadable, Columns, LookupBody};
+pub(crate) use body::{unreadable, LookupBody};
 pub use cursor::PagedCursor;
+pub(crate) use layout::Layout;
 pub(crate) use ops::chunk_bytes;

@@ -46,7 +46,8 @@ use timely::progress::frontier::AntichainRef;
 use timely::progress::{Antichain, Timestamp};
 use timely::Accountable;
 
-use super::body::{layout, leftover, ChunkBody, LookupBody, PagedChunk};
+use super::body::{leftover, ChunkBody, LookupBody, PagedChunk};
+use super::layout::Layout;
 use crate::data::PagedData;
 use crate::pager::{self, Pager};
 use crate::records::{
@@ -83,8 +84,8 @@ where
         return chunk.len_records() * w;
     }
     match &chunk.0.body {
-        ChunkBody::Resident(records) => records.bytes(),
-        ChunkBody::Pooled { columns, .. } => columns[4],
+        ChunkBody::Rows(records) => records.bytes(),
+        ChunkBody::Columnar { encoded, .. } => *encoded,
     }
 }
 
@@ -96,7 +97,7 @@ where
     T: PagedData,
     R: PagedData,
 {
-    if let ChunkBody::Resident(records) = &chunk.0.body {
+    if let ChunkBody::Rows(records) = &chunk.0.body {
         records.note_bytes(bytes);
     }
 }
@@ -499,8 +500,8 @@ where
 {
     while input.len() >= 2 {
         let (a, b) = (&input[input.len() - 2], &input[input.len() - 1]);
-        let foldable = !a.is_pooled()
-            && !b.is_pooled()
+        let foldable = a.rows().is_some()
+            && b.rows().is_some()
             && a.depth() == b.depth()
             && a.pager().is_some() == b.pager().is_some();
         let bytes = chunk_bytes(a) + chunk_bytes(b);
@@ -517,7 +518,9 @@ where
     }
 }
 
-/// The commit hook: pages a resident chunk when its arrangement's policy says so.
+/// The commit hook: seals a chunk of rows into its columnar body ([`Layout`]), into the pool
+/// when its arrangement's policy says so, else packed on the heap. Chunks that may not page
+/// (the heads of batcher chains, consumed by the batcher's next merge) stay rows.
 fn seal<K, V, T, R>(
     chunk: PagedChunk<K, V, T, R>,
     scope_pager: Option<&Rc<Pager>>,
@@ -529,15 +532,14 @@ where
     T: PagedData,
     R: PagedData,
 {
-    let ChunkBody::Resident(vec) = &chunk.0.body else {
+    let ChunkBody::Rows(vec) = &chunk.0.body else {
         return chunk;
     };
     let pager = chunk.pager().or(scope_pager);
-    let page = pager.filter(|pager| {
-        !vec.is_empty() && may_page && pager.should_page(layout(vec.as_slice())[4])
-    });
-    if let Some(pager) = page {
-        return PagedChunk::page_out(vec.as_slice(), chunk.depth(), pager);
+    if !vec.is_empty() && may_page {
+        let layout = Layout::measure(vec.as_slice());
+        let page = pager.is_some_and(|pager| pager.should_page(layout.bytes()));
+        return PagedChunk::columnar(vec.as_slice(), layout, chunk.depth(), pager, page);
     }
     if vec.is_view() || (chunk.pager().is_none() && pager.is_some()) {
         // A kept chunk owns its records (a view would keep the rest of its buffer alive),
