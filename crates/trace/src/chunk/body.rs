@@ -265,6 +265,7 @@ where
 
     /// The first and last `(key, val, time)`: resident metadata, no decode.
     #[allow(clippy::type_complexity)]
+    #[inline]
     pub(crate) fn fences(&self) -> ((&K, &V, &T), (&K, &V, &T)) {
         match &self.0.body {
             ChunkBody::Rows(vec) => {
@@ -394,6 +395,7 @@ pub(super) fn leftover<K, V, T, R>(
 }
 
 impl<K, V, T, R> PagedChunk<K, V, T, R> {
+    #[inline]
     pub(super) fn len_records(&self) -> usize {
         match &self.0.body {
             ChunkBody::Rows(vec) => vec.as_slice().len(),

@@ -225,7 +225,13 @@ where
         if end == UNKNOWN {
             let key_end = self.key_end(s);
             end = self.val_pos;
-            if end < key_end {
+            let one_per_val = match &s.0.body {
+                ChunkBody::Columnar { layout, .. } => layout.one_per_val,
+                ChunkBody::Rows(_) => false,
+            };
+            if one_per_val {
+                end = (end + 1).min(key_end);
+            } else if end < key_end {
                 let val = self.val_at(s, self.val_pos);
                 end += 1;
                 while end < key_end && equal::<V>(self.val_at(s, end), val) {
@@ -315,24 +321,31 @@ where
     type DiffGat<'a> = R::Item<'a>;
     type Diff = R;
 
+    #[inline]
     fn key_valid(&self, s: &Self::Storage) -> bool {
         self.key_pos < self.n(s)
     }
+    #[inline]
     fn val_valid(&self, s: &Self::Storage) -> bool {
         self.val_pos < self.key_end(s)
     }
+    #[inline]
     fn key<'a>(&self, s: &'a Self::Storage) -> K::Item<'a> {
         self.key_at_cursor(s)
     }
+    #[inline]
     fn val<'a>(&self, s: &'a Self::Storage) -> V::Item<'a> {
         self.val_at(s, self.val_pos)
     }
+    #[inline]
     fn get_key<'a>(&self, s: &'a Self::Storage) -> Option<K::Item<'a>> {
         self.key_valid(s).then(|| self.key(s))
     }
+    #[inline]
     fn get_val<'a>(&self, s: &'a Self::Storage) -> Option<V::Item<'a>> {
         self.val_valid(s).then(|| self.val(s))
     }
+    #[inline]
     fn map_times<L: FnMut(T::Item<'_>, R::Item<'_>)>(&mut self, s: &Self::Storage, mut logic: L) {
         let range = self.val_pos..self.val_end(s);
         match &s.0.body {
@@ -351,12 +364,14 @@ where
             }
         }
     }
+    #[inline]
     fn step_key(&mut self, s: &Self::Storage) {
         if self.key_valid(s) {
             let (end, idx) = (self.key_end(s), self.key_idx + 1);
             self.at_key(end, idx);
         }
     }
+    #[inline]
     fn seek_key(&mut self, s: &Self::Storage, key: K::Item<'_>) {
         // Every key before the hint is below `key` if the hint's is; if the hint's is not
         // but the one before it is, the hint is the answer (another cursor of the same scan
@@ -380,11 +395,13 @@ where
         s.0.seek_hint.set(at);
         self.at_key_index(s, at);
     }
+    #[inline]
     fn step_val(&mut self, s: &Self::Storage) {
         if self.val_valid(s) {
             self.at_val(self.val_end(s));
         }
     }
+    #[inline]
     fn seek_val(&mut self, s: &Self::Storage, val: V::Item<'_>) {
         if !self.key_valid(s) {
             return;
@@ -394,9 +411,11 @@ where
         let at = gallop_index(self.val_pos, key_end, |i| less::<V>(self.val_at(s, i), val));
         self.at_val(at.min(key_end));
     }
+    #[inline]
     fn rewind_keys(&mut self, s: &Self::Storage) {
         self.at_key_index(s, 0);
     }
+    #[inline]
     fn rewind_vals(&mut self, _s: &Self::Storage) {
         self.at_val(self.key_pos);
     }
@@ -411,6 +430,7 @@ where
 {
     type Cursor = PagedCursor<K, V, T, R>;
 
+    #[inline]
     fn cursor(&self) -> Self::Cursor {
         PagedCursor {
             key_pos: 0,
@@ -433,6 +453,7 @@ where
     R: PagedData + Semigroup,
 {
     #[allow(clippy::type_complexity)]
+    #[inline]
     fn bounds(
         &self,
     ) -> (

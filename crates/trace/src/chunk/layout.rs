@@ -43,6 +43,9 @@ pub(crate) struct Layout {
     one_time: bool,
     /// Whether all records share one diff (stored once).
     one_diff: bool,
+    /// Whether every `(key, val)` has one record (always so when `one_time`): a cursor
+    /// steps from val to val without comparing them.
+    pub one_per_val: bool,
 }
 
 impl Layout {
@@ -59,24 +62,24 @@ impl Layout {
             len > 0 && len <= u32::MAX as usize,
             "a chunk of {len} records"
         );
-        let keys = distinct_keys(records).count();
-        let one_time = records.iter().all(|r| r.1 == records[0].1);
-        let one_diff = records.iter().all(|r| r.2 == records[0].2);
-        let key_bytes = column_len(distinct_keys(records));
+        let (first, mut keys, mut key_bytes) = (&records[0], 0, 0);
+        let (mut one_time, mut one_diff, mut one_per_val) = (true, true, true);
+        for (i, r) in records.iter().enumerate() {
+            if i == 0 || r.0 .0 != records[i - 1].0 .0 {
+                keys += 1;
+                key_bytes += column_len(std::iter::once(&r.0 .0));
+            } else if r.0 .1 == records[i - 1].0 .1 {
+                one_per_val = false;
+            }
+            one_time &= r.1 == first.1;
+            one_diff &= r.2 == first.2;
+        }
         let end_bytes = if keys == len { 0 } else { keys * END };
         let val_bytes = column_len(records.iter().map(|r| &r.0 .1));
-        let time_bytes = column_len(
-            records
-                .iter()
-                .take(if one_time { 1 } else { len })
-                .map(|r| &r.1),
-        );
-        let diff_bytes = column_len(
-            records
-                .iter()
-                .take(if one_diff { 1 } else { len })
-                .map(|r| &r.2),
-        );
+        let times = if one_time { 1 } else { len };
+        let time_bytes = column_len(records[..times].iter().map(|r| &r.1));
+        let diffs = if one_diff { 1 } else { len };
+        let diff_bytes = column_len(records[..diffs].iter().map(|r| &r.2));
         let mut offsets = [0; 6];
         for (c, bytes) in [key_bytes, end_bytes, val_bytes, time_bytes, diff_bytes]
             .into_iter()
@@ -90,6 +93,7 @@ impl Layout {
             offsets,
             one_time,
             one_diff,
+            one_per_val,
         }
     }
 
@@ -108,17 +112,20 @@ impl Layout {
         R: PagedData,
     {
         debug_assert_eq!(out.len(), self.bytes());
-        write_column(self.keys, distinct_keys(records), &mut out[self.span(0)]);
-        if self.keys < self.len {
-            let ends = &mut out[self.span(1)];
-            let mut k = 0;
-            for i in 1..=self.len {
-                if i == self.len || records[i].0 .0 != records[i - 1].0 .0 {
-                    ends[k * END..][..END].copy_from_slice(&(i as u32).to_le_bytes());
-                    k += 1;
-                }
+        // The end of every key's run, found with one comparison per record.
+        let mut ends = Vec::with_capacity(self.keys);
+        for i in 1..=self.len {
+            if i == self.len || records[i].0 .0 != records[i - 1].0 .0 {
+                ends.push(i as u32);
             }
-            debug_assert_eq!(k, self.keys);
+        }
+        debug_assert_eq!(ends.len(), self.keys);
+        let keys = ends.iter().map(|&end| &records[end as usize - 1].0 .0);
+        write_column(self.keys, keys, &mut out[self.span(0)]);
+        if self.keys < self.len {
+            for (slot, end) in out[self.span(1)].chunks_exact_mut(END).zip(&ends) {
+                slot.copy_from_slice(&end.to_le_bytes());
+            }
         }
         write_column(
             self.len,
@@ -128,13 +135,13 @@ impl Layout {
         let times = if self.one_time { 1 } else { self.len };
         write_column(
             times,
-            records.iter().take(times).map(|r| &r.1),
+            records[..times].iter().map(|r| &r.1),
             &mut out[self.span(3)],
         );
         let diffs = if self.one_diff { 1 } else { self.len };
         write_column(
             diffs,
-            records.iter().take(diffs).map(|r| &r.2),
+            records[..diffs].iter().map(|r| &r.2),
             &mut out[self.span(4)],
         );
     }
@@ -149,6 +156,10 @@ impl Layout {
     #[inline(always)]
     fn item<X: PagedData>(&self, body: &[u8], c: usize, n: usize, i: usize) -> Range<usize> {
         let start = self.offsets[c];
+        if let Some(w) = X::WIDTH {
+            // Arithmetic alone; the caller's slicing checks the bounds.
+            return start + i * w..start + (i + 1) * w;
+        }
         let r = item_range::<X>(&body[start..self.offsets[c + 1]], n, i);
         start + r.start..start + r.end
     }
@@ -213,45 +224,36 @@ impl Layout {
         T: PagedData,
         R: PagedData,
     {
-        let mut vec = Vec::with_capacity(self.len);
+        let (n, column) = (self.len, |c: usize| &body[self.span(c)]);
+        let (keys, vals, times, diffs) = (column(0), column(2), column(3), column(4));
         let time = self
             .one_time
-            .then(|| T::decode(&body[self.time::<T>(body, 0)]));
+            .then(|| T::decode(&times[item_range::<T>(times, 1, 0)]));
         let diff = self
             .one_diff
-            .then(|| R::decode(&body[self.diff::<R>(body, 0)]));
+            .then(|| R::decode(&diffs[item_range::<R>(diffs, 1, 0)]));
+        let mut vec = Vec::with_capacity(n);
         let mut start = 0;
         for k in 0..self.keys {
-            let key = K::decode(&body[self.key::<K>(body, k)]);
+            let key = K::decode(&keys[item_range::<K>(keys, self.keys, k)]);
             let end = self.key_end(body, k);
             for i in start..end {
-                let val = V::decode(&body[self.val::<V>(body, i)]);
+                let val = V::decode(&vals[item_range::<V>(vals, n, i)]);
                 let t = match &time {
                     Some(t) => t.clone(),
-                    None => T::decode(&body[self.time::<T>(body, i)]),
+                    None => T::decode(&times[item_range::<T>(times, n, i)]),
                 };
                 let r = match &diff {
                     Some(r) => r.clone(),
-                    None => R::decode(&body[self.diff::<R>(body, i)]),
+                    None => R::decode(&diffs[item_range::<R>(diffs, n, i)]),
                 };
                 vec.push(((key.clone(), val), t, r));
             }
             start = end;
         }
-        debug_assert_eq!(vec.len(), self.len);
+        debug_assert_eq!(vec.len(), n);
         vec
     }
-}
-
-/// The distinct keys of sorted `records`, in order.
-fn distinct_keys<K: PagedData, V, T, R>(
-    records: &[Update<K, V, T, R>],
-) -> impl Iterator<Item = &K> + '_ {
-    records
-        .iter()
-        .enumerate()
-        .filter(move |(i, r)| *i == 0 || records[i - 1].0 .0 != r.0 .0)
-        .map(|(_, r)| &r.0 .0)
 }
 
 #[cfg(test)]
@@ -291,6 +293,7 @@ mod tests {
             (0..1000u64).map(|i| ((i / 4, i), 7, 1)).collect();
         let layout = round_trip(records);
         assert_eq!(layout.keys, 250);
+        assert!(layout.one_per_val);
         // 250 keys, 250 ends, 1000 vals, one time, one diff.
         assert_eq!(layout.bytes(), 250 * 8 + 250 * 4 + 1000 * 8 + 8 + 8);
     }
@@ -310,10 +313,12 @@ mod tests {
             (("".into(), vec![]), 0, 1),
             (("a".into(), vec![1]), 0, 1),
             (("a".into(), vec![1, 2]), 1, 1),
+            (("a".into(), vec![1, 2]), 2, 1),
             (("héllo".into(), vec![0; 300]), 0, 2),
         ];
         let layout = round_trip(records);
         assert_eq!(layout.keys, 3);
+        assert!(!layout.one_per_val);
         round_trip::<String, String, u64, i64>(vec![(("k".into(), "v".into()), 3, -1)]);
     }
 }
