@@ -1,5 +1,5 @@
-//! [`Records`]: a resident chunk body, and the record-level algorithms the chunk operations
-//! run on it.
+//! [`Records`]: a chunk body as rows (what operations build and read), and the record-level
+//! algorithms the chunk operations run on it.
 //!
 //! # Representation
 //! A `Records` is a shared buffer of updates `((key, val), time, diff)` and a start offset:
@@ -9,12 +9,14 @@
 //! is shared or is a suffix view.
 //!
 //! # Sizing
-//! Chunks are cut by the bytes of their pooled body (the four columns of [`crate::data`]), not
-//! by records: [`update_bytes`] is one update's share (a fixed-width field's width; an 8-byte
+//! Chunks are cut by the bytes of their records encoded as rows (each field in the encoding
+//! of [`crate::data`]), not by records: [`update_bytes`] is one update's share (a fixed-width field's width; an 8-byte
 //! end offset plus the encoding for a variable-length one), and every producer here
 //! ([`Filler`], [`Advancer`], [`fitting_prefix`]) cuts *before* the update that would take a
 //! chunk past its byte limit, so a chunk holds at most that many bytes, or is one update that
-//! is larger on its own. For fixed-width updates the bytes are `records × width`, so the
+//! is larger on its own. A sealed chunk's columnar body (`chunk::Layout`: keys once, constant
+//! columns once) is never larger than that measure, so it fits the same slot class or a
+//! smaller one. For fixed-width updates the bytes are `records × width`, so the
 //! cut is a record count derived once from the width ([`records_per`]) and nothing is
 //! measured per update.
 //!
@@ -132,7 +134,7 @@ impl<K: Clone, V: Clone, T: Clone, R: Clone> Records<K, V, T, R> {
 }
 
 impl<K: PagedData, V: PagedData, T: PagedData, R: PagedData> Records<K, V, T, R> {
-    /// The encoded bytes of the records (the length of their pooled body): arithmetic for
+    /// The encoded bytes of the records (an upper bound of their columnar body): arithmetic for
     /// fixed-width updates; measured once and remembered for variable-length ones.
     #[inline]
     pub fn bytes(&self) -> usize {
@@ -159,7 +161,7 @@ pub const TARGET_BYTES: usize = 256 << 10;
 /// Bytes of a variable-length field's end offset (see [`crate::data`]).
 const OFFSET: usize = 8;
 
-/// The encoded bytes of one update in a pooled body (see the module docs).
+/// The encoded bytes of one update (see the module docs).
 #[inline(always)]
 pub fn update_bytes<K, V, T, R>(u: &Update<K, V, T, R>) -> usize
 where

@@ -9,7 +9,7 @@
 //! batches and of its pending interesting times in key order. Every batch is read by one
 //! [`BatchReader`] that only moves forward: it skips chunks by their resident fence keys (no
 //! decode, no pin) and reads a chunk that may hold the key sought once, as resident records
-//! (free) or one decode of a pooled body, keeping it until it moves past it. So each chunk is
+//! (free) or one decode of a columnar (packed or pooled) body, keeping it until it moves past it. So each chunk is
 //! read at most once per interval, and chunks holding no key of interest are never read.
 //!
 //! # Per key

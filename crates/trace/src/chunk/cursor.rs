@@ -3,6 +3,10 @@
 //! Invariant: cursor reads are sound and bounded: no item borrows pool memory past the pin
 //! that protects it.
 //!
+//! A packed body (a sealed chunk kept on the heap) is read in place, for the life of the
+//! chunk: items of any type borrow from its buffer, which the chunk owns and never moves.
+//! Rows (unsealed chunks) are read in place too. The rest is about pooled bodies.
+//!
 //! When all four types are fixed-width ([`PagedData::WIDTH`] is `Some`), items are returned
 //! **by value** (`Key<'a> = K` and so on), and the pin that keeps a pooled body resident is
 //! owned by the *cursor* ([`PagedCursor`]), taken on the cursor's first read and released

@@ -5,14 +5,15 @@
 //! operation leaves whole is put back as the original, so it stays pooled.
 //!
 //! `merge`, `extract` and `advance` run the algorithms of [`crate::records`] on a small window
-//! of chunks materialized as [`Records`] (free for resident chunks; one decode for pooled
-//! ones): merge reads the head chunks of its inputs, one per input at a time (disjoint heads
+//! of chunks materialized as [`Records`] (free for rows; one decode for a sealed, columnar
+//! body): merge reads the head chunks of its inputs, one per input at a time (disjoint heads
 //! pass through without a decode), until one full output chunk is out, and puts partly read
 //! heads back as views; extract takes the head chunk of its input; advance the (burst-sized)
 //! input it is handed, withholding its last `(key, val)` group as views.
-//! `settle` packs chunks to the grading invariant (below) and pages each committed chunk
-//! (`seal`) when its arrangement's policy says so: the commit point where chunks enter the
-//! pool. Merge outputs get depth = deepest input + 1 (batcher merges keep depth 0), so older
+//! `settle` packs chunks to the grading invariant (below) and seals each committed chunk
+//! (`seal`) into its columnar body ([`Layout`]): into the pool when its arrangement's policy
+//! says so (the commit point where chunks enter the pool), else packed on the heap, so a
+//! resident trace takes the columnar body's bytes, not rows'. Merge outputs get depth = deepest input + 1 (batcher merges keep depth 0), so older
 //! data is evicted first; each merge step is counted per level ([`crate::merge_times`]).
 //!
 //! # Chunk size: bytes, not records
