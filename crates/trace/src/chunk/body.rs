@@ -203,6 +203,15 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
         )
     }
 
+    /// Bytes the body takes where it is held: its columnar body's length once sealed (packed
+    /// on the heap or pooled), or its rows' (`len × size_of` of an update) before.
+    pub fn body_bytes(&self) -> usize {
+        match &self.0.body {
+            ChunkBody::Rows(vec) => std::mem::size_of_val(vec.as_slice()),
+            ChunkBody::Columnar { layout, .. } => layout.bytes(),
+        }
+    }
+
     /// The body's records, if it is rows (not yet sealed into columns).
     pub(crate) fn rows(&self) -> Option<&[Update<K, V, T, R>]> {
         match &self.0.body {
