@@ -207,7 +207,7 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
     /// on the heap or pooled), or its rows' (`len × size_of` of an update) before.
     pub fn body_bytes(&self) -> usize {
         match &self.0.body {
-            ChunkBody::Rows(vec) => std::mem::size_of_val(vec.as_slice()),
+            ChunkBody::Rows(vec) => size_of_val(vec.as_slice()),
             ChunkBody::Columnar { layout, .. } => layout.bytes(),
         }
     }
