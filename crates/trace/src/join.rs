@@ -76,7 +76,8 @@ use differential_dataflow::{AsCollection, Data, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
 use timely::progress::Timestamp;
 
-use crate::chunk::{chunk_bytes, LookupBody, PagedChunk};
+use crate::batch_reader::{Batch, BatchReader};
+use crate::chunk::{chunk_bytes, PagedChunk};
 use crate::data::PagedData;
 use crate::records::update_bytes;
 use crate::vectored::{for_each_update, LookupStats};
@@ -95,7 +96,6 @@ pub const JOIN_WINDOW_BYTES: usize = 16 << 20;
 /// Output records pushed per `next()`, by default.
 pub const JOIN_STEP_RECORDS: usize = 16 * 1024;
 
-type Batch<K, V, T, R> = Rc<ChunkBatch<PagedChunk<K, V, T, R>>>;
 type Output<D, T, R> = ConsolidatingContainerBuilder<Vec<(D, T, R)>>;
 
 /// What a [`VectoredJoin`] did, and the largest of its bounded buffers (see the module docs).
@@ -593,7 +593,7 @@ where
     out
 }
 
-/// The fresh side read in key order: each batch one decoded chunk at a time, the batches
+/// The fresh side read in key order: each batch by its own [`BatchReader`], the batches
 /// merged by key.
 struct BatchStream<K, V, T, R>
 where
@@ -602,55 +602,7 @@ where
     T: PagedData + Lattice + Timestamp,
     R: PagedData + Semigroup,
 {
-    batches: Vec<ChunkCursor<K, V, T, R>>,
-}
-
-/// A batch's position: its current chunk, read in place when resident and decoded (once)
-/// when pooled, and the next record in it.
-struct ChunkCursor<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    batch: Batch<K, V, T, R>,
-    /// Index of the current chunk; `None` before the first.
-    chunk: Option<usize>,
-    /// The current chunk's body, if it is pooled.
-    decoded: Option<crate::records::Records<K, V, T, R>>,
-    at: usize,
-}
-
-impl<K, V, T, R> ChunkCursor<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    /// The current chunk's records.
-    fn records(&self) -> &[((K, V), T, R)] {
-        if let Some(decoded) = &self.decoded {
-            return decoded.as_slice();
-        }
-        match self.chunk.map(|c| self.batch.chunks[c].lookup_body()) {
-            Some(LookupBody::Records(records)) => records,
-            _ => &[],
-        }
-    }
-
-    /// The next record, moving to the next chunk when the current one is used up.
-    fn head(&mut self) -> Option<&((K, V), T, R)> {
-        while self.at == self.records().len() {
-            let next = self.chunk.map_or(0, |c| c + 1);
-            let chunk = self.batch.chunks.get(next)?;
-            self.decoded = chunk.is_pooled().then(|| chunk.materialize());
-            self.chunk = Some(next);
-            self.at = 0;
-        }
-        Some(&self.records()[self.at])
-    }
+    batches: Vec<BatchReader<K, V, T, R>>,
 }
 
 impl<K, V, T, R> BatchStream<K, V, T, R>
@@ -661,15 +613,7 @@ where
     R: PagedData + Semigroup,
 {
     fn new(batches: Vec<Batch<K, V, T, R>>) -> Self {
-        let batches = batches
-            .into_iter()
-            .map(|batch| ChunkCursor {
-                batch,
-                chunk: None,
-                decoded: None,
-                at: 0,
-            })
-            .collect();
+        let batches = batches.into_iter().map(BatchReader::new).collect();
         BatchStream { batches }
     }
 
@@ -713,7 +657,7 @@ where
                     let ((_, v), t, r) = update;
                     updates.push(((i, v.clone()), t.clone(), r.clone()));
                     bytes += size;
-                    b.at += 1;
+                    b.step();
                 }
             }
             if updates.len() > before {

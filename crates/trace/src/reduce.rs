@@ -33,7 +33,6 @@ use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::reduce::{reduce_with_tactic, ReduceTactic};
 use differential_dataflow::operators::ValueHistory;
-use differential_dataflow::trace::chunk::ChunkBatch;
 use differential_dataflow::trace::{Builder, Description, Span, TraceReader};
 use differential_dataflow::{AsCollection, Data, VecCollection};
 use timely::dataflow::channels::pact::Pipeline;
@@ -41,116 +40,15 @@ use timely::dataflow::operators::{CapabilitySet, Operator};
 use timely::order::TotalOrder;
 use timely::progress::{Antichain, Timestamp};
 
+use crate::batch_reader::{Batch, BatchReader};
 use crate::chunk::PagedChunk;
 use crate::data::PagedData;
 use crate::pager::{Pager, Paging};
-use crate::records::{gallop, Filler, Records, TARGET_BYTES};
+use crate::records::{Filler, TARGET_BYTES};
 use crate::{PagedBuilder, PagedSpine};
-
-/// A batch of a paged trace.
-type Batch<K, V, T, R> = Rc<ChunkBatch<PagedChunk<K, V, T, R>>>;
 
 /// A paged arrangement.
 type PagedArranged<'scope, K, V, T, R> = Arranged<'scope, TraceAgent<PagedSpine<K, V, T, R>>>;
-
-/// One batch read forward in key order (see the module docs).
-struct BatchReader<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    batch: Batch<K, V, T, R>,
-    /// The current chunk.
-    chunk: usize,
-    /// The current chunk's records, once read.
-    body: Option<Records<K, V, T, R>>,
-    /// The next unread record of `body`.
-    at: usize,
-}
-
-impl<K, V, T, R> BatchReader<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    fn new(batch: Batch<K, V, T, R>) -> Self {
-        BatchReader {
-            batch,
-            chunk: 0,
-            body: None,
-            at: 0,
-        }
-    }
-
-    /// The key of the next unread record (reading its chunk), if any.
-    fn head(&mut self) -> Option<&K> {
-        loop {
-            if let Some(body) = &self.body {
-                if self.at < body.len() {
-                    break;
-                }
-                self.body = None;
-                self.chunk += 1;
-                self.at = 0;
-            }
-            let chunk = self.batch.chunks.get(self.chunk)?;
-            self.body = Some(chunk.materialize());
-        }
-        self.body.as_ref().map(|b| &b.as_slice()[self.at].0 .0)
-    }
-
-    /// Moves to the first record whose key is at least `key`, reading a chunk only when its
-    /// fences say it may hold `key`; true if that record's key is `key`.
-    fn seek(&mut self, key: &K) -> bool {
-        loop {
-            if let Some(body) = &self.body {
-                let s = body.as_slice();
-                if self.at < s.len() && s[s.len() - 1].0 .0 >= *key {
-                    self.at = gallop(s, self.at, |u| u.0 .0 < *key);
-                    return s[self.at].0 .0 == *key;
-                }
-                self.body = None;
-                self.chunk += 1;
-                self.at = 0;
-                continue;
-            }
-            let Some(chunk) = self.batch.chunks.get(self.chunk) else {
-                return false;
-            };
-            let ((first, _, _), (last, _, _)) = chunk.fences();
-            if last < key {
-                self.chunk += 1;
-                continue;
-            }
-            if first > key {
-                return false;
-            }
-            self.body = Some(chunk.materialize());
-            self.at = 0;
-        }
-    }
-
-    /// Appends the updates of `key` to `out` and moves past them; true if there were any.
-    fn drain_key(&mut self, key: &K, out: &mut Vec<(V, T, R)>) -> bool {
-        let mut found = false;
-        while self.seek(key) {
-            found = true;
-            let s = self.body.as_ref().expect("seek read the chunk").as_slice();
-            let mut at = self.at;
-            while at < s.len() && s[at].0 .0 == *key {
-                let ((_, v), t, r) = &s[at];
-                out.push((v.clone(), t.clone(), r.clone()));
-                at += 1;
-            }
-            self.at = at;
-        }
-        found
-    }
-}
 
 /// The batches of one side of a retire, each read by its own [`BatchReader`].
 struct Side<K, V, T, R>
@@ -180,7 +78,7 @@ where
     fn head(&mut self) -> Option<K> {
         self.readers
             .iter_mut()
-            .filter_map(|r| r.head())
+            .filter_map(|r| r.head().map(|u| &u.0 .0))
             .min()
             .cloned()
     }
