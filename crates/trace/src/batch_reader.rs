@@ -3,7 +3,8 @@
 //! body), and kept until the reader moves past its last record. Seeks skip chunks by their
 //! resident fence keys, so a chunk that cannot hold the key sought is never read.
 //!
-//! Shared by the paged reduce (which seeks the keys it visits and drains their updates) and
+//! [`MergedBatches`] reads several batches together, merged by key. Shared by the paged
+//! reduce (each side of a retire: it seeks the keys it visits and drains their updates) and
 //! the vectored join's fresh side (which takes the batches' records in key order).
 
 use std::rc::Rc;
@@ -122,5 +123,54 @@ where
             self.at = at;
         }
         found
+    }
+}
+
+/// Several batches read forward together, merged by key: each by its own [`BatchReader`].
+pub(crate) struct MergedBatches<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
+{
+    /// One reader per batch.
+    pub(crate) readers: Vec<BatchReader<K, V, T, R>>,
+}
+
+impl<K, V, T, R> MergedBatches<K, V, T, R>
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData + Lattice + Timestamp,
+    R: PagedData + Semigroup,
+{
+    /// Readers before the first record of each of `batches`.
+    pub(crate) fn new(batches: Vec<Batch<K, V, T, R>>) -> Self {
+        MergedBatches {
+            readers: batches.into_iter().map(BatchReader::new).collect(),
+        }
+    }
+
+    /// The least key not yet read, if any.
+    pub(crate) fn head(&mut self) -> Option<K> {
+        self.readers
+            .iter_mut()
+            .filter_map(|r| r.head().map(|u| &u.0 .0))
+            .min()
+            .cloned()
+    }
+
+    /// Appends the updates of `key` to `out`, sorted by value (times in no particular order);
+    /// returns how many batches held some.
+    pub(crate) fn drain_key(&mut self, key: &K, out: &mut Vec<(V, T, R)>) -> usize {
+        let mut batches = 0;
+        for reader in &mut self.readers {
+            batches += usize::from(reader.drain_key(key, out));
+        }
+        if batches > 1 {
+            out.sort_by(|x, y| x.0.cmp(&y.0));
+        }
+        batches
     }
 }

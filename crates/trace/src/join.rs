@@ -76,7 +76,7 @@ use differential_dataflow::{AsCollection, Data, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
 use timely::progress::Timestamp;
 
-use crate::batch_reader::{Batch, BatchReader};
+use crate::batch_reader::{Batch, MergedBatches};
 use crate::chunk::{chunk_bytes, PagedChunk};
 use crate::data::PagedData;
 use crate::records::update_bytes;
@@ -235,8 +235,8 @@ where
         meet: T,
     ) -> Box<dyn Iterator<Item = Vec<(I::Item, T, R0::Output)>>> {
         let driver = match fresh {
-            Fresh::Input0 => Driver::Input0(BatchStream::new(input0), input1),
-            Fresh::Input1 => Driver::Input1(input0, BatchStream::new(input1)),
+            Fresh::Input0 => Driver::Input0(MergedBatches::new(input0), input1),
+            Fresh::Input1 => Driver::Input1(input0, MergedBatches::new(input1)),
         };
         Box::new(VectoredIter {
             driver,
@@ -268,8 +268,8 @@ where
     R0: PagedData + Semigroup,
     R1: PagedData + Semigroup,
 {
-    Input0(BatchStream<K, V0, T, R0>, Vec<Batch<K, V1, T, R1>>),
-    Input1(Vec<Batch<K, V0, T, R0>>, BatchStream<K, V1, T, R1>),
+    Input0(MergedBatches<K, V0, T, R0>, Vec<Batch<K, V1, T, R1>>),
+    Input1(Vec<Batch<K, V0, T, R0>>, MergedBatches<K, V1, T, R1>),
 }
 
 /// One window: chunks of the other side as `(batch index, chunk index)`, by batch and chunk.
@@ -593,30 +593,14 @@ where
     out
 }
 
-/// The fresh side read in key order: each batch by its own [`BatchReader`], the batches
-/// merged by key.
-struct BatchStream<K, V, T, R>
+/// The fresh side read in key order: its batches merged by key.
+impl<K, V, T, R> MergedBatches<K, V, T, R>
 where
     K: PagedData,
     V: PagedData,
     T: PagedData + Lattice + Timestamp,
     R: PagedData + Semigroup,
 {
-    batches: Vec<BatchReader<K, V, T, R>>,
-}
-
-impl<K, V, T, R> BatchStream<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    fn new(batches: Vec<Batch<K, V, T, R>>) -> Self {
-        let batches = batches.into_iter().map(BatchReader::new).collect();
-        BatchStream { batches }
-    }
-
     /// Appends up to `group` next distinct keys to `keys`, and their updates (with the key's
     /// index in `keys`) to `updates`, stopping once `updates` holds `cap.0` updates or the
     /// next update would take their encoded bytes past `cap.1` (the first update is always
@@ -632,16 +616,11 @@ where
         let mut bytes = 0;
         let mut full = false;
         while !full && keys.len() < group && updates.len() < cap {
-            let Some(key) = self
-                .batches
-                .iter_mut()
-                .filter_map(|b| b.head().map(|r| r.0 .0.clone()))
-                .min()
-            else {
+            let Some(key) = self.head() else {
                 break;
             };
             let (i, before) = (keys.len(), updates.len());
-            'batches: for b in &mut self.batches {
+            'batches: for b in &mut self.readers {
                 while updates.len() < cap {
                     let Some(update) = b.head() else {
                         break;

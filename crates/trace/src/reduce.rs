@@ -7,10 +7,11 @@
 //! input trace's batches before the interval (*source*), the output trace's batches (*output*)
 //! and the interval's new input batches (*input*). The tactic visits the keys of the input
 //! batches and of its pending interesting times in key order. Every batch is read by one
-//! [`BatchReader`] that only moves forward: it skips chunks by their resident fence keys (no
-//! decode, no pin) and reads a chunk that may hold the key sought once, as resident records
-//! (free) or one decode of a pooled body, keeping it until it moves past it. So each chunk is
-//! read at most once per interval, and chunks holding no key of interest are never read.
+//! [`BatchReader`](crate::batch_reader::BatchReader) that only moves forward: it skips chunks
+//! by their resident fence keys (no decode, no pin) and reads a chunk that may hold the key
+//! sought once, as resident records (free) or one decode of a pooled body, keeping it until
+//! it moves past it. So each chunk is read at most once per interval, and chunks holding no
+//! key of interest are never read.
 //!
 //! # Per key
 //! The key's updates of each side are copied out (owned values), and the interesting-times
@@ -40,7 +41,7 @@ use timely::dataflow::operators::{CapabilitySet, Operator};
 use timely::order::TotalOrder;
 use timely::progress::{Antichain, Timestamp};
 
-use crate::batch_reader::{Batch, BatchReader};
+use crate::batch_reader::{Batch, MergedBatches};
 use crate::chunk::PagedChunk;
 use crate::data::PagedData;
 use crate::pager::{Pager, Paging};
@@ -49,53 +50,6 @@ use crate::{PagedBuilder, PagedSpine};
 
 /// A paged arrangement.
 type PagedArranged<'scope, K, V, T, R> = Arranged<'scope, TraceAgent<PagedSpine<K, V, T, R>>>;
-
-/// The batches of one side of a retire, each read by its own [`BatchReader`].
-struct Side<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    readers: Vec<BatchReader<K, V, T, R>>,
-}
-
-impl<K, V, T, R> Side<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    fn new(batches: Vec<Batch<K, V, T, R>>) -> Self {
-        Side {
-            readers: batches.into_iter().map(BatchReader::new).collect(),
-        }
-    }
-
-    /// The least key not yet read, if any.
-    fn head(&mut self) -> Option<K> {
-        self.readers
-            .iter_mut()
-            .filter_map(|r| r.head().map(|u| &u.0 .0))
-            .min()
-            .cloned()
-    }
-
-    /// Appends the updates of `key` to `out`, sorted by value (times in no particular order);
-    /// returns how many batches held some.
-    fn drain_key(&mut self, key: &K, out: &mut Vec<(V, T, R)>) -> usize {
-        let mut batches = 0;
-        for reader in &mut self.readers {
-            batches += usize::from(reader.drain_key(key, out));
-        }
-        if batches > 1 {
-            out.sort_by(|x, y| x.0.cmp(&y.0));
-        }
-        batches
-    }
-}
 
 /// Sorts and deduplicates a list of times.
 fn sort_dedup<T: Ord>(list: &mut Vec<T>) {
@@ -523,9 +477,9 @@ where
         if !held.elements().iter().any(|time| !upper.less_equal(time)) {
             return (None, held.clone());
         }
-        let mut source = Side::new(source_batches);
-        let mut output = Side::new(output_batches);
-        let mut input = Side::new(input_batches);
+        let mut source = MergedBatches::new(source_batches);
+        let mut output = MergedBatches::new(output_batches);
+        let mut input = MergedBatches::new(input_batches);
         let mut builder = PagedBuilder::<K, V2, T, R2>::default();
         let pager = &self.pager;
         let mut staged = Filler::new(TARGET_BYTES, |records| {
@@ -823,8 +777,8 @@ where
                 });
                 if !caps.is_empty() {
                     let mut session = output.session(&caps);
-                    let mut fresh = Side::new(batches);
-                    let mut old = Side::new(
+                    let mut fresh = MergedBatches::new(batches);
+                    let mut old = MergedBatches::new(
                         trace
                             .batches_through(lower_limit.borrow())
                             .expect("failed to acquire trace batches"),
