@@ -26,7 +26,10 @@ use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::{Navigable, Span, TraceReader};
 use differential_dataflow::VecCollection;
-use spillway_trace::{spine_levels, PagedData, PagedSpine, Paging};
+use differential_dataflow::{ExchangeData, Hashable};
+use spillway_trace::{
+    spine_levels, ArrangePaged, JoinVectored, PagedData, PagedSpine, Paging, ReducePaged,
+};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
@@ -117,6 +120,68 @@ pub(crate) struct Paged<'a> {
     pub paging: &'a Paging,
     /// The join tactic.
     pub tactic: JoinTactic,
+}
+
+/// Records the paged backends run on: `(key, val)` updates and `(key, probe)` probes of
+/// [`PagedData`], and what differs between kinds of records in the closures over their paged
+/// cursor items.
+pub(crate) trait PagedRecords:
+    RecordKind<Data = (Self::Key, Self::Val), Probe = (Self::Key, Self::ProbeVal)>
+{
+    /// The key of updates and probes.
+    type Key: PagedData + ExchangeData + Hashable;
+    /// The value of updates.
+    type Val: PagedData + ExchangeData;
+    /// The value of probes.
+    type ProbeVal: PagedData + ExchangeData;
+    /// The join's output record for a matching update `(key, val)` and probe `(key, probe)`.
+    fn joined(
+        key: <Self::Key as PagedData>::Item<'_>,
+        val: <Self::Val as PagedData>::Item<'_>,
+        probe: <Self::ProbeVal as PagedData>::Item<'_>,
+    ) -> Self::Joined;
+    /// A value item, owned (the `Max` reduce's output).
+    fn owned(val: <Self::Val as PagedData>::Item<'_>) -> Self::Val;
+}
+
+impl<R: PagedRecords> BackendOps<R> for Paged<'_>
+where
+    for<'a> <R::Key as PagedData>::Item<'a>: Field,
+    for<'a> <R::Val as PagedData>::Item<'a>: Field,
+{
+    type Spine = PagedSpine<R::Key, R::Val, u64, isize>;
+    fn arrange<'s>(
+        &self,
+        updates: VecCollection<'s, u64, R::Data, isize>,
+    ) -> Arranged<'s, TraceAgent<Self::Spine>> {
+        updates.arrange_by_key_paged(self.paging)
+    }
+    fn join<'s>(
+        &self,
+        data: Arranged<'s, TraceAgent<Self::Spine>>,
+        probes: VecCollection<'s, u64, R::Probe, isize>,
+    ) -> VecCollection<'s, u64, R::Joined, isize> {
+        let probes = probes.arrange_by_key_paged(self.paging);
+        match self.tactic {
+            JoinTactic::Cursor => data.join_core(probes, |k, v, q| Some(R::joined(k, v, q))),
+            JoinTactic::Vectored => {
+                data.join_core_vectored(probes, |k, v, q| Some(R::joined(k, v, q)))
+            }
+        }
+    }
+    fn reduce<'s>(
+        &self,
+        data: Arranged<'s, TraceAgent<Self::Spine>>,
+        acc: &Rc<Cell<Checksum>>,
+    ) -> ProbeHandle<u64> {
+        let count = data
+            .clone()
+            .reduce_paged::<u64, isize, _>(self.paging, |_k, s, t| t.push((count_of(s), 1)));
+        let max = data.reduce_paged::<R::Val, isize, _>(self.paging, |_k, s, t| {
+            t.push((R::owned(s[s.len() - 1].0), 1))
+        });
+        sum_reduced(count, max, acc)
+    }
 }
 
 /// Upstream's `OrdValSpine` (`dd-ord`), its reduces into upstream's `ValSpine`.

@@ -2,10 +2,11 @@
 //! module): `(u64 key, u64 val)` updates, `(u64 key, u64 probe)` probes and `(key, val,
 //! probe)` join outputs, arranged, joined and reduced by every backend.
 //!
-//! Backends: `pool` and `memory` are `PagedSpine` with paging on and off; `dd-ord` is
+//! Backends: `pool` and `memory` are `PagedSpine` with paging on and off (the paged
+//! backends' operators are shared with string records: [`PagedRecords`]); `dd-ord` is
 //! upstream's `OrdValSpine`; `dd-col` is upstream's columnar `ColChunk` trace with its own
-//! spill installed (see [`crate::colspill`]). Cursor and join items are read through
-//! [`Field`], so one closure serves by-value and by-reference backends alike.
+//! spill installed (see [`crate::colspill`]). Cursor items are read through [`Field`], so one
+//! closure serves by-value and by-reference backends alike.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -16,15 +17,16 @@ use differential_dataflow::trace::implementations::containers::BatchContainer;
 use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
 use differential_dataflow::trace::{Navigable, TraceReader};
 use differential_dataflow::VecCollection;
-use spillway_trace::{ArrangePaged, JoinVectored, PagedSpine, ReducePaged};
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::worker::Worker;
 
 use crate::colspill::{self, ColSpine};
 use crate::input::{record_hash, Checksum, InputSpec};
 use crate::levels::{Event, LevelsSink};
-use crate::phases::{self, count_of, sum_reduced, BackendOps, DdOrd, Paged, RecordKind, TAG_JOIN};
-use crate::plan::{Backend, JoinTactic, QueryPlan};
+use crate::phases::{
+    self, count_of, sum_reduced, BackendOps, DdOrd, PagedRecords, RecordKind, TAG_JOIN,
+};
+use crate::plan::{Backend, QueryPlan};
 use crate::progress::Progress;
 use crate::report::WorkerResult;
 use crate::string_input::Field;
@@ -86,40 +88,15 @@ pub(crate) fn run_worker(
     }
 }
 
-/// The trace of the paged backends.
-type PagedTrace = TraceAgent<PagedSpine<u64, u64, u64, isize>>;
-
-impl BackendOps<U64Records> for Paged<'_> {
-    type Spine = PagedSpine<u64, u64, u64, isize>;
-    fn arrange<'s>(
-        &self,
-        updates: VecCollection<'s, u64, Data, isize>,
-    ) -> Arranged<'s, PagedTrace> {
-        updates.arrange_by_key_paged(self.paging)
+impl PagedRecords for U64Records {
+    type Key = u64;
+    type Val = u64;
+    type ProbeVal = u64;
+    fn joined(key: u64, val: u64, probe: u64) -> (u64, u64, u64) {
+        (key, val, probe)
     }
-    fn join<'s>(
-        &self,
-        data: Arranged<'s, PagedTrace>,
-        probes: VecCollection<'s, u64, (u64, u64), isize>,
-    ) -> VecCollection<'s, u64, (u64, u64, u64), isize> {
-        let probes = probes.arrange_by_key_paged(self.paging);
-        match self.tactic {
-            JoinTactic::Cursor => data.join_core(probes, |k, v, q| Some((k, v, q))),
-            JoinTactic::Vectored => data.join_core_vectored(probes, |k, v, q| Some((k, v, q))),
-        }
-    }
-    fn reduce<'s>(
-        &self,
-        data: Arranged<'s, PagedTrace>,
-        acc: &Rc<Cell<Checksum>>,
-    ) -> ProbeHandle<u64> {
-        let count = data
-            .clone()
-            .reduce_paged::<u64, isize, _>(self.paging, |_k, s, t| t.push((count_of(s), 1)));
-        let max = data.reduce_paged::<u64, isize, _>(self.paging, |_k, s, t| {
-            t.push((s[s.len() - 1].0.field(), 1))
-        });
-        sum_reduced(count, max, acc)
+    fn owned(val: u64) -> u64 {
+        val
     }
 }
 

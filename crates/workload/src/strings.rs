@@ -12,12 +12,11 @@
 //! - **scan**: every batch of the trace read with its cursor.
 //!
 //! Backends: `pool` / `memory` arrange with `arrange_by_key_paged` and join with the plan's
-//! tactic (`vectored` by default: the bounded join for strings; `cursor` is `join_core`);
-//! `dd-ord` is upstream's `arrange_by_key` and `join_core`. `dd-col` has no string trace and
-//! is refused when the plan is made.
-//!
-//! Closures read keys and values through [`Field`](crate::string_input::Field) and `ToOwned`, so they compile whether a
-//! paged cursor hands out `&String` or `&str`.
+//! tactic (`vectored` by default: the bounded join for strings; `cursor` is `join_core`), the
+//! same operators as the `u64` records' ([`PagedRecords`]: only the join's output and the
+//! owned value differ); `dd-ord` is upstream's `arrange_by_key` and `join_core`, its closures
+//! reading `&String`s through [`Field`](crate::string_input::Field) and `ToOwned`. `dd-col`
+//! has no string trace and is refused when the plan is made.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -25,14 +24,15 @@ use std::rc::Rc;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
 use differential_dataflow::VecCollection;
-use spillway_trace::{ArrangePaged, JoinVectored, PagedSpine, ReducePaged};
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::worker::Worker;
 
 use crate::input::{Checksum, InputSpec};
 use crate::levels::{Event, LevelsSink};
-use crate::phases::{self, count_of, sum_reduced, BackendOps, DdOrd, Paged, RecordKind, TAG_JOIN};
-use crate::plan::{Backend, JoinTactic, QueryPlan};
+use crate::phases::{
+    self, count_of, sum_reduced, BackendOps, DdOrd, PagedRecords, RecordKind, TAG_JOIN,
+};
+use crate::plan::{Backend, QueryPlan};
 use crate::progress::Progress;
 use crate::report::WorkerResult;
 use crate::string_input::{string_probe, string_record_hash, string_update};
@@ -91,44 +91,15 @@ pub(crate) fn run_worker(
     }
 }
 
-/// The trace of the paged backends.
-type PagedTrace = TraceAgent<PagedSpine<String, String, u64, isize>>;
-
-impl BackendOps<StringRecords> for Paged<'_> {
-    type Spine = PagedSpine<String, String, u64, isize>;
-    fn arrange<'s>(
-        &self,
-        updates: VecCollection<'s, u64, Data, isize>,
-    ) -> Arranged<'s, PagedTrace> {
-        updates.arrange_by_key_paged(self.paging)
+impl PagedRecords for StringRecords {
+    type Key = String;
+    type Val = String;
+    type ProbeVal = u64;
+    fn joined(key: &str, val: &str, probe: u64) -> u64 {
+        string_record_hash(TAG_JOIN, key, val, probe)
     }
-    fn join<'s>(
-        &self,
-        data: Arranged<'s, PagedTrace>,
-        probes: VecCollection<'s, u64, ProbeData, isize>,
-    ) -> VecCollection<'s, u64, u64, isize> {
-        let probes = probes.arrange_by_key_paged(self.paging);
-        match self.tactic {
-            JoinTactic::Cursor => data.join_core(probes, |k, v, q| {
-                Some(string_record_hash(TAG_JOIN, k, v, q))
-            }),
-            JoinTactic::Vectored => data.join_core_vectored(probes, |k, v, q| {
-                Some(string_record_hash(TAG_JOIN, k, v, q))
-            }),
-        }
-    }
-    fn reduce<'s>(
-        &self,
-        data: Arranged<'s, PagedTrace>,
-        acc: &Rc<Cell<Checksum>>,
-    ) -> ProbeHandle<u64> {
-        let count = data
-            .clone()
-            .reduce_paged::<u64, isize, _>(self.paging, |_k, s, t| t.push((count_of(s), 1)));
-        let max = data.reduce_paged::<String, isize, _>(self.paging, |_k, s, t| {
-            t.push((s[s.len() - 1].0.to_owned(), 1))
-        });
-        sum_reduced(count, max, acc)
+    fn owned(val: &str) -> String {
+        val.to_owned()
     }
 }
 
