@@ -174,3 +174,87 @@ where
         batches
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type U = ((u64, u64), u64, isize);
+
+    /// A batch of resident chunks of `per_chunk` records each, from sorted `records`.
+    fn batch(records: &[U], per_chunk: usize) -> Batch<u64, u64, u64, isize> {
+        let chunks = records
+            .chunks(per_chunk)
+            .map(|c| PagedChunk::from_records(c.to_vec()))
+            .collect();
+        Rc::new(ChunkBatch { chunks })
+    }
+
+    /// Sorted, distinct records: keys `key(i)` for `i` in `0..n`, two values each.
+    fn records(n: u64, key: impl Fn(u64) -> u64) -> Vec<U> {
+        let mut out: Vec<U> = (0..n)
+            .flat_map(|i| [((key(i), 1), i, 1), ((key(i), 2), i, -1)])
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn head_and_step_read_every_record_in_order() {
+        let all = records(50, |i| i * 3);
+        let mut reader = BatchReader::new(batch(&all, 7));
+        let mut read = Vec::new();
+        while let Some(u) = reader.head() {
+            read.push(*u);
+            reader.step();
+        }
+        assert_eq!(read, all);
+    }
+
+    #[test]
+    fn merged_batches_drain_every_key_once_in_key_order() {
+        let (a, b) = (records(40, |i| i * 2), records(30, |i| i * 3 + 1));
+        let mut merged = MergedBatches::new(vec![batch(&a, 5), batch(&b, 4)]);
+        let mut expected: Vec<u64> = a.iter().chain(&b).map(|u| u.0 .0).collect();
+        expected.sort();
+        expected.dedup();
+        let mut keys = Vec::new();
+        while let Some(key) = merged.head() {
+            let mut out = Vec::new();
+            let batches = merged.drain_key(&key, &mut out);
+            let want: Vec<(u64, u64, isize)> = a
+                .iter()
+                .chain(&b)
+                .filter(|u| u.0 .0 == key)
+                .map(|&((_, v), t, r)| (v, t, r))
+                .collect();
+            assert_eq!(
+                batches,
+                usize::from(key % 2 == 0) + usize::from(key % 3 == 1)
+            );
+            let mut got = out.clone();
+            got.sort();
+            let mut want = want;
+            want.sort();
+            assert_eq!(got, want, "key {key}");
+            assert!(out.windows(2).all(|w| w[0].0 <= w[1].0), "sorted by value");
+            keys.push(key);
+        }
+        assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn seek_skips_to_the_key_and_reports_absent_keys() {
+        let all = records(60, |i| i * 5);
+        let mut reader = BatchReader::new(batch(&all, 6));
+        assert!(reader.seek(&100));
+        assert_eq!(reader.head().map(|u| u.0 .0), Some(100));
+        assert!(!reader.seek(&101), "no key 101");
+        assert_eq!(reader.head().map(|u| u.0 .0), Some(105));
+        let mut out = Vec::new();
+        assert!(reader.drain_key(&105, &mut out));
+        assert_eq!(out.len(), 2);
+        assert!(!reader.drain_key(&1_000, &mut out));
+        assert!(reader.head().is_none());
+    }
+}
