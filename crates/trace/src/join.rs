@@ -76,6 +76,7 @@ use differential_dataflow::{AsCollection, Data, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
 use timely::progress::Timestamp;
 
+use crate::batch_reader::{Batch, MergedBatches};
 use crate::chunk::{chunk_bytes, PagedChunk};
 use crate::data::PagedData;
 use crate::records::update_bytes;
@@ -95,7 +96,6 @@ pub const JOIN_WINDOW_BYTES: usize = 16 << 20;
 /// Output records pushed per `next()`, by default.
 pub const JOIN_STEP_RECORDS: usize = 16 * 1024;
 
-type Batch<K, V, T, R> = Rc<ChunkBatch<PagedChunk<K, V, T, R>>>;
 type Output<D, T, R> = ConsolidatingContainerBuilder<Vec<(D, T, R)>>;
 
 /// What a [`VectoredJoin`] did, and the largest of its bounded buffers (see the module docs).
@@ -235,8 +235,8 @@ where
         meet: T,
     ) -> Box<dyn Iterator<Item = Vec<(I::Item, T, R0::Output)>>> {
         let driver = match fresh {
-            Fresh::Input0 => Driver::Input0(BatchStream::new(input0), input1),
-            Fresh::Input1 => Driver::Input1(input0, BatchStream::new(input1)),
+            Fresh::Input0 => Driver::Input0(MergedBatches::new(input0), input1),
+            Fresh::Input1 => Driver::Input1(input0, MergedBatches::new(input1)),
         };
         Box::new(VectoredIter {
             driver,
@@ -268,8 +268,8 @@ where
     R0: PagedData + Semigroup,
     R1: PagedData + Semigroup,
 {
-    Input0(BatchStream<K, V0, T, R0>, Vec<Batch<K, V1, T, R1>>),
-    Input1(Vec<Batch<K, V0, T, R0>>, BatchStream<K, V1, T, R1>),
+    Input0(MergedBatches<K, V0, T, R0>, Vec<Batch<K, V1, T, R1>>),
+    Input1(Vec<Batch<K, V0, T, R0>>, MergedBatches<K, V1, T, R1>),
 }
 
 /// One window: chunks of the other side as `(batch index, chunk index)`, by batch and chunk.
@@ -593,86 +593,14 @@ where
     out
 }
 
-/// The fresh side read in key order: each batch one decoded chunk at a time, the batches
-/// merged by key.
-struct BatchStream<K, V, T, R>
+/// The fresh side read in key order: its batches merged by key.
+impl<K, V, T, R> MergedBatches<K, V, T, R>
 where
     K: PagedData,
     V: PagedData,
     T: PagedData + Lattice + Timestamp,
     R: PagedData + Semigroup,
 {
-    batches: Vec<ChunkCursor<K, V, T, R>>,
-}
-
-/// A batch's position: its current chunk, read in place when resident and decoded (once)
-/// when pooled, and the next record in it.
-struct ChunkCursor<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    batch: Batch<K, V, T, R>,
-    /// Index of the current chunk; `None` before the first.
-    chunk: Option<usize>,
-    /// The current chunk's body, if it is pooled.
-    decoded: Option<crate::records::Records<K, V, T, R>>,
-    at: usize,
-}
-
-impl<K, V, T, R> ChunkCursor<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    /// The current chunk's records.
-    fn records(&self) -> &[((K, V), T, R)] {
-        if let Some(decoded) = &self.decoded {
-            return decoded.as_slice();
-        }
-        match self.chunk.and_then(|c| self.batch.chunks[c].rows()) {
-            Some(records) => records,
-            None => &[],
-        }
-    }
-
-    /// The next record, moving to the next chunk when the current one is used up.
-    fn head(&mut self) -> Option<&((K, V), T, R)> {
-        while self.at == self.records().len() {
-            let next = self.chunk.map_or(0, |c| c + 1);
-            let chunk = self.batch.chunks.get(next)?;
-            self.decoded = chunk.rows().is_none().then(|| chunk.materialize());
-            self.chunk = Some(next);
-            self.at = 0;
-        }
-        Some(&self.records()[self.at])
-    }
-}
-
-impl<K, V, T, R> BatchStream<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    fn new(batches: Vec<Batch<K, V, T, R>>) -> Self {
-        let batches = batches
-            .into_iter()
-            .map(|batch| ChunkCursor {
-                batch,
-                chunk: None,
-                decoded: None,
-                at: 0,
-            })
-            .collect();
-        BatchStream { batches }
-    }
-
     /// Appends up to `group` next distinct keys to `keys`, and their updates (with the key's
     /// index in `keys`) to `updates`, stopping once `updates` holds `cap.0` updates or the
     /// next update would take their encoded bytes past `cap.1` (the first update is always
@@ -688,16 +616,11 @@ where
         let mut bytes = 0;
         let mut full = false;
         while !full && keys.len() < group && updates.len() < cap {
-            let Some(key) = self
-                .batches
-                .iter_mut()
-                .filter_map(|b| b.head().map(|r| r.0 .0.clone()))
-                .min()
-            else {
+            let Some(key) = self.head() else {
                 break;
             };
             let (i, before) = (keys.len(), updates.len());
-            'batches: for b in &mut self.batches {
+            'batches: for b in &mut self.readers {
                 while updates.len() < cap {
                     let Some(update) = b.head() else {
                         break;
@@ -713,7 +636,7 @@ where
                     let ((_, v), t, r) = update;
                     updates.push(((i, v.clone()), t.clone(), r.clone()));
                     bytes += size;
-                    b.at += 1;
+                    b.step();
                 }
             }
             if updates.len() > before {

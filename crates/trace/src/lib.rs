@@ -134,6 +134,7 @@
 #![forbid(unsafe_code)]
 
 mod arrange;
+mod batch_reader;
 mod chunk;
 mod data;
 mod fixed;

@@ -7,10 +7,11 @@
 //! input trace's batches before the interval (*source*), the output trace's batches (*output*)
 //! and the interval's new input batches (*input*). The tactic visits the keys of the input
 //! batches and of its pending interesting times in key order. Every batch is read by one
-//! [`BatchReader`] that only moves forward: it skips chunks by their resident fence keys (no
-//! decode, no pin) and reads a chunk that may hold the key sought once, as resident records
-//! (free) or one decode of a columnar (packed or pooled) body, keeping it until it moves past it. So each chunk is
-//! read at most once per interval, and chunks holding no key of interest are never read.
+//! [`BatchReader`](crate::batch_reader::BatchReader) that only moves forward: it skips chunks
+//! by their resident fence keys (no decode, no pin) and reads a chunk that may hold the key
+//! sought once, as rows (free) or one decode of a columnar (packed or pooled) body, keeping
+//! it until it moves past it. So each chunk is read at most once per interval, and chunks
+//! holding no key of interest are never read.
 //!
 //! # Per key
 //! The key's updates of each side are copied out (owned values), and the interesting-times
@@ -33,7 +34,6 @@ use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::reduce::{reduce_with_tactic, ReduceTactic};
 use differential_dataflow::operators::ValueHistory;
-use differential_dataflow::trace::chunk::ChunkBatch;
 use differential_dataflow::trace::{Builder, Description, Span, TraceReader};
 use differential_dataflow::{AsCollection, Data, VecCollection};
 use timely::dataflow::channels::pact::Pipeline;
@@ -41,163 +41,15 @@ use timely::dataflow::operators::{CapabilitySet, Operator};
 use timely::order::TotalOrder;
 use timely::progress::{Antichain, Timestamp};
 
+use crate::batch_reader::{Batch, MergedBatches};
 use crate::chunk::PagedChunk;
 use crate::data::PagedData;
 use crate::pager::{Pager, Paging};
-use crate::records::{gallop, Filler, Records, TARGET_BYTES};
+use crate::records::{Filler, TARGET_BYTES};
 use crate::{PagedBuilder, PagedSpine};
-
-/// A batch of a paged trace.
-type Batch<K, V, T, R> = Rc<ChunkBatch<PagedChunk<K, V, T, R>>>;
 
 /// A paged arrangement.
 type PagedArranged<'scope, K, V, T, R> = Arranged<'scope, TraceAgent<PagedSpine<K, V, T, R>>>;
-
-/// One batch read forward in key order (see the module docs).
-struct BatchReader<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    batch: Batch<K, V, T, R>,
-    /// The current chunk.
-    chunk: usize,
-    /// The current chunk's records, once read.
-    body: Option<Records<K, V, T, R>>,
-    /// The next unread record of `body`.
-    at: usize,
-}
-
-impl<K, V, T, R> BatchReader<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    fn new(batch: Batch<K, V, T, R>) -> Self {
-        BatchReader {
-            batch,
-            chunk: 0,
-            body: None,
-            at: 0,
-        }
-    }
-
-    /// The key of the next unread record (reading its chunk), if any.
-    fn head(&mut self) -> Option<&K> {
-        loop {
-            if let Some(body) = &self.body {
-                if self.at < body.len() {
-                    break;
-                }
-                self.body = None;
-                self.chunk += 1;
-                self.at = 0;
-            }
-            let chunk = self.batch.chunks.get(self.chunk)?;
-            self.body = Some(chunk.materialize());
-        }
-        self.body.as_ref().map(|b| &b.as_slice()[self.at].0 .0)
-    }
-
-    /// Moves to the first record whose key is at least `key`, reading a chunk only when its
-    /// fences say it may hold `key`; true if that record's key is `key`.
-    fn seek(&mut self, key: &K) -> bool {
-        loop {
-            if let Some(body) = &self.body {
-                let s = body.as_slice();
-                if self.at < s.len() && s[s.len() - 1].0 .0 >= *key {
-                    self.at = gallop(s, self.at, |u| u.0 .0 < *key);
-                    return s[self.at].0 .0 == *key;
-                }
-                self.body = None;
-                self.chunk += 1;
-                self.at = 0;
-                continue;
-            }
-            let Some(chunk) = self.batch.chunks.get(self.chunk) else {
-                return false;
-            };
-            let ((first, _, _), (last, _, _)) = chunk.fences();
-            if last < key {
-                self.chunk += 1;
-                continue;
-            }
-            if first > key {
-                return false;
-            }
-            self.body = Some(chunk.materialize());
-            self.at = 0;
-        }
-    }
-
-    /// Appends the updates of `key` to `out` and moves past them; true if there were any.
-    fn drain_key(&mut self, key: &K, out: &mut Vec<(V, T, R)>) -> bool {
-        let mut found = false;
-        while self.seek(key) {
-            found = true;
-            let s = self.body.as_ref().expect("seek read the chunk").as_slice();
-            let mut at = self.at;
-            while at < s.len() && s[at].0 .0 == *key {
-                let ((_, v), t, r) = &s[at];
-                out.push((v.clone(), t.clone(), r.clone()));
-                at += 1;
-            }
-            self.at = at;
-        }
-        found
-    }
-}
-
-/// The batches of one side of a retire, each read by its own [`BatchReader`].
-struct Side<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    readers: Vec<BatchReader<K, V, T, R>>,
-}
-
-impl<K, V, T, R> Side<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    fn new(batches: Vec<Batch<K, V, T, R>>) -> Self {
-        Side {
-            readers: batches.into_iter().map(BatchReader::new).collect(),
-        }
-    }
-
-    /// The least key not yet read, if any.
-    fn head(&mut self) -> Option<K> {
-        self.readers
-            .iter_mut()
-            .filter_map(|r| r.head())
-            .min()
-            .cloned()
-    }
-
-    /// Appends the updates of `key` to `out`, sorted by value (times in no particular order);
-    /// returns how many batches held some.
-    fn drain_key(&mut self, key: &K, out: &mut Vec<(V, T, R)>) -> usize {
-        let mut batches = 0;
-        for reader in &mut self.readers {
-            batches += usize::from(reader.drain_key(key, out));
-        }
-        if batches > 1 {
-            out.sort_by(|x, y| x.0.cmp(&y.0));
-        }
-        batches
-    }
-}
 
 /// Sorts and deduplicates a list of times.
 fn sort_dedup<T: Ord>(list: &mut Vec<T>) {
@@ -625,9 +477,9 @@ where
         if !held.elements().iter().any(|time| !upper.less_equal(time)) {
             return (None, held.clone());
         }
-        let mut source = Side::new(source_batches);
-        let mut output = Side::new(output_batches);
-        let mut input = Side::new(input_batches);
+        let mut source = MergedBatches::new(source_batches);
+        let mut output = MergedBatches::new(output_batches);
+        let mut input = MergedBatches::new(input_batches);
         let mut builder = PagedBuilder::<K, V2, T, R2>::default();
         let pager = &self.pager;
         let mut staged = Filler::new(TARGET_BYTES, |records| {
@@ -925,8 +777,8 @@ where
                 });
                 if !caps.is_empty() {
                     let mut session = output.session(&caps);
-                    let mut fresh = Side::new(batches);
-                    let mut old = Side::new(
+                    let mut fresh = MergedBatches::new(batches);
+                    let mut old = MergedBatches::new(
                         trace
                             .batches_through(lower_limit.borrow())
                             .expect("failed to acquire trace batches"),

@@ -16,9 +16,10 @@
 //! - [`colspill`]: the `dd-col` backend, upstream's `ColChunk` trace with its spill;
 //! - [`levels`]: the per-spine-level recorder behind `spillway levels`;
 //! - [`report`]: the typed [`report::RunReport`] (the JSON contract) and what workers exchange;
-//! - [`run`]: runs a plan's build / query / scan dataflows (one set per backend, in the
-//!   private `query` module; over string records, the private `strings` module) on timely
-//!   workers and gathers one report;
+//! - [`run`]: runs a plan's build / query / scan dataflows (one body for every backend and
+//!   kind of record, in the private `phases` module; the `u64` records and their backends in
+//!   the private `query` module, string records in `strings`) on timely workers and gathers
+//!   one report;
 //! - [`lookup`]: per-key versus vectored point lookups;
 //! - [`pool_throughput`]: the pool's evict and fault-in throughput against raw lz4;
 //! - [`progress`], [`units`], [`rss`]: progress hooks, count parsing and rates, memory use.
@@ -31,6 +32,7 @@ pub mod input;
 pub mod key_dist;
 pub mod levels;
 pub mod lookup;
+mod phases;
 pub mod plan;
 pub mod pool_throughput;
 pub mod progress;

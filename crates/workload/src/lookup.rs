@@ -26,8 +26,9 @@ use timely::worker::Worker;
 
 use crate::data::mix;
 use crate::input::{record_hash, Checksum, InputSpec};
+use crate::phases;
 use crate::progress::Silent;
-use crate::query;
+use crate::query::U64Records;
 
 /// The trace the lookups read.
 pub type LookupTrace = TraceAgent<PagedSpine<u64, u64, u64, isize>>;
@@ -39,7 +40,16 @@ pub fn arrange(worker: &mut Worker, spec: &InputSpec, paging: &Paging) -> Lookup
         let arranged = data.arrange_by_key_paged(paging);
         (input, arranged.stream.probe().0, arranged.trace)
     });
-    query::build(worker, spec, &mut data, &probe, &mut trace, &Silent, |_| {});
+    phases::build(
+        worker,
+        spec,
+        &U64Records,
+        &mut data,
+        &probe,
+        &mut trace,
+        &Silent,
+        |_| {},
+    );
     drop(data);
     while !probe.done() {
         worker.step();

@@ -1,6 +1,6 @@
 //! Running a [`QueryPlan`] on timely workers and gathering one [`RunReport`].
 //!
-//! Every worker runs the plan's dataflows (the private `query` module), then sends its
+//! Every worker runs the plan's dataflows (the private `phases` module), then sends its
 //! [`WorkerResult`] to worker 0, and the first worker of each process its process's
 //! [`ProcessStats`] once every scan is done (so peak memory and pool counters are final).
 //! Process 0 assembles the report; other processes return `None`. Nothing here prints: the
