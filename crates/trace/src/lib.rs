@@ -133,8 +133,12 @@
 
 #![forbid(unsafe_code)]
 
+// The derive names this crate as `::spillway_trace`, in its own tests too.
+extern crate self as spillway_trace;
+
 mod arrange;
 mod chunk;
+mod composite;
 mod data;
 mod fixed;
 mod join;
@@ -142,8 +146,10 @@ mod level;
 mod merge_times;
 mod operators;
 mod pager;
+mod parts;
 mod records;
 mod reduce;
+mod seq;
 mod spine_levels;
 mod vectored;
 
@@ -152,8 +158,12 @@ pub use arrange::{
     SORT_RUN_BYTES,
 };
 pub use chunk::{PagedChunk, PagedCursor};
-pub use data::{BytesColumn, PagedData, StrColumn};
-pub use fixed::{FixedColumn, FixedWidth};
+pub use data::{ItemColumn, PagedData, SeqForm};
+/// `#[derive(PagedData)]` for your own structs and enums (see the `PagedData` trait).
+pub use spillway_derive::PagedData;
+pub use fixed::FixedWidth;
+pub use parts::{fixed_width, widest, FieldReader, FieldWriter, FieldsLen};
+pub use seq::{Bytes, Elements, Seq};
 pub use join::{
     JoinStats, JoinVectored, VectoredJoin, JOIN_FRESH_BYTES, JOIN_FRESH_RECORDS, JOIN_GROUP_KEYS,
     JOIN_STEP_RECORDS, JOIN_WINDOW_BYTES, JOIN_WINDOW_RECORDS,
@@ -166,3 +176,12 @@ pub use records::TARGET_BYTES;
 pub use reduce::{CountTotalPaged, PagedReduce, ReducePaged, ThresholdPaged};
 pub use spine_levels::{spine_levels, SpineLevel};
 pub use vectored::{chunks_touched, for_each_update, get_vectored, LookupStats};
+
+/// What `#[derive(PagedData)]` generates code against (not public API: use the items at the
+/// crate root).
+#[doc(hidden)]
+pub mod __derive {
+    pub use crate::data::{ItemColumn, PagedData};
+    pub use crate::parts::{fixed_width, widest, FieldReader, FieldWriter, FieldsLen};
+    pub use crate::seq::Elements;
+}
