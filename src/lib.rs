@@ -44,28 +44,28 @@
 //! by_value::<Status>();
 //! ```
 //!
-, on by default) runs the workloads of the
+//! The `spillway` binary (feature `cli`, on by default) runs the workloads of the
 //! `spillway-workload` crate; a library user can turn it off with `default-features = false`
 //! and compiles no flag parser or progress bar. See `doc/architecture.md` for the design and
 //! `README.md` for usage.
 
 #![forbid(unsafe_code)]
 
+/// `#[derive(PagedData)]`: spillway-trace's derive, generating code against this crate's paths.
+pub use spillway_derive::SpillwayPagedData as PagedData;
 pub use spillway_pool::{
     format_size, parse_size, ChunkHandle, ChunkHints, ConfigError, ExtentBackend, LevelStats,
     PinGuard, Pool, PoolConfig, PoolError, PoolStats,
 };
+/// What `#[derive(spillway::PagedData)]` generates code against (not public API).
+#[doc(hidden)]
+pub use spillway_trace::__derive;
+/// The trait (spillway-trace's `PagedData`); the derive of the same name is below.
+pub use spillway_trace::__derive::PagedData;
 pub use spillway_trace::{
     for_each_update, get_vectored, ArrangePaged, ArrangeSelfPaged, FixedWidth, JoinVectored,
     LookupStats, PagedSpine, Paging, PagingPolicy, Seq, StableBytesReport,
 };
-/// The trait (spillway-trace's `PagedData`); the derive of the same name is below.
-pub use spillway_trace::__derive::PagedData;
-/// `#[derive(PagedData)]`: spillway-trace's derive, generating code against this crate's paths.
-pub use spillway_derive::SpillwayPagedData as PagedData;
-/// What `#[derive(spillway::PagedData)]` generates code against (not public API).
-#[doc(hidden)]
-pub use spillway_trace::__derive;
 pub use spillway_trace::{spine_levels, SpineLevel};
 
 pub use spillway_trace::{

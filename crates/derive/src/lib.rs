@@ -74,7 +74,9 @@ fn options(input: &DeriveInput) -> syn::Result<Options> {
                 let s: syn::LitStr = meta.value()?.parse()?;
                 out.item = Some(s.parse()?);
             } else {
-                return Err(meta.error("expected `by_value`, `borrowed`, `crate = \"..\"` or `item = \"..\"`"));
+                return Err(meta.error(
+                    "expected `by_value`, `borrowed`, `crate = \"..\"` or `item = \"..\"`",
+                ));
             }
             Ok(())
         })?;
@@ -146,7 +148,10 @@ fn expand(input: DeriveInput, default_root: TokenStream) -> syn::Result<TokenStr
                     fields: v.fields.clone(),
                 })
                 .collect();
-            (shapes, Some(e.variants.iter().map(|v| v.ident.clone()).collect()))
+            (
+                shapes,
+                Some(e.variants.iter().map(|v| v.ident.clone()).collect()),
+            )
         }
         Data::Union(u) => {
             return Err(syn::Error::new_spanned(
@@ -174,7 +179,11 @@ fn expand(input: DeriveInput, default_root: TokenStream) -> syn::Result<TokenStr
         vis: input.vis.clone(),
         input: &input,
     };
-    Ok(if by_value { cx.by_value() } else { cx.borrowed() })
+    Ok(if by_value {
+        cx.by_value()
+    } else {
+        cx.borrowed()
+    })
 }
 
 /// The generics with a `PagedData` bound on every type parameter.
@@ -293,20 +302,25 @@ impl Cx<'_> {
             let b = shape.bindings();
             let n = shape.fields.len();
             let types = shape.types();
-            let decoded: Vec<TokenStream> = types
-                .iter()
-                .map(|t| quote!(__r.decode::<#t>()))
-                .collect();
+            let decoded: Vec<TokenStream> =
+                types.iter().map(|t| quote!(__r.decode::<#t>())).collect();
             let build = shape.build(&decoded);
             match &self.variants {
                 None => {
-                    len_arms.push(quote!(#path #bind => #d::FieldsLen::new(#n) #(.add(#b))* .total()));
-                    enc_arms.push(quote!(#path #bind => { #d::FieldWriter::new(__out, #n) #(.put(#b))*; }));
-                    dec_arms.push(quote!({ let mut __r = #d::FieldReader::new(__bytes, #n); #path #build }));
+                    len_arms
+                        .push(quote!(#path #bind => #d::FieldsLen::new(#n) #(.add(#b))* .total()));
+                    enc_arms.push(
+                        quote!(#path #bind => { #d::FieldWriter::new(__out, #n) #(.put(#b))*; }),
+                    );
+                    dec_arms.push(
+                        quote!({ let mut __r = #d::FieldReader::new(__bytes, #n); #path #build }),
+                    );
                 }
                 Some(_) => {
                     let tag = i as u8;
-                    len_arms.push(quote!(#path #bind => 1 + #d::FieldsLen::new(#n) #(.add(#b))* .total()));
+                    len_arms.push(
+                        quote!(#path #bind => 1 + #d::FieldsLen::new(#n) #(.add(#b))* .total()),
+                    );
                     enc_arms.push(quote!(#path #bind => {
                         __out[0] = #tag;
                         #d::FieldWriter::new(&mut __out[1..], #n) #(.put(#b))* .pad();
@@ -343,7 +357,11 @@ impl Cx<'_> {
 
     /// `read_item`: each field read by value (`Some` only when the type is fixed-width);
     /// `wrap` turns a field's item into what the item type holds.
-    fn read_item(&self, item_ty: &TokenStream, wrap: impl Fn(&Type, TokenStream) -> TokenStream) -> TokenStream {
+    fn read_item(
+        &self,
+        item_ty: &TokenStream,
+        wrap: impl Fn(&Type, TokenStream) -> TokenStream,
+    ) -> TokenStream {
         let root = &self.root;
         let d = quote!(#root::__derive);
         let mut arms = Vec::new();
@@ -357,7 +375,9 @@ impl Cx<'_> {
                 .collect();
             let build = shape.build(&read);
             match &self.variants {
-                None => arms.push(quote!({ let mut __r = #d::FieldReader::new(__bytes, #n); #path #build })),
+                None => arms.push(
+                    quote!({ let mut __r = #d::FieldReader::new(__bytes, #n); #path #build }),
+                ),
                 Some(_) => {
                     let tag = i as u8;
                     arms.push(quote!(#tag => { let mut __r = #d::FieldReader::new(&__bytes[1..], #n); #path #build }));
@@ -366,7 +386,9 @@ impl Cx<'_> {
         }
         let body = match &self.variants {
             None => quote!(#(#arms)*),
-            Some(_) => quote!(match __bytes[0] { #(#arms)* _ => return ::core::option::Option::None }),
+            Some(_) => {
+                quote!(match __bytes[0] { #(#arms)* _ => return ::core::option::Option::None })
+            }
         };
         quote! {
             #[inline]
@@ -384,7 +406,10 @@ impl Cx<'_> {
         let (ig, tg, wc) = self.generics.split_for_impl();
         let width = self.width();
         let codec = self.codec();
-        let read_item = self.read_item(&quote!(Self), |t, e| quote!(<#t as #root::PagedData>::into_owned(#e)));
+        let read_item = self.read_item(
+            &quote!(Self),
+            |t, e| quote!(<#t as #root::PagedData>::into_owned(#e)),
+        );
         quote! {
             #[automatically_derived]
             #[allow(unused_mut, unused_variables, clippy::all)]
@@ -425,9 +450,7 @@ impl Cx<'_> {
         let (ig, tg, wc) = self.generics.split_for_impl();
         // The item type's generics: `'__a` then the type's own.
         let mut ref_generics = self.generics.clone();
-        ref_generics
-            .params
-            .insert(0, syn::parse_quote!('__a));
+        ref_generics.params.insert(0, syn::parse_quote!('__a));
         let (rig, _, rwc) = ref_generics.split_for_impl();
         let type_args: Vec<&Ident> = self.generics.type_params().map(|t| &t.ident).collect();
         let item_at = |l: TokenStream| quote!(#item<#l, #(#type_args),*>);
@@ -489,12 +512,16 @@ impl Cx<'_> {
             let b = shape.bindings();
             let types = shape.types();
             let n = shape.fields.len();
-            let items: Vec<TokenStream> = b.iter().map(|b| quote!(#root::PagedData::item(#b))).collect();
+            let items: Vec<TokenStream> = b
+                .iter()
+                .map(|b| quote!(#root::PagedData::item(#b)))
+                .collect();
             item_arms.push({
                 let build = shape.build(&items);
                 quote!(#own #bind => #it #build)
             });
-            let borrowed: Vec<TokenStream> = types.iter().map(|t| quote!(__r.item::<#t>())).collect();
+            let borrowed: Vec<TokenStream> =
+                types.iter().map(|t| quote!(__r.item::<#t>())).collect();
             let build = shape.build(&borrowed);
             borrow_arms.push(match &self.variants {
                 None => quote!({ let mut __r = #d::FieldReader::new(__bytes, #n); #it #build }),
@@ -503,10 +530,18 @@ impl Cx<'_> {
                     quote!(#tag => { let mut __r = #d::FieldReader::new(&__bytes[1..], #n); #it #build })
                 }
             });
-            let re: Vec<TokenStream> = types.iter().zip(&b).map(|(t, b)| quote!(<#t as #root::PagedData>::reborrow(#b))).collect();
+            let re: Vec<TokenStream> = types
+                .iter()
+                .zip(&b)
+                .map(|(t, b)| quote!(<#t as #root::PagedData>::reborrow(#b)))
+                .collect();
             let build = shape.build(&re);
             reborrow_arms.push(quote!(#it #bind => #it #build));
-            let ow: Vec<TokenStream> = types.iter().zip(&b).map(|(t, b)| quote!(<#t as #root::PagedData>::into_owned(#b))).collect();
+            let ow: Vec<TokenStream> = types
+                .iter()
+                .zip(&b)
+                .map(|(t, b)| quote!(<#t as #root::PagedData>::into_owned(#b)))
+                .collect();
             let build = shape.build(&ow);
             owned_arms.push(quote!(#it #bind => #own #build));
             // Comparisons: both sides of the same shape, fields in order.
@@ -524,13 +559,18 @@ impl Cx<'_> {
             };
             dbg_arms.push(match &shape.fields {
                 Fields::Named(_) => {
-                    let names: Vec<String> = m.iter().map(|m| match m {
-                        Member::Named(n) => n.to_string(),
-                        Member::Unnamed(i) => i.index.to_string(),
-                    }).collect();
+                    let names: Vec<String> = m
+                        .iter()
+                        .map(|m| match m {
+                            Member::Named(n) => n.to_string(),
+                            Member::Unnamed(i) => i.index.to_string(),
+                        })
+                        .collect();
                     quote!(#it #bind => __f.debug_struct(#label) #(.field(#names, #b))* .finish())
                 }
-                Fields::Unnamed(_) => quote!(#it #bind => __f.debug_tuple(#label) #(.field(#b))* .finish()),
+                Fields::Unnamed(_) => {
+                    quote!(#it #bind => __f.debug_tuple(#label) #(.field(#b))* .finish())
+                }
                 Fields::Unit => quote!(#it #bind => __f.write_str(#label)),
             });
         }

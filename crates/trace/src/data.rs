@@ -263,7 +263,7 @@ pub(crate) fn read_column<X: PagedData>(column: &[u8], n: usize, i: usize) -> X 
 mod tests {
     use super::*;
 
-    fn round_trip<X: PagedData + std::fmt::Debug>(values: Vec<X>) {
+    fn round_trip<X: PagedData + Debug>(values: Vec<X>) {
         let len = column_len(values.iter());
         let mut out = vec![0u8; len];
         write_column(values.len(), values.iter(), &mut out);
@@ -290,7 +290,10 @@ mod tests {
         round_trip::<String>(vec![]);
         round_trip(vec![("a".to_string(), 1u64), (String::new(), u64::MAX)]);
         round_trip(vec![None, Some("x".to_string()), Some(String::new())]);
-        round_trip(vec![(3u32, vec!["a".to_string(), String::new()]), (4, vec![])]);
+        round_trip(vec![
+            (3u32, vec!["a".to_string(), String::new()]),
+            (4, vec![]),
+        ]);
         round_trip(vec![vec![1u32, 2], vec![], vec![u32::MAX]]);
         round_trip(vec![vec![(); 5], vec![]]);
     }
@@ -328,7 +331,7 @@ mod tests {
                 .map(|(name, id)| match id % 3 {
                     0 => Event::Closed,
                     1 => Event::Note(name.clone()),
-                    _ => Event::Moved { x: *id as i32, y: (id % 2 == 0).then_some(7) },
+                    _ => Event::Moved { x: *id as i32, y: id.is_multiple_of(2).then_some(7) },
                 })
                 .collect();
             let cells: Vec<Cell> = cells.into_iter().map(|(a, b)| Cell(a, b)).collect();

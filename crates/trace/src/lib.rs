@@ -159,11 +159,7 @@ pub use arrange::{
 };
 pub use chunk::{PagedChunk, PagedCursor};
 pub use data::{ItemColumn, PagedData, SeqForm};
-/// `#[derive(PagedData)]` for your own structs and enums (see the `PagedData` trait).
-pub use spillway_derive::PagedData;
 pub use fixed::FixedWidth;
-pub use parts::{fixed_width, widest, FieldReader, FieldWriter, FieldsLen};
-pub use seq::{Bytes, Elements, Seq};
 pub use join::{
     JoinStats, JoinVectored, VectoredJoin, JOIN_FRESH_BYTES, JOIN_FRESH_RECORDS, JOIN_GROUP_KEYS,
     JOIN_STEP_RECORDS, JOIN_WINDOW_BYTES, JOIN_WINDOW_RECORDS,
@@ -172,8 +168,12 @@ pub use level::{level_of, LEVELS};
 pub use merge_times::{take_merge_times, MergeTime};
 pub use operators::{KeyVal, PagedCollectionExt};
 pub use pager::{Paging, PagingPolicy, StableBytesReport};
+pub use parts::{fixed_width, widest, FieldReader, FieldWriter, FieldsLen};
 pub use records::TARGET_BYTES;
 pub use reduce::{CountTotalPaged, PagedReduce, ReducePaged, ThresholdPaged};
+pub use seq::{Bytes, Elements, Seq};
+/// `#[derive(PagedData)]` for your own structs and enums (see the `PagedData` trait).
+pub use spillway_derive::PagedData;
 pub use spine_levels::{spine_levels, SpineLevel};
 pub use vectored::{chunks_touched, for_each_update, get_vectored, LookupStats};
 

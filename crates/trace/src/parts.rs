@@ -94,7 +94,11 @@ impl<'o> FieldWriter<'o> {
     /// A writer of `n` parts into `out`.
     #[inline(always)]
     pub fn new(out: &'o mut [u8], n: usize) -> Self {
-        FieldWriter { out, at: 0, left: n }
+        FieldWriter {
+            out,
+            at: 0,
+            left: n,
+        }
     }
     /// Writes the next part.
     #[inline(always)]
@@ -137,7 +141,11 @@ impl<'a> FieldReader<'a> {
     /// A reader of `n` parts from `bytes`.
     #[inline(always)]
     pub fn new(bytes: &'a [u8], n: usize) -> Self {
-        FieldReader { bytes, at: 0, left: n }
+        FieldReader {
+            bytes,
+            at: 0,
+            left: n,
+        }
     }
     /// The bytes of the next part, of type `X`.
     #[inline(always)]

@@ -25,7 +25,11 @@ fn value<X: PagedData + Debug>(x: &X) {
     let borrowed = X::borrow(&buf);
     assert_eq!(borrowed, x.item(), "borrowed item");
     assert_eq!(&X::into_owned(borrowed), x, "into_owned");
-    assert_eq!(X::read_item(&buf).is_some(), X::WIDTH.is_some(), "read_item");
+    assert_eq!(
+        X::read_item(&buf).is_some(),
+        X::WIDTH.is_some(),
+        "read_item"
+    );
     if let Some(item) = X::read_item(&buf) {
         assert_eq!(item, x.item());
     }
@@ -99,7 +103,11 @@ fn string() -> impl Strategy<Value = String> {
 }
 
 fn customer() -> impl Strategy<Value = Customer> {
-    (string(), any::<u64>(), prop::collection::vec(string(), 0..4))
+    (
+        string(),
+        any::<u64>(),
+        prop::collection::vec(string(), 0..4),
+    )
         .prop_map(|(name, id, tags)| Customer { name, id, tags })
 }
 
@@ -193,7 +201,8 @@ fn widths_and_item_forms() {
     let key = ("abc".to_string(), 5u64);
     let (s, n): (&str, u64) = key.item();
     assert_eq!((s, n), ("abc", 5));
-    let bytes: &[u8] = <Vec<u8> as PagedData>::item(&vec![1, 2]);
+    let raw = vec![1u8, 2];
+    let bytes: &[u8] = raw.item();
     assert_eq!(bytes, &[1, 2]);
     let words = vec!["x".to_string(), "yz".to_string()];
     let seq: Seq<'_, String> = words.item();

@@ -22,8 +22,8 @@ use differential_dataflow::trace::{
     BatchCursor, BatchKey, BatchVal, Cursor, Navigable, TraceReader,
 };
 use differential_dataflow::{ExchangeData, Hashable};
-use spillway_pool::{ExtentBackend, Pool, PoolConfig, PoolStats};
 use serde::{Deserialize, Serialize};
+use spillway_pool::{ExtentBackend, Pool, PoolConfig, PoolStats};
 use spillway_trace::{ArrangePaged, FixedWidth, PagedData, Paging, PagingPolicy};
 use timely::dataflow::operators::Probe;
 use timely::order::Product;
@@ -293,7 +293,9 @@ fn string_u64_keys_and_vec_u32_values() {
     let record = |s: &mut u64| {
         let x = rng(s);
         let key = (format!("customer/{:03}", x % 300), (x >> 10) % 3);
-        let val: Vec<u32> = (0..(x >> 16) % 5).map(|i| (i as u32) * 7 + (x >> 20) as u32 % 3).collect();
+        let val: Vec<u32> = (0..(x >> 16) % 5)
+            .map(|i| (i as u32) * 7 + (x >> 20) as u32 % 3)
+            .collect();
         (key, val)
     };
     check_paged(updates(20_000, record, |s| {
@@ -315,7 +317,9 @@ fn optional_strings_and_nested_vectors() {
             0 => None,
             _ => Some("k".repeat((x >> 4) as usize % 40)),
         };
-        let words: Vec<String> = (0..(x >> 12) % 4).map(|i| format!("w{}", (x >> (16 + i)) % 3)).collect();
+        let words: Vec<String> = (0..(x >> 12) % 4)
+            .map(|i| format!("w{}", (x >> (16 + i)) % 3))
+            .collect();
         (key, ((x >> 24) as u32 % 3, words))
     };
     check_paged(updates(20_000, record, |s| {
@@ -328,9 +332,7 @@ fn optional_strings_and_nested_vectors() {
 }
 
 /// A user's key: derived, with a `String` (so its item is the generated `AccountRef<'a>`).
-#[derive(
-    PagedData, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(PagedData, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 struct Account {
     region: u16,
     name: String,
@@ -338,9 +340,7 @@ struct Account {
 }
 
 /// A user's value: a derived enum with fixed-width, variable-length and unit variants.
-#[derive(
-    PagedData, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(PagedData, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum Event {
     Click { x: i32, y: i32 },
     Note(String, Option<u8>),
@@ -369,7 +369,7 @@ fn derived_struct_keys_and_enum_values() {
             },
             1 => Event::Note(
                 "note".repeat((x >> 28) as usize % 3),
-                ((x >> 32) % 2 == 0).then_some(7),
+                (x >> 32).is_multiple_of(2).then_some(7),
             ),
             _ => Event::Closed,
         };
@@ -388,7 +388,10 @@ fn derived_struct_keys_and_enum_values() {
 fn derived_fixed_width_types_read_by_value() {
     let record = |s: &mut u64| {
         let x = rng(s);
-        let key = Cell(((x % 600) as i16) - 300, char::from_u32(0x61 + (x >> 10) as u32 % 3));
+        let key = Cell(
+            ((x % 600) as i16) - 300,
+            char::from_u32(0x61 + (x >> 10) as u32 % 3),
+        );
         (key, ((x >> 16) % 4) as u8)
     };
     check(updates(30_000, record, |s| {
