@@ -76,7 +76,8 @@ impl PagedData for String {
     }
 }
 
-/// The elements, as [`crate::seq`] lays them out; read as `T` chooses ([`PagedData::Seq`]).
+/// The elements (a count, offsets and encodings when they are variable-length); read as `T`
+/// chooses ([`PagedData::Seq`]).
 impl<T: PagedData> PagedData for Vec<T> {
     type Item<'a> = <T::Seq as SeqForm<T>>::Item<'a>;
     type Container = ItemColumn<Self>;
