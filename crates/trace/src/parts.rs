@@ -10,7 +10,9 @@
 //! then its encoding, except the last part, which takes the rest of the bytes. So a sequence
 //! of fixed-width parts is their encodings laid end to end (`(u64, u32)` is 12 bytes, as a
 //! hand-written codec would be), `(u64, String)` is 8 bytes then the string's, and
-//! `(String, String)` is a 4-byte length, the first string, then the second. A part may not
+//! `(String, String)` is a 4-byte length, the first string, then the second. A derived enum
+//! is a tag byte (the variant's index) then its variant's fields as such a sequence, padded
+//! with zeros to the widest variant when every variant is fixed-width. A part may not
 //! encode in more than `u32::MAX` bytes unless it is the last (writing one panics).
 //!
 //! [`fixed_width`] computes a sequence's `WIDTH` in const context: `Some(sum)` when every
@@ -185,22 +187,5 @@ impl<'a> FieldReader<'a> {
     #[inline(always)]
     pub fn skip<X: PagedData>(&mut self) {
         self.next::<X>();
-    }
-    /// The tag byte of an enum (its first byte; not counted as a part).
-    #[inline(always)]
-    pub fn tag(&mut self) -> u8 {
-        let tag = self.bytes[self.at];
-        self.at += 1;
-        tag
-    }
-}
-
-impl FieldWriter<'_> {
-    /// Writes the tag byte of an enum (not counted as a part).
-    #[inline(always)]
-    pub fn tag(&mut self, tag: u8) -> &mut Self {
-        self.out[self.at] = tag;
-        self.at += 1;
-        self
     }
 }

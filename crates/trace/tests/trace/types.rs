@@ -189,10 +189,20 @@ where
 /// may refer back to an earlier update's record, to retract it).
 fn updates<K, V, R>(
     n: usize,
+    record: impl FnMut(&mut u64) -> (K, V),
+    diff: impl FnMut(&mut u64) -> R,
+) -> Vec<((K, V), u64, R)> {
+    updates_from(0x853C_49E6_748F_EA9B_u64 ^ n as u64, n, record, diff)
+}
+
+/// [`updates`] from a given seed.
+fn updates_from<K, V, R>(
+    mut seed: u64,
+    n: usize,
     mut record: impl FnMut(&mut u64) -> (K, V),
     mut diff: impl FnMut(&mut u64) -> R,
 ) -> Vec<((K, V), u64, R)> {
-    let mut seed = 0x853C_49E6_748F_EA9B_u64 ^ n as u64;
+    seed |= 1;
     (0..n)
         .map(|i| {
             let round = (i as u64 * ROUNDS) / n as u64;
@@ -401,4 +411,39 @@ fn derived_fixed_width_types_read_by_value() {
             1
         }
     }));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    /// Random streams of derived struct keys (a `String` and a `Vec<String>` inside) and
+    /// derived enum values over a random key space and value lengths, with retractions,
+    /// paged at a tiny budget against upstream.
+    #[test]
+    fn derived_types_against_upstream(
+        seed in proptest::num::u64::ANY,
+        n in 4_000usize..12_000,
+        keys in 1u64..2_000,
+        name_len in 0usize..48,
+    ) {
+        let record = move |s: &mut u64| {
+            let x = rng(s);
+            let key = Account {
+                region: (x % 2) as u16,
+                name: format!("{:0>width$}", (x >> 2) % keys, width = name_len),
+                tags: (0..(x >> 20) % 3).map(|i| "t".repeat(i as usize)).collect(),
+            };
+            let val = match (x >> 24) % 3 {
+                0 => Event::Click { x: ((x >> 28) % 3) as i32 - 1, y: 0 },
+                1 => Event::Note("n".repeat((x >> 30) as usize % 20), None),
+                _ => Event::Closed,
+            };
+            (key, val)
+        };
+        check_paged(updates_from(seed, n, record, |s| match rng(s) % 6 {
+            0 => -1isize,
+            1 => 2,
+            _ => 1,
+        }));
+    }
 }
