@@ -115,6 +115,12 @@ pub trait PagedData: Ord + Clone + 'static {
     fn reborrow<'b, 'a: 'b>(item: Self::Item<'a>) -> Self::Item<'b>;
     /// The owned value of an item (allocates for variable-length types).
     fn into_owned(item: Self::Item<'_>) -> Self;
+    /// Overwrites `other` with the owned value of `item`, reusing its allocation where the
+    /// type can (`String` does).
+    #[inline(always)]
+    fn clone_onto(item: Self::Item<'_>, other: &mut Self) {
+        *other = Self::into_owned(item);
+    }
 }
 
 /// How a `Vec<T>` of a [`PagedData`] type `T` reads back: the item type of `Vec<T>`.
@@ -154,6 +160,10 @@ impl<X: PagedData> BatchContainer for ItemColumn<X> {
     #[inline(always)]
     fn into_owned<'a>(item: X::Item<'a>) -> X {
         X::into_owned(item)
+    }
+    #[inline(always)]
+    fn clone_onto<'a>(item: X::Item<'a>, other: &mut X) {
+        X::clone_onto(item, other)
     }
     fn push_ref(&mut self, item: X::Item<'_>) {
         self.0.push(X::into_owned(item))

@@ -74,6 +74,10 @@ impl PagedData for String {
     fn into_owned(item: &str) -> String {
         item.to_owned()
     }
+    #[inline]
+    fn clone_onto(item: &str, other: &mut String) {
+        item.clone_into(other)
+    }
 }
 
 /// The elements (a count, offsets and encodings when they are variable-length); read as `T`

@@ -90,6 +90,14 @@ enum Event {
     Moved { to: Point, path: Vec<u32> },
 }
 
+/// A struct naming the trait's crate, asked borrowed though fixed-width.
+#[derive(PagedData, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[paged(crate = "spillway_trace", borrowed)]
+struct Pair {
+    a: u8,
+    b: (u16, u32),
+}
+
 /// A generic struct: `T`'s item inside the generated one.
 #[derive(PagedData, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Tagged<T>(T, Vec<u8>);
@@ -173,6 +181,7 @@ proptest! {
         all(&events);
         all(&shapes);
         all(&[Marker]);
+        all(&points.iter().map(|p| Pair { a: p.0 as u8, b: (p.1 as u16, 9) }).collect::<Vec<_>>());
         let tagged: Vec<Tagged<String>> = tagged.into_iter().map(|(a, b)| Tagged(a, b)).collect();
         all(&tagged);
         all(&[Tagged(Some(3u8), vec![1]), Tagged(None, vec![])]);
@@ -197,6 +206,10 @@ fn widths_and_item_forms() {
     assert_eq!(Customer::WIDTH, None);
     assert_eq!(Event::WIDTH, None);
     assert_eq!(<[String; 0]>::WIDTH, Some(0));
+    // Borrowed on request: fixed-width, but read through `PairRef`.
+    assert_eq!(Pair::WIDTH, Some(7));
+    let PairRef { a, b } = Pair { a: 1, b: (2, 3) }.item();
+    assert_eq!((a, b), (1, (2, 3)));
     // Items read as upstream's and columnar's borrowed forms.
     let key = ("abc".to_string(), 5u64);
     let (s, n): (&str, u64) = key.item();
