@@ -1,304 +1,167 @@
-//! Fixed-width encodings and a by-value batch container.
+//! The by-value primitives: integers, `bool`, `char`, `()`, `Duration`, `Present`; and
+//! [`FixedWidth`], the types whose item is the value itself.
 //!
-//! Invariant: every value of a [`FixedWidth`] type encodes in exactly `WIDTH` bytes and
-//! decodes back to itself, so item `i` of a column is found by arithmetic alone.
-//!
-//! A [`FixedWidth`] type has an encoding of exactly `WIDTH` bytes. Paged chunk bodies store
-//! each column as a run of such encodings, so a cursor reads item `i` of a column at byte
-//! `i * WIDTH` of the pinned body and returns it **by value**: no reference into pool memory
-//! escapes the pin that protects it (see [`crate::chunk`] for the soundness argument).
+//! Invariant: every value of these types encodes in exactly `WIDTH` bytes and decodes back
+//! to itself, so item `i` of a column is found by arithmetic alone and read **by value**: no
+//! reference into pool memory escapes the pin that protects it (see [`crate::chunk`]).
 //!
 //! # Provided types
-//! Everything differential users arrange or nest, so none of them meets the orphan rule:
 //! - every integer (`u8` to `u128`, `i8` to `i128`, `usize`, `isize`; little-endian), `bool`
 //!   (one byte), `char` (its scalar value as a `u32`), `()` (zero bytes);
-//! - timestamps: the integers, `()`, [`std::time::Duration`] (seconds then nanoseconds),
-//!   timely's [`Product<A, B>`](timely::order::Product) of fixed-width `A` and `B` (outer then
-//!   inner: the time of `iterate` and of nested scopes, to any depth), and tuples (timely's
-//!   lexicographic pairs);
-//! - diffs: the integers, tuples of them (differential implements `Semigroup` for tuples of
-//!   up to four), [`std::num::Wrapping`] and differential's `Present`;
-//! - compound values: tuples of up to 12 fixed-width fields, arrays `[T; N]`,
-//!   `Option<T>` (a tag byte, then `T`'s encoding or zeros) and [`std::cmp::Reverse<T>`].
+//! - [`std::time::Duration`] (seconds then nanoseconds: timely's `Duration` timestamps) and
+//!   differential's `Present` (zero bytes: the diff of insert-only collections).
 //!
-//! Nothing compares encodings: chunks, fences, cursors, merges and lookups compare decoded
-//! values, so every type's order is its own `Ord` (for `Option`, `None` first; for
-//! `Product`, the derived lexicographic `Ord` that differential sorts by; for little-endian
+//! Composites of these (tuples, arrays, `Option`, timely's `Product`, `Wrapping`, `Reverse`,
+//! derived structs and enums) are fixed-width too when all their parts are, with the parts'
+//! encodings end to end, and come back by value; see [`crate::composite`].
+//!
+//! Nothing compares encodings: every type's order is its own `Ord` (for little-endian
 //! integers, not the byte order). An encoding only has to round-trip.
 //!
-//! [`FixedColumn<T>`] is differential's `BatchContainer` for such types with
-//! `ReadItem<'a> = T`: `reborrow` is the identity, and `Copy + Ord` holds because `T` is.
-//! Implement `FixedWidth` for your own types (for example a newtype around `u64`, or a
-//! `#[repr]`-free struct of integers) by writing and reading its fields at fixed offsets.
+//! # Why `FixedWidth` is a marker, not a codec
+//! Each type implements [`PagedData`] directly, so composites can mix fixed-width and
+//! variable-length parts without coherence conflicts (a blanket `PagedData` impl over a codec
+//! trait forbade `(String, u64)`). What a codec trait gave, the by-value fast path, is
+//! `WIDTH = Some(w)` with `read_item`, and it is exactly as fast: `u64`'s `read_item` is
+//! `from_le_bytes`, and a tuple's is its parts' at constant offsets. [`FixedWidth`] stays as
+//! the name of that path for generic code: it holds for every `PagedData` type that is `Copy`
+//! and whose item is itself, so code bounded by it takes keys and values by value. It is
+//! implemented automatically; nothing implements it by hand.
 
 use differential_dataflow::difference::Present;
-use differential_dataflow::trace::implementations::BatchContainer;
-use timely::order::Product;
 
-/// A type with an encoding of exactly [`FixedWidth::WIDTH`] bytes.
+use crate::data::{ItemColumn, PagedData};
+use crate::seq::{Bytes, Elements};
+
+/// A [`PagedData`] type that cursors return by value: `Copy`, and its item is itself.
 ///
-/// Implementations must round-trip (`read(write(x)) == x`) and preserve nothing else: the
-/// order of encodings is never used, only the order of decoded values.
-pub trait FixedWidth: Copy + Ord + 'static {
-    /// Bytes of one encoded value.
-    const WIDTH: usize;
-    /// Writes `self` into `out` (exactly `WIDTH` bytes).
-    fn write(&self, out: &mut [u8]);
-    /// Reads a value from `bytes` (exactly `WIDTH` bytes).
-    fn read(bytes: &[u8]) -> Self;
-}
+/// Implemented for every such type (integers, `bool`, `char`, `()`, `Duration`, `Present`,
+/// and tuples, arrays, `Option`, `Product`, `Wrapping`, `Reverse` and by-value derived types
+/// of them): a bound for generic code that reads keys as `K` rather than `K::Item<'_>`.
+pub trait FixedWidth: Copy + for<'a> PagedData<Item<'a> = Self> {}
 
-macro_rules! fixed_int {
-    ($($t:ty),*) => {$(
-        impl FixedWidth for $t {
-            const WIDTH: usize = std::mem::size_of::<$t>();
+impl<X: Copy + for<'a> PagedData<Item<'a> = X>> FixedWidth for X {}
+
+/// Implements [`PagedData`] for a by-value primitive of width `$w` from its `write` and
+/// `read` expressions.
+macro_rules! by_value {
+    ($t:ty, $seq:ty, $w:expr, |$x:ident, $out:ident| $write:expr, |$bytes:ident| $read:expr) => {
+        impl PagedData for $t {
+            type Item<'a> = $t;
+            type Container = ItemColumn<$t>;
+            type Seq = $seq;
+            const WIDTH: Option<usize> = Some($w);
+
             #[inline(always)]
-            fn write(&self, out: &mut [u8]) {
-                out.copy_from_slice(&self.to_le_bytes());
+            fn item(&self) -> $t {
+                *self
             }
             #[inline(always)]
-            fn read(bytes: &[u8]) -> Self {
-                <$t>::from_le_bytes(bytes.try_into().expect("width"))
+            fn encoded_len(&self) -> usize {
+                $w
             }
-        }
-    )*};
-}
-fixed_int!(u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, usize, isize);
-
-impl FixedWidth for () {
-    const WIDTH: usize = 0;
-    fn write(&self, _out: &mut [u8]) {}
-    fn read(_bytes: &[u8]) -> Self {}
-}
-
-/// One byte, `0` or `1`.
-impl FixedWidth for bool {
-    const WIDTH: usize = 1;
-    #[inline(always)]
-    fn write(&self, out: &mut [u8]) {
-        out[0] = u8::from(*self);
-    }
-    #[inline(always)]
-    fn read(bytes: &[u8]) -> Self {
-        match bytes[0] {
-            0 => false,
-            1 => true,
-            b => panic!("spillway: a paged bool reads back as byte {b}"),
-        }
-    }
-}
-
-/// The scalar value as a little-endian `u32`.
-impl FixedWidth for char {
-    const WIDTH: usize = 4;
-    #[inline(always)]
-    fn write(&self, out: &mut [u8]) {
-        out.copy_from_slice(&u32::from(*self).to_le_bytes());
-    }
-    #[inline(always)]
-    fn read(bytes: &[u8]) -> Self {
-        let scalar = u32::read(bytes);
-        // The bytes were a `char` when written and are checksummed in the extent.
-        char::from_u32(scalar).expect("spillway: a paged char is not a Unicode scalar value")
-    }
-}
-
-/// Whole seconds (`u64`) then the sub-second nanoseconds (`u32`): timely's `Duration`
-/// timestamps.
-impl FixedWidth for std::time::Duration {
-    const WIDTH: usize = 12;
-    #[inline(always)]
-    fn write(&self, out: &mut [u8]) {
-        self.as_secs().write(&mut out[..8]);
-        self.subsec_nanos().write(&mut out[8..12]);
-    }
-    #[inline(always)]
-    fn read(bytes: &[u8]) -> Self {
-        std::time::Duration::new(u64::read(&bytes[..8]), u32::read(&bytes[8..12]))
-    }
-}
-
-/// A tag byte (`0` for `None`, `1` for `Some`) then `T`'s encoding (zeros for `None`), so
-/// the width is fixed.
-impl<T: FixedWidth> FixedWidth for Option<T> {
-    const WIDTH: usize = 1 + T::WIDTH;
-    #[inline(always)]
-    fn write(&self, out: &mut [u8]) {
-        match self {
-            None => out.fill(0),
-            Some(x) => {
-                out[0] = 1;
-                x.write(&mut out[1..]);
-            }
-        }
-    }
-    #[inline(always)]
-    fn read(bytes: &[u8]) -> Self {
-        match bytes[0] {
-            0 => None,
-            1 => Some(T::read(&bytes[1..])),
-            b => panic!("spillway: a paged Option reads back with tag {b}"),
-        }
-    }
-}
-
-/// The elements' encodings in order.
-impl<T: FixedWidth, const N: usize> FixedWidth for [T; N] {
-    const WIDTH: usize = N * T::WIDTH;
-    #[inline(always)]
-    fn write(&self, out: &mut [u8]) {
-        for (i, x) in self.iter().enumerate() {
-            x.write(&mut out[i * T::WIDTH..][..T::WIDTH]);
-        }
-    }
-    #[inline(always)]
-    fn read(bytes: &[u8]) -> Self {
-        std::array::from_fn(|i| T::read(&bytes[i * T::WIDTH..][..T::WIDTH]))
-    }
-}
-
-/// The outer time's encoding then the inner one's: the timestamps of `iterate` and of
-/// nested scopes (`Product<Product<u64, u32>, u64>` and so on, to any depth).
-impl<A: FixedWidth, B: FixedWidth> FixedWidth for Product<A, B> {
-    const WIDTH: usize = A::WIDTH + B::WIDTH;
-    #[inline(always)]
-    fn write(&self, out: &mut [u8]) {
-        self.outer.write(&mut out[..A::WIDTH]);
-        self.inner.write(&mut out[A::WIDTH..][..B::WIDTH]);
-    }
-    #[inline(always)]
-    fn read(bytes: &[u8]) -> Self {
-        Product::new(
-            A::read(&bytes[..A::WIDTH]),
-            B::read(&bytes[A::WIDTH..][..B::WIDTH]),
-        )
-    }
-}
-
-/// `T`'s encoding (differential's wrapping diffs).
-impl<T: FixedWidth> FixedWidth for std::num::Wrapping<T> {
-    const WIDTH: usize = T::WIDTH;
-    #[inline(always)]
-    fn write(&self, out: &mut [u8]) {
-        self.0.write(out)
-    }
-    #[inline(always)]
-    fn read(bytes: &[u8]) -> Self {
-        std::num::Wrapping(T::read(bytes))
-    }
-}
-
-/// `T`'s encoding; the order is reversed by `Reverse`'s `Ord`, not by the encoding.
-impl<T: FixedWidth> FixedWidth for std::cmp::Reverse<T> {
-    const WIDTH: usize = T::WIDTH;
-    #[inline(always)]
-    fn write(&self, out: &mut [u8]) {
-        self.0.write(out)
-    }
-    #[inline(always)]
-    fn read(bytes: &[u8]) -> Self {
-        std::cmp::Reverse(T::read(bytes))
-    }
-}
-
-/// Zero bytes: differential's diff for collections that are only ever inserted into.
-impl FixedWidth for Present {
-    const WIDTH: usize = 0;
-    fn write(&self, _out: &mut [u8]) {}
-    fn read(_bytes: &[u8]) -> Self {
-        Present
-    }
-}
-
-macro_rules! fixed_tuple {
-    ($($name:ident),+) => {
-        /// The fields' encodings in order.
-        impl<$($name: FixedWidth),+> FixedWidth for ($($name,)+) {
-            const WIDTH: usize = 0 $(+ $name::WIDTH)+;
-            #[allow(non_snake_case)]
             #[inline(always)]
-            fn write(&self, out: &mut [u8]) {
-                let ($($name,)+) = self;
-                let mut at = 0;
-                $( $name.write(&mut out[at..at + $name::WIDTH]); at += $name::WIDTH; )+
-                let _ = at;
+            #[allow(clippy::unused_unit)]
+            fn encode(&self, $out: &mut [u8]) {
+                let $x = *self;
+                $write
             }
-            #[allow(non_snake_case)]
             #[inline(always)]
-            fn read(bytes: &[u8]) -> Self {
-                let mut at = 0;
-                $( let $name = $name::read(&bytes[at..at + $name::WIDTH]); at += $name::WIDTH; )+
-                let _ = at;
-                ($($name,)+)
+            fn decode($bytes: &[u8]) -> $t {
+                $read
+            }
+            #[inline(always)]
+            fn read_item<'a>($bytes: &[u8]) -> Option<Self::Item<'a>> {
+                Some($read)
+            }
+            #[inline(always)]
+            fn borrow($bytes: &[u8]) -> $t {
+                $read
+            }
+            #[inline(always)]
+            fn reborrow<'b, 'a: 'b>(item: $t) -> $t {
+                item
+            }
+            #[inline(always)]
+            fn into_owned(item: $t) -> $t {
+                item
             }
         }
     };
 }
-fixed_tuple!(A);
-fixed_tuple!(A, B);
-fixed_tuple!(A, B, C);
-fixed_tuple!(A, B, C, D);
-fixed_tuple!(A, B, C, D, E);
-fixed_tuple!(A, B, C, D, E, F);
-fixed_tuple!(A, B, C, D, E, F, G);
-fixed_tuple!(A, B, C, D, E, F, G, H);
-fixed_tuple!(A, B, C, D, E, F, G, H, I);
-fixed_tuple!(A, B, C, D, E, F, G, H, I, J);
-fixed_tuple!(A, B, C, D, E, F, G, H, I, J, K);
-fixed_tuple!(A, B, C, D, E, F, G, H, I, J, K, L);
 
-/// A column of fixed-width values that reads them back by value.
-#[derive(Clone, Debug, Default)]
-pub struct FixedColumn<T>(pub Vec<T>);
-
-impl<T: FixedWidth> BatchContainer for FixedColumn<T> {
-    type Owned = T;
-    type ReadItem<'a> = T;
-
-    #[inline(always)]
-    fn into_owned<'a>(item: T) -> T {
-        item
-    }
-    #[inline(always)]
-    fn clone_onto<'a>(item: T, other: &mut T) {
-        *other = item;
-    }
-    fn push_ref(&mut self, item: T) {
-        self.0.push(item)
-    }
-    fn push_own(&mut self, item: &T) {
-        self.0.push(*item)
-    }
-    fn clear(&mut self) {
-        self.0.clear()
-    }
-    fn with_capacity(size: usize) -> Self {
-        FixedColumn(Vec::with_capacity(size))
-    }
-    fn merge_capacity(cont1: &Self, cont2: &Self) -> Self {
-        FixedColumn(Vec::with_capacity(cont1.0.len() + cont2.0.len()))
-    }
-    #[inline(always)]
-    fn reborrow<'b, 'a: 'b>(item: T) -> T {
-        item
-    }
-    #[inline(always)]
-    fn index(&self, index: usize) -> T {
-        self.0[index]
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
+macro_rules! int {
+    ($($t:ty),*) => {$(
+        by_value!($t, Elements, std::mem::size_of::<$t>(),
+            |x, out| out.copy_from_slice(&x.to_le_bytes()),
+            |bytes| <$t>::from_le_bytes(bytes.try_into().expect("width")));
+    )*};
 }
+int!(u16, u32, u64, u128, i8, i16, i32, i64, i128, usize, isize);
+// `Vec<u8>` reads as `&[u8]`.
+by_value!(u8, Bytes, 1, |x, out| out[0] = x, |bytes| bytes[0]);
+
+by_value!((), Elements, 0, |_x, _out| (), |_bytes| ());
+
+// Zero bytes: differential's diff for collections that are only ever inserted into.
+by_value!(Present, Elements, 0, |_x, _out| (), |_bytes| Present);
+
+// One byte, `0` or `1`.
+by_value!(
+    bool,
+    Elements,
+    1,
+    |x, out| out[0] = u8::from(x),
+    |bytes| match bytes[0] {
+        0 => false,
+        1 => true,
+        b => panic!("spillway: a paged bool reads back as byte {b}"),
+    }
+);
+
+// The scalar value as a little-endian `u32`. The bytes were a `char` when written and are
+// checksummed in the extent.
+by_value!(
+    char,
+    Elements,
+    4,
+    |x, out| out.copy_from_slice(&u32::from(x).to_le_bytes()),
+    |bytes| char::from_u32(u32::from_le_bytes(bytes.try_into().expect("width")))
+        .expect("spillway: a paged char is not a Unicode scalar value")
+);
+
+// Whole seconds (`u64`) then the sub-second nanoseconds (`u32`): timely's `Duration`
+// timestamps.
+by_value!(
+    std::time::Duration,
+    Elements,
+    12,
+    |x, out| {
+        out[..8].copy_from_slice(&x.as_secs().to_le_bytes());
+        out[8..12].copy_from_slice(&x.subsec_nanos().to_le_bytes());
+    },
+    |bytes| std::time::Duration::new(
+        u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
+        u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
+    )
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use timely::order::Product;
 
+    /// Round-trips `x` by value: `WIDTH` bytes, `decode`, `read_item` and `borrow` all give
+    /// `x` back, and the item is `x` itself.
     fn round_trip<T: FixedWidth + std::fmt::Debug>(x: T) {
-        let mut buf = vec![0u8; T::WIDTH];
-        x.write(&mut buf);
-        assert_eq!(T::read(&buf), x);
+        let width = T::WIDTH.expect("fixed-width");
+        assert_eq!(x.encoded_len(), width);
+        let mut buf = vec![0u8; width];
+        x.encode(&mut buf);
+        assert_eq!(T::decode(&buf), x);
+        assert_eq!(T::read_item(&buf), Some(x));
+        assert_eq!(T::borrow(&buf), x);
+        assert_eq!(x.item(), x);
     }
 
     #[test]
@@ -311,7 +174,7 @@ mod tests {
         round_trip(u128::MAX - 3);
         round_trip((3u32, -4i16));
         round_trip(((1u64, 2u8), (), 9u128));
-        assert_eq!(<(u64, u32)>::WIDTH, 12);
+        assert_eq!(<(u64, u32)>::WIDTH, Some(12));
     }
 
     #[test]
@@ -355,16 +218,16 @@ mod tests {
             11i32,
             12u16,
         ));
-        assert_eq!(<Option<u64>>::WIDTH, 9);
-        assert_eq!(<Product<u64, u64>>::WIDTH, 16);
-        assert_eq!(<[u32; 5]>::WIDTH, 20);
-        assert_eq!(<(u8, u16, u32, u64, u8, u16, u32, u64)>::WIDTH, 30);
-        assert_eq!(Present::WIDTH, 0);
+        assert_eq!(<Option<u64>>::WIDTH, Some(9));
+        assert_eq!(<Product<u64, u64>>::WIDTH, Some(16));
+        assert_eq!(<[u32; 5]>::WIDTH, Some(20));
+        assert_eq!(<(u8, u16, u32, u64, u8, u16, u32, u64)>::WIDTH, Some(30));
+        assert_eq!(Present::WIDTH, Some(0));
     }
 
     #[test]
     #[should_panic(expected = "tag")]
     fn a_corrupt_option_tag_is_loud() {
-        let _ = <Option<u8>>::read(&[7, 0]);
+        let _ = <Option<u8>>::decode(&[7, 0]);
     }
 }

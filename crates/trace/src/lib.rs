@@ -38,23 +38,32 @@
 //! ```
 //!
 //! ## What a paged arrangement holds
-//! Keys, values, times and diffs must be [`PagedData`]: fixed-width types ([`FixedWidth`]),
-//! which cursors return by value with the cursor holding the pin, or variable-length ones
-//! (`String`, `Vec<u8>`), which cursors return borrowed, as `&str` and `&[u8]`, from bytes
-//! that stay valid while the batch is borrowed without staying resident (a pooled chunk's
-//! *stable bytes*; counted by [`Paging::stable_bytes`]). spillway provides [`FixedWidth`] for every
-//! type a differential user arranges or nests, so the orphan rule never stands in the way:
-//! - every integer (to `u128`/`i128`, `usize`/`isize`), `bool`, `char`, `()`;
-//! - timestamps: the integers, `()`, `Duration`, tuples, and timely's `Product<A, B>` of
-//!   fixed-width `A` and `B` to any depth, so arrangements inside `iterate` (at
-//!   `Product<T, u64>`) and nested scopes page; partially ordered times are compacted by
-//!   `set_logical_compaction` like upstream's;
+//! Keys, values, times and diffs must be [`PagedData`], implemented per type and
+//! structurally: fixed-width types (every part fixed-width; [`FixedWidth`] names those read
+//! by value) come back from cursors by value, with the cursor holding the pin;
+//! variable-length ones come back borrowed, from bytes that stay valid while the batch is
+//! borrowed without staying resident (a pooled chunk's *stable bytes*; counted by
+//! [`Paging::stable_bytes`]), in their columnar form: `&str` for `String`, `&[u8]` for
+//! `Vec<u8>`, a [`Seq`] for other vectors, and the same composite of its parts' items for a
+//! tuple, array, `Option` or `Product` (`(&str, u64)` for `(String, u64)`). spillway provides
+//! [`PagedData`] for every type a differential user arranges or nests, so the orphan rule
+//! never stands in the way:
+//! - every integer (to `u128`/`i128`, `usize`/`isize`), `bool`, `char`, `()`, `String`,
+//!   `Vec<T>`;
+//! - timestamps: the integers, `()`, `Duration`, tuples, and timely's `Product<A, B>` to any
+//!   depth, so arrangements inside `iterate` (at `Product<T, u64>`) and nested scopes page;
+//!   partially ordered times are compacted by `set_logical_compaction` like upstream's;
 //! - diffs: the integers, tuples of them (differential's `Semigroup` goes to four fields),
 //!   `Wrapping` and differential's `Present`;
-//! - tuples of up to 12 fixed-width fields, arrays `[T; N]`, `Option<T>`, `Reverse<T>`,
-//!   and your own types.
+//! - tuples of up to 12 fields, arrays `[T; N]`, `Option<T>`, `Reverse<T>`, with fixed-width
+//!   and variable-length parts mixed freely (`(String, u64)`, `Option<String>`,
+//!   `(u32, Vec<String>)`);
+//! - your own structs and enums: `#[derive(PagedData)]` (the type's `Ord` must be the derived
+//!   one). All fields fixed-width: read by value; otherwise through a generated
+//!   `FooRef<'a>` of the fields' items.
 //!
-//! Order is always the decoded value's `Ord`; encodings are never compared.
+//! Order is always the value's `Ord` (items order as values do); encodings are never
+//! compared.
 //! Both sides of a `join_core` must be paged arrangements. A `reduce` into a
 //! [`PagedSpine`] pages its output when its `push` closure starts each chunk with
 //! [`PagedChunk::with_paging`].
@@ -133,9 +142,13 @@
 
 #![forbid(unsafe_code)]
 
+// The derive names this crate as `::spillway_trace`, in its own tests too.
+extern crate self as spillway_trace;
+
 mod arrange;
 mod batch_reader;
 mod chunk;
+mod composite;
 mod data;
 mod fixed;
 mod join;
@@ -143,8 +156,10 @@ mod level;
 mod merge_times;
 mod operators;
 mod pager;
+mod parts;
 mod records;
 mod reduce;
+mod seq;
 mod spine_levels;
 mod vectored;
 
@@ -153,8 +168,8 @@ pub use arrange::{
     SORT_RUN_BYTES,
 };
 pub use chunk::{PagedChunk, PagedCursor};
-pub use data::{BytesColumn, PagedData, StrColumn};
-pub use fixed::{FixedColumn, FixedWidth};
+pub use data::{ItemColumn, PagedData, SeqForm};
+pub use fixed::FixedWidth;
 pub use join::{
     JoinStats, JoinVectored, VectoredJoin, JOIN_FRESH_BYTES, JOIN_FRESH_RECORDS, JOIN_GROUP_KEYS,
     JOIN_STEP_RECORDS, JOIN_WINDOW_BYTES, JOIN_WINDOW_RECORDS,
@@ -163,7 +178,20 @@ pub use level::{level_of, LEVELS};
 pub use merge_times::{take_merge_times, MergeTime};
 pub use operators::{KeyVal, PagedCollectionExt};
 pub use pager::{Paging, PagingPolicy, StableBytesReport};
+pub use parts::{fixed_width, widest, FieldReader, FieldWriter, FieldsLen};
 pub use records::TARGET_BYTES;
 pub use reduce::{CountTotalPaged, PagedReduce, ReducePaged, ThresholdPaged};
+pub use seq::{Bytes, Elements, Seq};
+/// `#[derive(PagedData)]` for your own structs and enums (see the `PagedData` trait).
+pub use spillway_derive::PagedData;
 pub use spine_levels::{spine_levels, SpineLevel};
 pub use vectored::{chunks_touched, for_each_update, get_vectored, LookupStats};
+
+/// What `#[derive(PagedData)]` generates code against (not public API: use the items at the
+/// crate root).
+#[doc(hidden)]
+pub mod __derive {
+    pub use crate::data::{ItemColumn, PagedData};
+    pub use crate::parts::{fixed_width, widest, FieldReader, FieldWriter, FieldsLen};
+    pub use crate::seq::Elements;
+}

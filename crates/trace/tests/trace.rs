@@ -13,9 +13,12 @@
 //! - [`residency`], [`die_young`]: the pool's bounds (resident bytes, die-young elision).
 //! - [`iterate`]: paged arrangements inside `iterate` (`Product<u64, u64>` times), BFS over
 //!   changing edges against a sequential BFS.
-//! - [`types`]: the provided fixed-width types (`i32`, tuple and `Present` diffs; `Option`,
-//!   `Reverse`, `char`, arrays, wide tuples, `Duration`, `Product` keys and values) paged
+//! - [`types`]: the provided types (`i32`, tuple and `Present` diffs; `Option`, `Reverse`,
+//!   `char`, arrays, wide tuples, `Duration`, `Product` keys and values; `(String, u64)`,
+//!   `Vec<u32>`, `Option<String>`, `(u32, Vec<String>)`; derived structs and enums) paged
 //!   against `OrdValSpine`.
+//! - [`codec`]: every kind of `PagedData`, derived ones included, round-trips through its
+//!   encoding and orders as its values (proptest).
 //! - [`operators`]: an upstream dataflow ported to `PagedCollectionExt`, against the original.
 //! - [`reduce_paged`]: the paged reduce tactic and `PagedCollectionExt` against upstream.
 //! - [`vectored`]: vectored lookups and the vectored join against their cursor counterparts.
@@ -23,6 +26,8 @@
 //! - [`wide`]: records of 4 KiB, 64 KiB and over 8 MiB: chunks cut by bytes page, and the one
 //!   oversize record is counted and read back.
 
+#[path = "trace/codec.rs"]
+mod codec;
 #[path = "trace/die_young.rs"]
 mod die_young;
 #[path = "trace/import.rs"]

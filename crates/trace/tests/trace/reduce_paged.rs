@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use spillway_pool::{ExtentBackend, Pool, PoolConfig, PoolStats};
 use spillway_trace::{
-    ArrangePaged, FixedWidth, PagedCollectionExt, PagedData, Paging, PagingPolicy, ReducePaged,
+    ArrangePaged, PagedCollectionExt, PagedData, Paging, PagingPolicy, ReducePaged,
 };
 use timely::dataflow::operators::core::Input as _;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
@@ -402,12 +402,24 @@ fn reduce_paged_output_pages_by_itself() {
 }
 
 // ---------------------------------------------------------------------------------------
-// A partially ordered time: `Product<u64, u32>` in a local newtype (the crate has no
-// `PagedData` for `Product` yet), so joins of incomparable times reach the reduce.
+// A partially ordered time: `Product<u64, u32>` in a local newtype (a user's own time type,
+// paged through `#[derive(PagedData)]`: fixed-width, so read by value), so joins of
+// incomparable times reach the reduce.
 
 /// `Product<u64, u32>` as a paged time.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    PagedData,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
 )]
 struct PTime(Product<u64, u32>);
 
@@ -462,20 +474,6 @@ impl Lattice for PTime {
     }
     fn meet(&self, other: &Self) -> Self {
         PTime(self.0.meet(&other.0))
-    }
-}
-
-impl FixedWidth for PTime {
-    const WIDTH: usize = 12;
-    fn write(&self, out: &mut [u8]) {
-        out[..8].copy_from_slice(&self.0.outer.to_le_bytes());
-        out[8..].copy_from_slice(&self.0.inner.to_le_bytes());
-    }
-    fn read(bytes: &[u8]) -> Self {
-        PTime(Product::new(
-            u64::from_le_bytes(bytes[..8].try_into().unwrap()),
-            u32::from_le_bytes(bytes[8..].try_into().unwrap()),
-        ))
     }
 }
 

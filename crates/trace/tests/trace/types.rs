@@ -1,9 +1,13 @@
-//! The fixed-width types spillway provides, through paged arrangements at a tiny budget:
-//! diffs other than `isize` (`i32`, a tuple, differential's `Present`), and keys and values
-//! whose little-endian encodings do not sort like their values (`Option<i64>` with negative
-//! numbers, `Reverse`, `char`, `bool`, arrays, an 8-tuple, `Duration`, `Product`). Each
-//! paged trace is walked with a cursor and must equal upstream's `OrdValSpine` walk: the same
-//! `(key, val)`s, in the same order (the decoded values' `Ord`), with the same accumulations.
+//! The types spillway provides, through paged arrangements at a tiny budget: diffs other
+//! than `isize` (`i32`, a tuple, differential's `Present`), keys and values whose
+//! little-endian encodings do not sort like their values (`Option<i64>` with negative
+//! numbers, `Reverse`, `char`, `bool`, arrays, an 8-tuple, `Duration`, `Product`), composites
+//! with variable-length parts (`(String, u64)` keys, `Vec<u32>` values, `Option<String>`,
+//! `(u32, Vec<String>)`), and `#[derive(PagedData)]` types (a struct key with a `String`, an
+//! enum value). Each paged trace is walked with a cursor and must equal upstream's
+//! `OrdValSpine` walk: the same `(key, val)`s, in the same order (the items' `Ord`), with the
+//! same accumulations. Fixed-width types are walked by value (`FixedWidth`), the others
+//! through their borrowed items.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -18,8 +22,9 @@ use differential_dataflow::trace::{
     BatchCursor, BatchKey, BatchVal, Cursor, Navigable, TraceReader,
 };
 use differential_dataflow::{ExchangeData, Hashable};
+use serde::{Deserialize, Serialize};
 use spillway_pool::{ExtentBackend, Pool, PoolConfig, PoolStats};
-use spillway_trace::{ArrangePaged, FixedWidth, Paging, PagingPolicy};
+use spillway_trace::{ArrangePaged, FixedWidth, PagedData, Paging, PagingPolicy};
 use timely::dataflow::operators::Probe;
 use timely::order::Product;
 use timely::progress::Antichain;
@@ -72,14 +77,15 @@ where
 }
 
 /// Arranges `updates` (`(record, round, diff)`) paged at a tiny budget and with upstream's
-/// `arrange_by_key`; returns both walks and the pool's counters.
+/// `arrange_by_key`; returns both walks and the pool's counters. The paged walk owns its
+/// items with `PagedData::into_owned`.
 fn arrange_both<K, V, R>(
     updates: Vec<((K, V), u64, R)>,
 ) -> (Walk<K, V, R>, Walk<K, V, R>, PoolStats)
 where
-    K: ExchangeData + Hashable + FixedWidth + Debug + Sync,
-    V: ExchangeData + FixedWidth + Debug + Sync,
-    R: ExchangeData + Semigroup + FixedWidth + Debug + Sync,
+    K: ExchangeData + Hashable + PagedData + Debug + Sync,
+    V: ExchangeData + PagedData + Debug + Sync,
+    R: ExchangeData + Semigroup + PagedData + Debug + Sync,
 {
     let pool = Pool::new(PoolConfig {
         budget: 64 << 10,
@@ -109,33 +115,49 @@ where
         });
         for round in 0..ROUNDS {
             for (record, _, diff) in updates.iter().filter(|u| u.1 == round) {
-                input.update(*record, *diff);
+                input.update(record.clone(), diff.clone());
             }
             input.advance_to(round + 1);
             input.flush();
             worker.step_while(|| probe.less_than(&(round + 1)));
         }
-        let got = walk(&mut paged, |k: K, v: V| (k, v));
-        let want = walk(&mut upstream, |k: &K, v: &V| (*k, *v));
+        let got = walk(&mut paged, |k, v| (K::into_owned(k), V::into_owned(v)));
+        let want = walk(&mut upstream, |k: &K, v: &V| (k.clone(), v.clone()));
         *out.lock().unwrap() = (got, want);
     });
     let (got, want) = std::mem::take(&mut *walks.lock().unwrap());
     (got, want, pool.stats())
 }
 
-/// Checks a paged walk against upstream's and a model, and that the arrangement paged.
+/// [`check_paged`] for fixed-width types, which must also come back by value: a paged
+/// cursor's key and val are `K` and `V` themselves.
 fn check<K, V, R>(updates: Vec<((K, V), u64, R)>)
 where
     K: ExchangeData + Hashable + FixedWidth + Debug + Sync,
     V: ExchangeData + FixedWidth + Debug + Sync,
     R: ExchangeData + Semigroup + FixedWidth + Debug + Sync,
 {
+    fn by_value<K: FixedWidth>(k: <K as PagedData>::Item<'_>) -> K {
+        k
+    }
+    let _ = by_value::<K>;
+    let _ = by_value::<V>;
+    check_paged(updates)
+}
+
+/// Checks a paged walk against upstream's and a model, and that the arrangement paged.
+fn check_paged<K, V, R>(updates: Vec<((K, V), u64, R)>)
+where
+    K: ExchangeData + Hashable + PagedData + Debug + Sync,
+    V: ExchangeData + PagedData + Debug + Sync,
+    R: ExchangeData + Semigroup + PagedData + Debug + Sync,
+{
     let mut model: BTreeMap<(K, V), R> = BTreeMap::new();
     for (record, _, diff) in &updates {
         match model.get_mut(record) {
             Some(acc) => acc.plus_equals(diff),
             None => {
-                model.insert(*record, *diff);
+                model.insert(record.clone(), diff.clone());
             }
         }
     }
@@ -167,10 +189,20 @@ where
 /// may refer back to an earlier update's record, to retract it).
 fn updates<K, V, R>(
     n: usize,
+    record: impl FnMut(&mut u64) -> (K, V),
+    diff: impl FnMut(&mut u64) -> R,
+) -> Vec<((K, V), u64, R)> {
+    updates_from(0x853C_49E6_748F_EA9B_u64 ^ n as u64, n, record, diff)
+}
+
+/// [`updates`] from a given seed.
+fn updates_from<K, V, R>(
+    mut seed: u64,
+    n: usize,
     mut record: impl FnMut(&mut u64) -> (K, V),
     mut diff: impl FnMut(&mut u64) -> R,
 ) -> Vec<((K, V), u64, R)> {
-    let mut seed = 0x853C_49E6_748F_EA9B_u64 ^ n as u64;
+    seed |= 1;
     (0..n)
         .map(|i| {
             let round = (i as u64 * ROUNDS) / n as u64;
@@ -262,4 +294,156 @@ fn wide_tuples_durations_and_products() {
             1
         }
     }));
+}
+
+#[test]
+fn string_u64_keys_and_vec_u32_values() {
+    // `(String, u64)` keys (`(&str, u64)` items: a length before the string) and `Vec<u32>`
+    // values (a `Seq` of `u32`s read from the encoded bytes).
+    let record = |s: &mut u64| {
+        let x = rng(s);
+        let key = (format!("customer/{:03}", x % 300), (x >> 10) % 3);
+        let val: Vec<u32> = (0..(x >> 16) % 5)
+            .map(|i| (i as u32) * 7 + (x >> 20) as u32 % 3)
+            .collect();
+        (key, val)
+    };
+    check_paged(updates(20_000, record, |s| {
+        if rng(s).is_multiple_of(5) {
+            -1isize
+        } else {
+            1
+        }
+    }));
+}
+
+#[test]
+fn optional_strings_and_nested_vectors() {
+    // `Option<String>` keys (`None` first, as `Option`'s `Ord`) and `(u32, Vec<String>)`
+    // values (a tuple whose last part is a vector of variable-length elements).
+    let record = |s: &mut u64| {
+        let x = rng(s);
+        let key = match x % 8 {
+            0 => None,
+            _ => Some("k".repeat((x >> 4) as usize % 40)),
+        };
+        let words: Vec<String> = (0..(x >> 12) % 4)
+            .map(|i| format!("w{}", (x >> (16 + i)) % 3))
+            .collect();
+        (key, ((x >> 24) as u32 % 3, words))
+    };
+    check_paged(updates(20_000, record, |s| {
+        if rng(s).is_multiple_of(5) {
+            -1isize
+        } else {
+            1
+        }
+    }));
+}
+
+/// A user's key: derived, with a `String` (so its item is the generated `AccountRef<'a>`).
+#[derive(PagedData, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+struct Account {
+    region: u16,
+    name: String,
+    tags: Vec<String>,
+}
+
+/// A user's value: a derived enum with fixed-width, variable-length and unit variants.
+#[derive(PagedData, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Event {
+    Click { x: i32, y: i32 },
+    Note(String, Option<u8>),
+    Closed,
+}
+
+/// A derived fixed-width type: read by value (`Item<'a> = Self`).
+#[derive(
+    PagedData, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+struct Cell(i16, Option<char>);
+
+#[test]
+fn derived_struct_keys_and_enum_values() {
+    let record = |s: &mut u64| {
+        let x = rng(s);
+        let key = Account {
+            region: (x % 3) as u16,
+            name: format!("acct-{}", (x >> 4) % 400),
+            tags: (0..(x >> 14) % 3).map(|i| format!("t{i}")).collect(),
+        };
+        let val = match (x >> 20) % 3 {
+            0 => Event::Click {
+                x: ((x >> 24) % 5) as i32 - 2,
+                y: 1,
+            },
+            1 => Event::Note(
+                "note".repeat((x >> 28) as usize % 3),
+                (x >> 32).is_multiple_of(2).then_some(7),
+            ),
+            _ => Event::Closed,
+        };
+        (key, val)
+    };
+    check_paged(updates(20_000, record, |s| {
+        if rng(s).is_multiple_of(5) {
+            -1isize
+        } else {
+            1
+        }
+    }));
+}
+
+#[test]
+fn derived_fixed_width_types_read_by_value() {
+    let record = |s: &mut u64| {
+        let x = rng(s);
+        let key = Cell(
+            ((x % 600) as i16) - 300,
+            char::from_u32(0x61 + (x >> 10) as u32 % 3),
+        );
+        (key, ((x >> 16) % 4) as u8)
+    };
+    check(updates(30_000, record, |s| {
+        if rng(s).is_multiple_of(5) {
+            -1isize
+        } else {
+            1
+        }
+    }));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    /// Random streams of derived struct keys (a `String` and a `Vec<String>` inside) and
+    /// derived enum values over a random key space and value lengths, with retractions,
+    /// paged at a tiny budget against upstream.
+    #[test]
+    fn derived_types_against_upstream(
+        seed in proptest::num::u64::ANY,
+        n in 4_000usize..12_000,
+        keys in 1u64..2_000,
+        name_len in 0usize..48,
+    ) {
+        let record = move |s: &mut u64| {
+            let x = rng(s);
+            let key = Account {
+                region: (x % 2) as u16,
+                name: format!("{:0>width$}", (x >> 2) % keys, width = name_len),
+                tags: (0..(x >> 20) % 3).map(|i| "t".repeat(i as usize)).collect(),
+            };
+            let val = match (x >> 24) % 3 {
+                0 => Event::Click { x: ((x >> 28) % 3) as i32 - 1, y: 0 },
+                1 => Event::Note("n".repeat((x >> 30) as usize % 20), None),
+                _ => Event::Closed,
+            };
+            (key, val)
+        };
+        check_paged(updates_from(seed, n, record, |s| match rng(s) % 6 {
+            0 => -1isize,
+            1 => 2,
+            _ => 1,
+        }));
+    }
 }
