@@ -88,17 +88,16 @@ where
     T: PagedData,
     R: PagedData + Semigroup,
 {
-    /// Sorts and consolidates the pending run and cuts it into ready chunks.
+    /// Sorts and consolidates the pending run and cuts it into ready chunks, moving the
+    /// records (a wide record's strings are not copied; the run's buffer is kept for the next).
     fn seal_run(&mut self) {
         consolidate_updates(&mut self.pending);
-        let mut rest = &self.pending[..];
-        while !rest.is_empty() {
-            let (piece, _) = fitting_prefix(rest, TARGET_BYTES);
-            self.ready
-                .push_back(PagedChunk::from_records(rest[..piece].to_vec()));
-            rest = &rest[piece..];
+        let mut records = self.pending.drain(..);
+        while !records.as_slice().is_empty() {
+            let (piece, _) = fitting_prefix(records.as_slice(), TARGET_BYTES);
+            let chunk: Vec<_> = records.by_ref().take(piece).collect();
+            self.ready.push_back(PagedChunk::from_records(chunk));
         }
-        self.pending.clear();
         self.pending_bytes = 0;
     }
 }
