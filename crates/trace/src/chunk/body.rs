@@ -74,11 +74,26 @@ pub(super) enum ChunkBody<K, V, T, R> {
         /// The bytes its records take encoded as rows ([`crate::records::update_bytes`]):
         /// what chunks are sized and graded by, whatever their form.
         encoded: usize,
-        /// The first record's `(key, val, time)`, kept resident for seeks and merges.
-        first: (K, V, T),
-        /// The last record's `(key, val, time)`.
-        last: (K, V, T),
+        /// The first record's `(key, val, time)`, kept resident for seeks and merges; the val
+        /// only when it encodes in at most [`FENCE_VAL_BYTES`] (else it is read from the
+        /// body: [`PagedChunk::body_val`]).
+        first: (K, Option<V>, T),
+        /// The last record's `(key, val, time)`, likewise.
+        last: (K, Option<V>, T),
     },
+}
+
+/// Encoded bytes above which a columnar chunk's fence val is not kept as resident metadata:
+/// with 64 KiB values a 256 KiB chunk holds three or four records, and two owned fence vals
+/// would keep half the data on the heap beside the pool. Fence keys and times are kept
+/// whole; a missing fence val is read from the body, which only a merge of chunks whose
+/// fence keys are equal, or differential's batch cursor checking whether a `(key, val)`
+/// spans two chunks, needs.
+const FENCE_VAL_BYTES: usize = 256;
+
+/// A fence val as kept: `Some` when it encodes in at most [`FENCE_VAL_BYTES`].
+fn fence_val<V: PagedData>(v: &V) -> Option<V> {
+    (v.encoded_len() <= FENCE_VAL_BYTES).then(|| v.clone())
 }
 
 /// Where a columnar body's bytes are.
@@ -272,18 +287,43 @@ where
         self.0.stable.get().expect("opened").bytes()
     }
 
-    /// The first and last `(key, val, time)`: resident metadata, no decode.
+    /// The first and last `(key, val, time)`: resident metadata, no decode. A val is `None`
+    /// when it is too wide to keep beside the body ([`FENCE_VAL_BYTES`]; read it with
+    /// [`PagedChunk::body_val`]).
     #[allow(clippy::type_complexity)]
     #[inline]
-    pub(crate) fn fences(&self) -> ((&K, &V, &T), (&K, &V, &T)) {
+    pub(crate) fn fences(&self) -> ((&K, Option<&V>, &T), (&K, Option<&V>, &T)) {
         match &self.0.body {
             ChunkBody::Rows(vec) => {
                 let s = vec.as_slice();
                 let (f, l) = (&s[0], &s[s.len() - 1]);
-                ((&f.0 .0, &f.0 .1, &f.1), (&l.0 .0, &l.0 .1, &l.1))
+                (
+                    (&f.0 .0, Some(&f.0 .1), &f.1),
+                    (&l.0 .0, Some(&l.0 .1), &l.1),
+                )
             }
-            ChunkBody::Columnar { first, last, .. } => {
-                ((&first.0, &first.1, &first.2), (&last.0, &last.1, &last.2))
+            ChunkBody::Columnar { first, last, .. } => (
+                (&first.0, first.1.as_ref(), &first.2),
+                (&last.0, last.1.as_ref(), &last.2),
+            ),
+        }
+    }
+
+    /// Record `i`'s val, borrowed from the body for the chunk's lifetime: in place for rows
+    /// and packed bodies, from the stable bytes for a pooled one (stored and opened with the
+    /// pager as a cursor's read would be). For fence vals not kept as metadata.
+    pub(super) fn body_val(&self, i: usize) -> V::Item<'_> {
+        match &self.0.body {
+            ChunkBody::Rows(vec) => vec.as_slice()[i].0 .1.item(),
+            ChunkBody::Columnar { store, layout, .. } => {
+                let bytes: &[u8] = match store {
+                    Store::Heap(bytes) => bytes,
+                    Store::Pool(_) => {
+                        drop(self.open_stable());
+                        self.stable_bytes()
+                    }
+                };
+                V::borrow(&bytes[layout.val::<V>(bytes, i)])
             }
         }
     }
@@ -334,8 +374,8 @@ where
                 store,
                 layout,
                 encoded: records.iter().map(update_bytes).sum(),
-                first: (f.0 .0.clone(), f.0 .1.clone(), f.1.clone()),
-                last: (l.0 .0.clone(), l.0 .1.clone(), l.1.clone()),
+                first: (f.0 .0.clone(), fence_val(&f.0 .1), f.1.clone()),
+                last: (l.0 .0.clone(), fence_val(&l.0 .1), l.1.clone()),
             },
             depth,
             pager: pager.cloned(),

@@ -465,9 +465,8 @@ where
         (K::Item<'_>, V::Item<'_>, T::Item<'_>),
     ) {
         let ((k0, v0, t0), (k1, v1, t1)) = self.fences();
-        (
-            (k0.item(), v0.item(), t0.item()),
-            (k1.item(), v1.item(), t1.item()),
-        )
+        let v0 = v0.map_or_else(|| self.body_val(0), |v| v.item());
+        let v1 = v1.map_or_else(|| self.body_val(self.len_records() - 1), |v| v.item());
+        ((k0.item(), v0, t0.item()), (k1.item(), v1, t1.item()))
     }
 }

@@ -197,11 +197,11 @@ where
                 in2.front().expect("non-empty"),
             );
             let ((a_first, a_last), (b_first, b_last)) = (a.fences(), b.fences());
-            if a_last < b_first {
+            if fence_below(a_last, b_first) {
                 out.push_back(in1.pop_front().expect("non-empty"));
                 return;
             }
-            if b_last < a_first {
+            if fence_below(b_last, a_first) {
                 out.push_back(in2.pop_front().expect("non-empty"));
                 return;
             }
@@ -405,6 +405,21 @@ where
         for i in before.max(1)..out.len() {
             let _ = out[i - 1].0.next.set(Rc::downgrade(&out[i].0));
         }
+    }
+}
+
+/// Whether fence `a` is surely below fence `b`: false when it would take a fence val that is
+/// not kept (see [`PagedChunk::fences`]); then the merge reads the chunks, which is correct
+/// either way.
+#[allow(clippy::type_complexity)]
+fn fence_below<K: Ord, V: Ord, T: Ord>(a: (&K, Option<&V>, &T), b: (&K, Option<&V>, &T)) -> bool {
+    match a.0.cmp(b.0) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => match (a.1, b.1) {
+            (Some(va), Some(vb)) => (va, a.2) < (vb, b.2),
+            _ => false,
+        },
     }
 }
 
