@@ -223,9 +223,10 @@ pub(crate) fn write_column<'v, X: PagedData>(
     out: &mut [u8],
 ) {
     match X::WIDTH {
+        Some(0) => {}
         Some(w) => {
-            for (i, x) in values.enumerate() {
-                x.encode(&mut out[i * w..][..w]);
+            for (slot, x) in out.chunks_exact_mut(w).zip(values) {
+                x.encode(slot);
             }
         }
         None => {
@@ -261,6 +262,52 @@ pub(crate) fn item_range<X: PagedData>(
     match X::WIDTH {
         Some(w) => i * w..(i + 1) * w,
         None => value_range(column, n, i),
+    }
+}
+
+/// The `n` values of a column, decoded in order.
+pub(crate) fn column_values<X: PagedData>(column: &[u8], n: usize) -> ColumnValues<'_, X> {
+    ColumnValues {
+        walk: match X::WIDTH {
+            // Fixed widths walk the column in steps of the width: no offsets read.
+            Some(w) if w > 0 => Walk::Fixed(column.chunks_exact(w)),
+            _ => Walk::Indexed { column, n, i: 0 },
+        },
+        _marker: std::marker::PhantomData,
+    }
+}
+
+/// The values of a column, decoded in order ([`column_values`]).
+pub(crate) struct ColumnValues<'b, X> {
+    walk: Walk<'b>,
+    _marker: std::marker::PhantomData<X>,
+}
+
+/// How [`ColumnValues`] walks its column.
+enum Walk<'b> {
+    Fixed(std::slice::ChunksExact<'b, u8>),
+    Indexed {
+        column: &'b [u8],
+        n: usize,
+        i: usize,
+    },
+}
+
+impl<X: PagedData> Iterator for ColumnValues<'_, X> {
+    type Item = X;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<X> {
+        match &mut self.walk {
+            Walk::Fixed(chunks) => chunks.next().map(X::decode),
+            Walk::Indexed { column, n, i } => {
+                if *i == *n {
+                    return None;
+                }
+                *i += 1;
+                Some(X::decode(&column[item_range::<X>(column, *n, *i - 1)]))
+            }
+        }
     }
 }
 

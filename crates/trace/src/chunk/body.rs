@@ -33,7 +33,7 @@ use spillway_pool::{ChunkHandle, PinGuard};
 use super::layout::Layout;
 use crate::data::PagedData;
 use crate::pager::{Pager, Paging, StableBody};
-use crate::records::{update_bytes, Records, Update};
+use crate::records::{fixed_update_bytes, update_bytes, Records, Update};
 
 /// A sorted, consolidated run of updates `((key, val), time, diff)` whose body is resident or
 /// in the pool: the chunk type of a [`crate::PagedSpine`] (see the crate docs for how to
@@ -373,7 +373,10 @@ where
             body: ChunkBody::Columnar {
                 store,
                 layout,
-                encoded: records.iter().map(update_bytes).sum(),
+                encoded: match fixed_update_bytes::<K, V, T, R>() {
+                    Some(w) => len * w,
+                    None => records.iter().map(update_bytes).sum(),
+                },
                 first: (f.0 .0.clone(), fence_val(&f.0 .1), f.1.clone()),
                 last: (l.0 .0.clone(), fence_val(&l.0 .1), l.1.clone()),
             },

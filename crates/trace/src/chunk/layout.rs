@@ -24,7 +24,7 @@
 
 use std::ops::Range;
 
-use crate::data::{column_len, item_range, write_column, PagedData};
+use crate::data::{column_len, column_values, item_range, write_column, PagedData};
 use crate::records::Update;
 
 /// Bytes of a key end.
@@ -226,26 +226,25 @@ impl Layout {
     {
         let (n, column) = (self.len, |c: usize| &body[self.span(c)]);
         let (keys, vals, times, diffs) = (column(0), column(2), column(3), column(4));
-        let time = self
-            .one_time
-            .then(|| T::decode(&times[item_range::<T>(times, 1, 0)]));
-        let diff = self
-            .one_diff
-            .then(|| R::decode(&diffs[item_range::<R>(diffs, 1, 0)]));
+        // A column of one value (all records alike) is decoded once and cloned.
+        let time = (self.one_time).then(|| column_values::<T>(times, 1).next().expect("a time"));
+        let diff = (self.one_diff).then(|| column_values::<R>(diffs, 1).next().expect("a diff"));
+        let mut vals = column_values::<V>(vals, n);
+        let mut times = column_values::<T>(times, if time.is_some() { 0 } else { n });
+        let mut diffs = column_values::<R>(diffs, if diff.is_some() { 0 } else { n });
         let mut vec = Vec::with_capacity(n);
         let mut start = 0;
-        for k in 0..self.keys {
-            let key = K::decode(&keys[item_range::<K>(keys, self.keys, k)]);
+        for (k, key) in column_values::<K>(keys, self.keys).enumerate() {
             let end = self.key_end(body, k);
-            for i in start..end {
-                let val = V::decode(&vals[item_range::<V>(vals, n, i)]);
+            for _ in start..end {
+                let val = vals.next().expect("a val a record");
                 let t = match &time {
                     Some(t) => t.clone(),
-                    None => T::decode(&times[item_range::<T>(times, n, i)]),
+                    None => times.next().expect("a time a record"),
                 };
                 let r = match &diff {
                     Some(r) => r.clone(),
-                    None => R::decode(&diffs[item_range::<R>(diffs, n, i)]),
+                    None => diffs.next().expect("a diff a record"),
                 };
                 vec.push(((key.clone(), val), t, r));
             }
