@@ -293,8 +293,18 @@ enum Walk<'b> {
     },
 }
 
+impl<X: PagedData> ExactSizeIterator for ColumnValues<'_, X> {}
+
 impl<X: PagedData> Iterator for ColumnValues<'_, X> {
     type Item = X;
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = match &self.walk {
+            Walk::Fixed(chunks) => chunks.len(),
+            Walk::Indexed { n, i, .. } => n - i,
+        };
+        (left, Some(left))
+    }
 
     #[inline(always)]
     fn next(&mut self) -> Option<X> {

@@ -346,11 +346,11 @@ where
         }
     }
 
-    /// Seals non-empty rows `records` (which `layout` measured) into a columnar body: into the
+    /// Seals non-empty rows `records` (which [`Layout::measure`] measured) into a columnar body: into the
     /// pool when `page`, else packed on the heap.
     pub(super) fn columnar(
         records: &[Update<K, V, T, R>],
-        layout: Layout,
+        (layout, ends): (Layout, Vec<u32>),
         depth: u8,
         pager: Option<&Rc<Pager>>,
         page: bool,
@@ -360,11 +360,11 @@ where
             Some(pager) => Store::Pool(pager.pool().insert_with(
                 layout.bytes(),
                 pager.hints(depth),
-                |body| layout.write(records, body),
+                |body| layout.write(records, &ends, body),
             )),
             None => {
                 let mut bytes = vec![0u8; layout.bytes()].into_boxed_slice();
-                layout.write(records, &mut bytes);
+                layout.write(records, &ends, &mut bytes);
                 Store::Heap(bytes)
             }
         };

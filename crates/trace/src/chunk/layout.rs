@@ -49,8 +49,9 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    /// The layout of the body of `records` (sorted by `((key, val), time)`, non-empty).
-    pub fn measure<K, V, T, R>(records: &[Update<K, V, T, R>]) -> Layout
+    /// The layout of the body of `records` (sorted by `((key, val), time)`, non-empty), and
+    /// the end of each key's run of records, for [`Layout::write`].
+    pub fn measure<K, V, T, R>(records: &[Update<K, V, T, R>]) -> (Layout, Vec<u32>)
     where
         K: PagedData,
         V: PagedData,
@@ -62,18 +63,23 @@ impl Layout {
             len > 0 && len <= u32::MAX as usize,
             "a chunk of {len} records"
         );
-        let (first, mut keys, mut key_bytes) = (&records[0], 0, 0);
+        let first = &records[0];
+        let mut key_bytes = column_len(std::iter::once(&first.0 .0));
+        let mut ends = Vec::new();
         let (mut one_time, mut one_diff, mut one_per_val) = (true, true, true);
-        for (i, r) in records.iter().enumerate() {
-            if i == 0 || r.0 .0 != records[i - 1].0 .0 {
-                keys += 1;
+        for (i, pair) in records.windows(2).enumerate() {
+            let (prev, r) = (&pair[0], &pair[1]);
+            if r.0 .0 != prev.0 .0 {
+                ends.push(i as u32 + 1);
                 key_bytes += column_len(std::iter::once(&r.0 .0));
-            } else if r.0 .1 == records[i - 1].0 .1 {
+            } else if r.0 .1 == prev.0 .1 {
                 one_per_val = false;
             }
             one_time &= r.1 == first.1;
             one_diff &= r.2 == first.2;
         }
+        ends.push(len as u32);
+        let keys = ends.len();
         let end_bytes = if keys == len { 0 } else { keys * END };
         let val_bytes = column_len(records.iter().map(|r| &r.0 .1));
         let times = if one_time { 1 } else { len };
@@ -87,14 +93,15 @@ impl Layout {
         {
             offsets[c + 1] = offsets[c] + bytes;
         }
-        Layout {
+        let layout = Layout {
             len,
             keys,
             offsets,
             one_time,
             one_diff,
             one_per_val,
-        }
+        };
+        (layout, ends)
     }
 
     /// Bytes of the body.
@@ -102,9 +109,9 @@ impl Layout {
         self.offsets[5]
     }
 
-    /// Writes the body of `records` (which this layout measured) into `out`, exactly
-    /// [`Layout::bytes`] long.
-    pub fn write<K, V, T, R>(&self, records: &[Update<K, V, T, R>], out: &mut [u8])
+    /// Writes the body of `records` (which this layout measured, finding the key run `ends`)
+    /// into `out`, exactly [`Layout::bytes`] long.
+    pub fn write<K, V, T, R>(&self, records: &[Update<K, V, T, R>], ends: &[u32], out: &mut [u8])
     where
         K: PagedData,
         V: PagedData,
@@ -112,18 +119,11 @@ impl Layout {
         R: PagedData,
     {
         debug_assert_eq!(out.len(), self.bytes());
-        // The end of every key's run, found with one comparison per record.
-        let mut ends = Vec::with_capacity(self.keys);
-        for i in 1..=self.len {
-            if i == self.len || records[i].0 .0 != records[i - 1].0 .0 {
-                ends.push(i as u32);
-            }
-        }
         debug_assert_eq!(ends.len(), self.keys);
         let keys = ends.iter().map(|&end| &records[end as usize - 1].0 .0);
         write_column(self.keys, keys, &mut out[self.span(0)]);
         if self.keys < self.len {
-            for (slot, end) in out[self.span(1)].chunks_exact_mut(END).zip(&ends) {
+            for (slot, end) in out[self.span(1)].chunks_exact_mut(END).zip(ends) {
                 slot.copy_from_slice(&end.to_le_bytes());
             }
         }
@@ -229,27 +229,29 @@ impl Layout {
         // A column of one value (all records alike) is decoded once and cloned.
         let time = (self.one_time).then(|| column_values::<T>(times, 1).next().expect("a time"));
         let diff = (self.one_diff).then(|| column_values::<R>(diffs, 1).next().expect("a diff"));
-        let mut vals = column_values::<V>(vals, n);
         let mut times = column_values::<T>(times, if time.is_some() { 0 } else { n });
         let mut diffs = column_values::<R>(diffs, if diff.is_some() { 0 } else { n });
+        let mut keys = column_values::<K>(keys, self.keys);
+        // Record by record (`extend` over a sized iterator: no capacity check a record), taking
+        // the next key where the last one's run ends.
+        let (mut k, mut end, mut key) = (0, 0, None);
         let mut vec = Vec::with_capacity(n);
-        let mut start = 0;
-        for (k, key) in column_values::<K>(keys, self.keys).enumerate() {
-            let end = self.key_end(body, k);
-            for _ in start..end {
-                let val = vals.next().expect("a val a record");
-                let t = match &time {
-                    Some(t) => t.clone(),
-                    None => times.next().expect("a time a record"),
-                };
-                let r = match &diff {
-                    Some(r) => r.clone(),
-                    None => diffs.next().expect("a diff a record"),
-                };
-                vec.push(((key.clone(), val), t, r));
+        vec.extend(column_values::<V>(vals, n).enumerate().map(|(i, val)| {
+            if i == end {
+                key = keys.next();
+                end = self.key_end(body, k);
+                k += 1;
             }
-            start = end;
-        }
+            let t = match &time {
+                Some(t) => t.clone(),
+                None => times.next().expect("a time a record"),
+            };
+            let r = match &diff {
+                Some(r) => r.clone(),
+                None => diffs.next().expect("a diff a record"),
+            };
+            ((key.clone().expect("a key a run"), val), t, r)
+        }));
         debug_assert_eq!(vec.len(), n);
         vec
     }
@@ -266,9 +268,9 @@ mod tests {
         T: PagedData + std::fmt::Debug,
         R: PagedData + std::fmt::Debug,
     {
-        let layout = Layout::measure(&records);
+        let (layout, ends) = Layout::measure(&records);
         let mut body = vec![0u8; layout.bytes()];
-        layout.write(&records, &mut body);
+        layout.write(&records, &ends, &mut body);
         assert_eq!(layout.decode::<K, V, T, R>(&body), records);
         let mut i = 0;
         for k in 0..layout.keys {

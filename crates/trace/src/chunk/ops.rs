@@ -554,7 +554,7 @@ where
     let pager = chunk.pager().or(scope_pager);
     if !vec.is_empty() && may_page {
         let layout = Layout::measure(vec.as_slice());
-        let page = pager.is_some_and(|pager| pager.should_page(layout.bytes()));
+        let page = pager.is_some_and(|pager| pager.should_page(layout.0.bytes()));
         return PagedChunk::columnar(vec.as_slice(), layout, chunk.depth(), pager, page);
     }
     if vec.is_view() || (chunk.pager().is_none() && pager.is_some()) {
