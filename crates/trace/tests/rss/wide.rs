@@ -3,34 +3,16 @@
 //! full with cursors, grows the process's resident set by the budget and a few fixed buffers
 //! (the batcher's sort run, a merge's chunks, the stable-bytes cap), not with the data: nothing
 //! per chunk that scales with a record's width stays on the heap.
-//!
-//! Its own test binary, so that no other test's memory moves the process's RSS; the two cases
-//! run one at a time, each measured against the RSS it starts from.
-
-use std::sync::Mutex;
+//! Each case is measured against the RSS it starts from.
 
 use differential_dataflow::input::Input;
+
+use super::{rss, scratch_pool, ONE_AT_A_TIME};
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::{Navigable, TraceReader};
-use spillway_pool::{Pool, PoolConfig};
 use spillway_trace::{ArrangePaged, Paging};
 use timely::dataflow::operators::Probe;
 use timely::progress::frontier::AntichainRef;
-
-/// RSS is per process: the cases take turns.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// `VmRSS` from `/proc/self/status`, in bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        << 10
-}
 
 const BUDGET: u64 = 4 << 20;
 /// Encoded bytes of records arranged per case: 16 times the budget.
@@ -55,20 +37,11 @@ fn value(i: u64, len: usize) -> String {
 /// boundaries) in three rounds, reads the trace in full twice, and asserts how far RSS grew.
 fn wide_records_stay_within_the_bound(len: usize) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = std::env::temp_dir();
-    if let Err(e) = spillway_pool::StableArena::new(&dir) {
-        eprintln!("skipped: no stable scratch file in {} ({e})", dir.display());
+    let Some(pool) = scratch_pool(BUDGET) else {
         return;
-    }
+    };
     let records = DATA / len as u64;
     let slice = (SLICE_BYTES / len as u64).max(1);
-    let pool = Pool::new(
-        PoolConfig::default()
-            .budget(BUDGET)
-            .unwrap()
-            .extent_dir(&dir),
-    )
-    .unwrap();
     let pool2 = pool.clone();
     timely::execute_directly(move |worker| {
         let before = rss();

@@ -1,27 +1,15 @@
 //! Reading a paged arrangement of variable-length data through cursors, in full, twice, keeps
 //! the process's resident memory bounded: items borrow from the chunks' stable bytes, which
-//! stay valid without staying resident. Its own test binary, so that no other test's memory
-//! moves the process's RSS.
+//! stay valid without staying resident.
 
 use differential_dataflow::input::Input;
+
+use super::{scratch_pool, status_bytes, ONE_AT_A_TIME};
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::{Navigable, TraceReader};
-use spillway_pool::{Pool, PoolConfig};
 use spillway_trace::{ArrangePaged, Paging};
 use timely::dataflow::operators::Probe;
 use timely::progress::frontier::AntichainRef;
-
-/// A `/proc/self/status` field, in bytes.
-fn status_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        << 10
-}
 
 const RECORDS: u64 = 150_000;
 const BUDGET: u64 = 2 << 20;
@@ -39,18 +27,10 @@ fn record(i: u64) -> (String, String) {
 
 #[test]
 fn reading_strings_twice_stays_within_the_stable_cap() {
-    let dir = std::env::temp_dir();
-    if let Err(e) = spillway_pool::StableArena::new(&dir) {
-        eprintln!("skipped: no stable scratch file in {} ({e})", dir.display());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(pool) = scratch_pool(BUDGET) else {
         return;
-    }
-    let pool = Pool::new(
-        PoolConfig::default()
-            .budget(BUDGET)
-            .unwrap()
-            .extent_dir(&dir),
-    )
-    .unwrap();
+    };
     let pool2 = pool.clone();
     timely::execute_directly(move |worker| {
         let paging = Paging::enabled(&pool2);
