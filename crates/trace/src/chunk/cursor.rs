@@ -164,18 +164,8 @@ where
         }
     }
 
-    /// The current key's item.
-    #[inline(always)]
-    fn key_at_cursor<'a>(&self, s: &'a PagedChunk<K, V, T, R>) -> K::Item<'a> {
-        match &s.0.body {
-            ChunkBody::Rows(vec) => vec.as_slice()[self.key_pos].0 .0.item(),
-            ChunkBody::Columnar { store, layout, .. } => {
-                self.item::<K>(s, store, |b| layout.key::<K>(b, self.key_idx))
-            }
-        }
-    }
-
-    /// Distinct key `k`'s item (columnar bodies), or record `k`'s key (rows).
+    /// Key `k` of the chunk's key sequence: distinct key `k` of a columnar body, record `k`'s
+    /// key for rows (see [`PagedCursor::at_key_index`]).
     #[inline(always)]
     fn key_item<'a>(&self, s: &'a PagedChunk<K, V, T, R>, k: usize) -> K::Item<'a> {
         match &s.0.body {
@@ -335,7 +325,7 @@ where
     }
     #[inline]
     fn key<'a>(&self, s: &'a Self::Storage) -> K::Item<'a> {
-        self.key_at_cursor(s)
+        self.key_item(s, self.key_index(s))
     }
     #[inline]
     fn val<'a>(&self, s: &'a Self::Storage) -> V::Item<'a> {
