@@ -82,6 +82,9 @@ struct ArenaInner {
     bytes: AtomicU64,
     heap_bytes: AtomicU64,
     releases: AtomicU64,
+    /// Regions the scratch file failed to take (each fell back to the heap); only the first
+    /// is logged, so a full disk does not print a line per chunk.
+    write_failures: AtomicU64,
 }
 
 impl StableArena {
@@ -134,6 +137,7 @@ impl StableArena {
                 bytes: AtomicU64::new(0),
                 heap_bytes: AtomicU64::new(0),
                 releases: AtomicU64::new(0),
+                write_failures: AtomicU64::new(0),
             }),
         }
     }
@@ -164,7 +168,12 @@ impl StableArena {
             Some(file) if !bytes.is_empty() => match self.map(file, bytes) {
                 Ok(mapped) => Repr::Mapped(mapped),
                 Err(e) => {
-                    tracing::warn!("spillway: stable bytes fall back to the heap: {e}");
+                    if inner.write_failures.fetch_add(1, Ordering::Relaxed) == 0 {
+                        tracing::warn!(
+                            "spillway: stable bytes fall back to the heap: {e} (said once; \
+                             every such region is counted in the stable bytes' heap_bytes)"
+                        );
+                    }
                     self.heap_copy(bytes)
                 }
             },

@@ -138,6 +138,7 @@ impl Pool {
             read_bufs: Mutex::default(),
             writes_disabled: AtomicBool::new(false),
             store_full: AtomicBool::new(false),
+            full_warned_at: Mutex::default(),
             next_probe: Mutex::new(std::time::Instant::now()),
             probing: AtomicBool::new(false),
             config,

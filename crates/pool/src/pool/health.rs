@@ -13,6 +13,10 @@
 //! - A read that fails (I/O error, checksum mismatch, corrupt frame) is re-read
 //!   [`READ_RETRY_DELAYS`]`.len()` times before the error surfaces; a re-read is verified like
 //!   the first, so a retry never returns other bytes.
+//! - A full store is said, not shouted: the first refused write warns, and further warnings
+//!   come at most every [`FULL_WARNING_INTERVAL`] while writes keep being refused (a store at
+//!   its capacity frees and refills many times a second; every refused write is counted in
+//!   `write_nospace`).
 //! - A chunk is never left `Loading` or `Writing` by a panic: [`LoadGuard`] and
 //!   [`WriteGuard`] land the load or write as failed while unwinding, so waiters wake, the
 //!   in-flight accounting is undone, and the chunk keeps its intact copy (its extent, or its
@@ -47,7 +51,28 @@ pub const READ_RETRY_DELAYS: [Duration; 3] = [
 /// Time between probe writes while writes are disabled.
 pub const WRITE_PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Least time between two warnings that the extent store is full.
+pub const FULL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
 impl Shared {
+    /// Counts a write the store refused for want of space (the chunk stays resident), and
+    /// warns if none was said in the last [`FULL_WARNING_INTERVAL`].
+    pub(super) fn refused_for_space(&self) {
+        bump(&self.counters.write_nospace, 1);
+        self.store_full.store(true, Ordering::Relaxed);
+        let mut last = lock(&self.full_warned_at);
+        let now = Instant::now();
+        if last.is_none_or(|at| now.duration_since(at) >= FULL_WARNING_INTERVAL) {
+            *last = Some(now);
+            let refused = self.counters.write_nospace.load(Ordering::Relaxed);
+            tracing::warn!(
+                "extent store full: keeping chunks resident ({refused} writes refused so far; \
+                 said at most every {} s)",
+                FULL_WARNING_INTERVAL.as_secs()
+            );
+        }
+    }
+
     /// Writes `frame` to the store, retrying I/O errors after [`WRITE_RETRY_DELAYS`]. Returns
     /// `None` (and lands nothing) if chunk `c` was freed during a backoff: the write is then
     /// cancelled.

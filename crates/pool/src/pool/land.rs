@@ -16,8 +16,6 @@
 //! the store lands the write as failed, never leaving it in flight. The spill lanes reach these
 //! transitions only through [`SpillTarget`].
 
-use std::sync::atomic::Ordering;
-
 use super::health::WriteGuard;
 use super::slot_view::read_slot;
 use super::state::{enqueue, lock, Body, Shared, State, Stored};
@@ -217,13 +215,7 @@ impl Shared {
             Err(err) => {
                 e.body = Body::Resident { slot, extent: None };
                 match err {
-                    StoreError::NoSpace => {
-                        bump(&self.counters.write_nospace, 1);
-                        // Said once per episode of fullness, not once per refused write.
-                        if !self.store_full.swap(true, Ordering::Relaxed) {
-                            tracing::warn!("extent store full: keeping chunks resident");
-                        }
-                    }
+                    StoreError::NoSpace => self.refused_for_space(),
                     StoreError::Io { .. } if persistent => {
                         bump(&self.counters.io_errors, 1);
                         self.disable_writes(&err);

@@ -160,6 +160,8 @@ pub(crate) struct Shared {
     pub(super) read_bufs: Mutex<Vec<AlignedBuf>>,
     pub(super) writes_disabled: AtomicBool,
     pub(super) store_full: AtomicBool,
+    /// When the store was last said to be full (see `health::FULL_WARNING_INTERVAL`).
+    pub(super) full_warned_at: Mutex<Option<Instant>>,
     /// While writes are disabled: when the next probe write is due (see `health`).
     pub(super) next_probe: Mutex<Instant>,
     /// A probe write is under way.

@@ -1,8 +1,10 @@
 //! [`Layout`]: the columnar body of a sealed chunk, on the heap or in a pool slot.
 //!
 //! Invariant: a body written by [`Layout::write`] for a sorted, consolidated run of records
-//! reads back ([`Layout::decode`], or item by item) as exactly that run, and every read is
-//! bounds-checked against the offsets [`Layout::measure`] computed for it.
+//! reads back ([`Layout::decode`], or item by item) as exactly that run. Every read is
+//! bounds-checked against the body; against its column's offsets ([`Layout::measure`]) too
+//! for variable-length items, and in debug builds for fixed-width ones (their position is
+//! arithmetic on the hot path of a scan).
 //!
 //! A sealed chunk's records are kept as differential's `OrdValSpine` keeps a batch, not as
 //! rows: each distinct key once, with where its run of records ends, then the vals, times and
@@ -157,7 +159,12 @@ impl Layout {
     fn item<X: PagedData>(&self, body: &[u8], c: usize, n: usize, i: usize) -> Range<usize> {
         let start = self.offsets[c];
         if let Some(w) = X::WIDTH {
-            // Arithmetic alone; the caller's slicing checks the bounds.
+            // Arithmetic alone: the caller's slicing checks the body's bounds, and (in debug
+            // builds) this checks the column's.
+            debug_assert!(
+                start + (i + 1) * w <= self.offsets[c + 1],
+                "item {i} of column {c}"
+            );
             return start + i * w..start + (i + 1) * w;
         }
         let r = item_range::<X>(&body[start..self.offsets[c + 1]], n, i);
