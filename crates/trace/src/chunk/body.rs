@@ -96,6 +96,12 @@ fn fence_val<V: PagedData>(v: &V) -> Option<V> {
     (v.encoded_len() <= FENCE_VAL_BYTES).then(|| v.clone())
 }
 
+/// A fence val from its encoding, as kept: decoded when it encodes in at most
+/// [`FENCE_VAL_BYTES`].
+pub(super) fn fence_val_of<V: PagedData>(bytes: &[u8]) -> Option<V> {
+    (bytes.len() <= FENCE_VAL_BYTES).then(|| V::decode(bytes))
+}
+
 /// Where a columnar body's bytes are.
 pub(super) enum Store {
     /// An exact-size heap buffer that lives as long as the chunk (*packed*).
@@ -149,6 +155,18 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
     pub(super) fn resident(vec: Records<K, V, T, R>, depth: u8, pager: Option<Rc<Pager>>) -> Self {
         PagedChunk(Rc::new(ChunkInner {
             body: ChunkBody::Rows(vec),
+            depth,
+            pager,
+            next: OnceCell::new(),
+            seek_hint: Cell::new(0),
+            stable: OnceCell::new(),
+        }))
+    }
+
+    /// A chunk of `body` (sealed: columnar) at `depth`, paging with `pager`.
+    pub(super) fn sealed(body: ChunkBody<K, V, T, R>, depth: u8, pager: Option<Rc<Pager>>) -> Self {
+        PagedChunk(Rc::new(ChunkInner {
+            body,
             depth,
             pager,
             next: OnceCell::new(),
@@ -386,6 +404,69 @@ where
             seek_hint: Cell::new(0),
             stable: OnceCell::new(),
         }))
+    }
+
+    /// This chunk with a columnar body: itself if it has one, else its rows (non-empty)
+    /// sealed packed on the heap.
+    pub(super) fn packed(self) -> Self {
+        let ChunkBody::Rows(vec) = &self.0.body else {
+            return self;
+        };
+        let layout = Layout::measure(vec.as_slice());
+        PagedChunk::columnar(vec.as_slice(), layout, self.depth(), self.pager(), false)
+    }
+
+    /// This packed chunk paging with `pager`: moved into the pool (one copy of its body)
+    /// when `page`, else kept on the heap. A pooled chunk is returned as it is.
+    pub(super) fn repaged(mut self, pager: Option<&Rc<Pager>>, page: bool) -> Self {
+        let same = match (self.pager(), pager) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        };
+        let packed = matches!(
+            &self.0.body,
+            ChunkBody::Columnar {
+                store: Store::Heap(_),
+                ..
+            }
+        );
+        let moves = pager.is_some() && page;
+        if !packed || (same && !moves) {
+            return self;
+        }
+        if !moves {
+            if let Some(inner) = Rc::get_mut(&mut self.0) {
+                inner.pager = pager.cloned();
+                return self;
+            }
+        }
+        let ChunkBody::Columnar {
+            store: Store::Heap(bytes),
+            layout,
+            encoded,
+            first,
+            last,
+        } = &self.0.body
+        else {
+            unreachable!("checked packed")
+        };
+        let store = match pager.filter(|_| page) {
+            Some(pager) => Store::Pool(pager.pool().insert_with(
+                bytes.len(),
+                pager.hints(self.depth()),
+                |slot| slot.copy_from_slice(bytes),
+            )),
+            None => Store::Heap(bytes.clone()),
+        };
+        let body = ChunkBody::Columnar {
+            store,
+            layout: *layout,
+            encoded: *encoded,
+            first: first.clone(),
+            last: last.clone(),
+        };
+        PagedChunk::sealed(body, self.depth(), pager.cloned())
     }
 
     /// The resident body, for the chunker's in-place building (copy-on-write if shared).

@@ -106,6 +106,29 @@ impl Layout {
         (layout, ends)
     }
 
+    /// The layout of a body whose columns (keys, key ends, vals, times, diffs) take `bytes`,
+    /// holding `len` records of `keys` distinct keys, with the flags `(one_time, one_diff,
+    /// one_per_val)`: what [`crate::chunk::builder::BodyBuilder`] measured as it went.
+    pub fn from_columns(
+        len: usize,
+        keys: usize,
+        bytes: [usize; 5],
+        (one_time, one_diff, one_per_val): (bool, bool, bool),
+    ) -> Layout {
+        let mut offsets = [0; 6];
+        for (c, b) in bytes.into_iter().enumerate() {
+            offsets[c + 1] = offsets[c] + b;
+        }
+        Layout {
+            len,
+            keys,
+            offsets,
+            one_time,
+            one_diff,
+            one_per_val,
+        }
+    }
+
     /// Bytes of the body.
     pub fn bytes(&self) -> usize {
         self.offsets[5]

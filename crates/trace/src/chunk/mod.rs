@@ -18,6 +18,8 @@
 //!   `NavigableChunk::bounds`; imports [`body`].
 
 mod body;
+mod builder;
+mod column_ops;
 mod cursor;
 mod layout;
 mod ops;

@@ -47,7 +47,8 @@ use timely::progress::frontier::AntichainRef;
 use timely::progress::{Antichain, Timestamp};
 use timely::Accountable;
 
-use super::body::{leftover, ChunkBody, LookupBody, PagedChunk};
+use super::body::{leftover, ChunkBody, LookupBody, PagedChunk, Store};
+use super::column_ops;
 use super::layout::Layout;
 use crate::data::PagedData;
 use crate::pager::{self, Pager};
@@ -219,6 +220,13 @@ where
         } else {
             a.depth().max(b.depth()).saturating_add(1)
         };
+        if column_ops::columnar_ops::<K, V, T, R>() {
+            in1.push_front(a);
+            in2.push_front(b);
+            let records = column_ops::merge(in1, in2, out, depth, pager);
+            crate::merge_times::record_merge(depth, started.elapsed(), records);
+            return;
+        }
         let mut records = 0;
         let mut output = Filler::new(TARGET_BYTES, |vec: Vec<Update<K, V, T, R>>| {
             records += vec.len();
@@ -275,6 +283,10 @@ where
         let Some(head) = input.pop_front() else {
             return;
         };
+        if column_ops::columnar_ops::<K, V, T, R>() {
+            column_ops::extract(head, frontier, residual, keep, ship);
+            return;
+        }
         let body = head.materialize();
         let records = body.as_slice();
         let mut kept = 0;
@@ -316,6 +328,10 @@ where
     ) {
         // `advance` is handed one merge step's output plus its own withheld carry:
         // materializing it is bounded, and free for the resident merge outputs it mostly is.
+        if column_ops::columnar_ops::<K, V, T, R>() {
+            column_ops::advance(input, frontier, done, out);
+            return;
+        }
         if input.is_empty() {
             return;
         }
@@ -378,6 +394,9 @@ where
             done,
             out,
             |run: Vec<Self>| {
+                if column_ops::columnar_ops::<K, V, T, R>() {
+                    return column_ops::combine(run);
+                }
                 let depth = run.iter().map(|c| c.depth()).max().unwrap_or(0);
                 let pager = run.iter().find_map(|c| c.pager().cloned());
                 let mut vec = Vec::with_capacity(run.iter().map(|c| c.len_records()).sum());
@@ -390,6 +409,9 @@ where
                 chunk
             },
             |chunk: Self, n: usize| {
+                if column_ops::columnar_ops::<K, V, T, R>() {
+                    return column_ops::split(chunk, n);
+                }
                 let body = chunk.materialize();
                 let head = Records::from_vec(body.as_slice()[..n].to_vec());
                 let part = |body| PagedChunk::resident(body, chunk.depth(), chunk.pager().cloned());
@@ -479,7 +501,11 @@ fn pack_bytes<K, V, T, R>(
                     input.push_front(rest);
                     break;
                 }
-                let n = fitting_prefix(rest.materialize().as_slice(), TARGET_BYTES).0;
+                let n = if column_ops::columnar_ops::<K, V, T, R>() {
+                    column_ops::fitting_records(&rest, TARGET_BYTES)
+                } else {
+                    fitting_prefix(rest.materialize().as_slice(), TARGET_BYTES).0
+                };
                 if n >= rest.len_records() {
                     // One record over the target: a chunk on its own.
                     out.push_back(seal(rest));
@@ -548,10 +574,21 @@ where
     T: PagedData,
     R: PagedData,
 {
-    let ChunkBody::Rows(vec) = &chunk.0.body else {
-        return chunk;
+    let pager = chunk.pager().or(scope_pager).cloned();
+    let pager = pager.as_ref();
+    let vec = match &chunk.0.body {
+        ChunkBody::Rows(vec) => vec,
+        ChunkBody::Columnar {
+            store: Store::Heap(_),
+            layout,
+            ..
+        } => {
+            // Built packed by a columnar operation: into the pool as it is, if it pages.
+            let page = may_page && pager.is_some_and(|pager| pager.should_page(layout.bytes()));
+            return chunk.repaged(pager, page);
+        }
+        ChunkBody::Columnar { .. } => return chunk,
     };
-    let pager = chunk.pager().or(scope_pager);
     if !vec.is_empty() && may_page {
         let layout = Layout::measure(vec.as_slice());
         let page = pager.is_some_and(|pager| pager.should_page(layout.0.bytes()));
