@@ -67,6 +67,11 @@ impl PagedData for String {
         std::str::from_utf8(bytes).expect("spillway: a paged String is not UTF-8")
     }
     #[inline(always)]
+    fn cmp_encoded(a: &[u8], b: &[u8]) -> Ordering {
+        // `str` orders as its UTF-8 bytes do, and the encoding is those bytes.
+        a.cmp(b)
+    }
+    #[inline(always)]
     fn reborrow<'b, 'a: 'b>(item: &'a str) -> &'b str {
         item
     }

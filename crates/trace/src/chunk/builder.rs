@@ -14,7 +14,7 @@
 //! advancing and splitting variable-length records allocates per chunk, not per item.
 //!
 //! Equality of keys (a new key run or not) and of vals (whether every `(key, val)` has one
-//! record) is decided on items, as the order is; equality of times and diffs (stored once
+//! record) is decided as the order is ([`PagedData::cmp_encoded`]); equality of times and diffs (stored once
 //! when constant) on their encoded bytes, which can only miss that optimization, never
 //! mislabel a body.
 
@@ -24,7 +24,7 @@ use spillway_pool::PinGuard;
 
 use super::body::{ChunkBody, PagedChunk, Store};
 use super::layout::Layout;
-use crate::data::{equal, PagedData};
+use crate::data::PagedData;
 use crate::pager::Pager;
 use crate::records::{min_update_bytes, TARGET_BYTES};
 
@@ -204,12 +204,10 @@ where
     /// the last record's key.
     #[inline(always)]
     fn push_key_val(&mut self, key: &[u8], val: &[u8]) {
-        let same_key = self.keys.n > 0
-            && equal::<K>(K::borrow(self.keys.item(self.keys.n - 1)), K::borrow(key));
+        let same_key =
+            self.keys.n > 0 && K::cmp_encoded(self.keys.item(self.keys.n - 1), key).is_eq();
         if same_key {
-            if self.one_per_val
-                && equal::<V>(V::borrow(self.vals.item(self.len - 1)), V::borrow(val))
-            {
+            if self.one_per_val && V::cmp_encoded(self.vals.item(self.len - 1), val).is_eq() {
                 self.one_per_val = false;
             }
         } else {
@@ -443,23 +441,6 @@ where
         }
         self.key_end = self.layout.key_end(self.bytes(), self.k);
         self.i = i;
-    }
-
-    /// The current record's key, val and time, as items (what records are ordered by).
-    #[inline(always)]
-    #[allow(clippy::type_complexity)]
-    pub fn key_val_time(&self) -> (K::Item<'_>, V::Item<'_>, T::Item<'_>) {
-        (
-            K::borrow(self.key_bytes()),
-            V::borrow(self.val_bytes()),
-            T::borrow(self.time_bytes()),
-        )
-    }
-
-    /// The current record's key and val, as items.
-    #[inline(always)]
-    pub fn key_val(&self) -> (K::Item<'_>, V::Item<'_>) {
-        (K::borrow(self.key_bytes()), V::borrow(self.val_bytes()))
     }
 
     /// The current record's time, decoded.

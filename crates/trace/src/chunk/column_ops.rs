@@ -23,7 +23,7 @@ use timely::progress::{Antichain, Timestamp};
 
 use super::body::PagedChunk;
 use super::builder::{BodyBuilder, Source};
-use crate::data::{equal, PagedData};
+use crate::data::PagedData;
 use crate::pager::Pager;
 use crate::records::fixed_update_bytes;
 
@@ -39,18 +39,18 @@ where
     fixed_update_bytes::<K, V, T, R>().is_none()
 }
 
-/// The order of two records' `(key, val, time)` items, borrowed for different lifetimes.
+/// The order of two sources' current records by `(key, val, time)`, on their encodings.
 #[inline(always)]
-#[allow(clippy::type_complexity)]
-fn order<K: PagedData, V: PagedData, T: PagedData>(
-    a: (K::Item<'_>, V::Item<'_>, T::Item<'_>),
-    b: (K::Item<'_>, V::Item<'_>, T::Item<'_>),
-) -> Ordering {
-    (K::reborrow(a.0), V::reborrow(a.1), T::reborrow(a.2)).cmp(&(
-        K::reborrow(b.0),
-        V::reborrow(b.1),
-        T::reborrow(b.2),
-    ))
+fn order<K, V, T, R>(a: &Source<K, V, T, R>, b: &Source<K, V, T, R>) -> Ordering
+where
+    K: PagedData,
+    V: PagedData,
+    T: PagedData,
+    R: PagedData,
+{
+    K::cmp_encoded(a.key_bytes(), b.key_bytes())
+        .then_with(|| V::cmp_encoded(a.val_bytes(), b.val_bytes()))
+        .then_with(|| T::cmp_encoded(a.time_bytes(), b.time_bytes()))
 }
 
 /// Whether `source`'s current `(key, val)` is the one encoded in `key` and `val`.
@@ -62,8 +62,8 @@ where
     T: PagedData,
     R: PagedData,
 {
-    let (k, v) = source.key_val();
-    equal::<V>(v, V::borrow(val)) && equal::<K>(k, K::borrow(key))
+    V::cmp_encoded(source.val_bytes(), val).is_eq()
+        && K::cmp_encoded(source.key_bytes(), key).is_eq()
 }
 
 /// Merges the heads of `in1` and `in2` (both non-empty) until one full output chunk is out
@@ -95,7 +95,7 @@ where
             let Some(next) = in2.pop_front() else { break };
             b = Source::open(next);
         }
-        let ord = order::<K, V, T>(a.key_val_time(), b.key_val_time());
+        let ord = order(&a, &b);
         let from = match ord {
             Ordering::Less => &mut a,
             Ordering::Greater => &mut b,
