@@ -36,7 +36,7 @@ mod import;
 mod iterate;
 #[path = "trace/operators.rs"]
 mod operators;
-#[path = "trace/oracle.rs"]
+#[path = "trace/oracle/mod.rs"]
 mod oracle;
 #[path = "trace/pass_through.rs"]
 mod pass_through;
