@@ -12,7 +12,7 @@ use differential_dataflow::consolidation::consolidate_updates;
 
 use super::case::{accumulate, Case};
 use super::flavor::Flavor;
-use super::run::{min_max, run, weighted_sum, ChunkStats, Sink, Side};
+use super::run::{min_max, run, weighted_sum, ChunkStats, Side, Sink};
 use super::time::{Diff, OracleTime};
 
 /// Largest join output (in updates) still checked against the from-scratch model.
@@ -70,7 +70,10 @@ fn same_at_every_time<D: Ord + Clone + std::fmt::Debug, T: OracleTime>(
     for t in times {
         let (a, b) = (at(test, t), at(upstream, t));
         if a != b {
-            return Err(format!("{what}: differ at time {t:?}: {}", first_diff(&a, &b)));
+            return Err(format!(
+                "{what}: differ at time {t:?}: {}",
+                first_diff(&a, &b)
+            ));
         }
     }
     Ok(())
@@ -277,8 +280,7 @@ pub(super) fn run_and_check<S: Flavor>(case: &Case<S>) -> Result<Outcome, String
         let done = run(case, workers)
             .map_err(|e| format!("{workers} worker(s): computation failed: {e}"))?;
         let t1 = std::time::Instant::now();
-        check(case, &done.test, &done.upstream)
-            .map_err(|e| format!("{workers} worker(s): {e}"))?;
+        check(case, &done.test, &done.upstream).map_err(|e| format!("{workers} worker(s): {e}"))?;
         let shape = done.test.stats.lock().unwrap().clone();
         if std::env::var_os("ORACLE_DEBUG").is_some() {
             eprintln!(

@@ -207,12 +207,13 @@ fn assert_paged(outcome: &Outcome) {
 
 /// Runs a fixed case of flavor `S` (paging, whatever its seed says) and asserts that it
 /// reached multi-chunk batches and paged.
-fn fixed_paged_case<S: Flavor>(p: &Params) {
+fn fixed_paged_case<S: Flavor>(p: &Params) -> Outcome {
     let mut case = gen_case::<S>(p);
     case.paging = true;
     let outcome = run_and_check(&case).unwrap();
     assert_reaches_multi_chunk(&outcome);
     assert_paged(&outcome);
+    outcome
 }
 
 /// Deterministic: one big round well past a chunk (a single batch of several chunks, few
@@ -330,21 +331,28 @@ fn fixed_params(seed: u64, n: usize, keys: u64, vals: u64) -> Params {
 }
 
 /// Deterministic: `String` keys (few, so each straddles chunks) and values of 0 to 556
-/// bytes, a tenth of them too wide for a resident fence copy.
+/// bytes, a tenth of them too wide for a resident fence copy: some keys straddle chunks at
+/// such a value, which the batch cursor and merges read from the chunk's body.
 #[test]
 fn oracle_fixed_strings() {
-    fixed_paged_case::<Strings>(&fixed_params(0x5eed_0011, 16_000, 9, 4_000));
+    let outcome = fixed_paged_case::<Strings>(&fixed_params(0x5eed_0011, 16_000, 9, 4_000));
+    for (workers, s) in [1, 2].into_iter().zip(&outcome.shapes) {
+        assert!(
+            s.wide_fence_straddles > 0,
+            "{workers} worker(s): no key straddled chunks at a wide value: {s:?}"
+        );
+    }
 }
 
 /// Deterministic: a derived struct key (few names, many ids) and a derived enum value.
 #[test]
 fn oracle_fixed_derived() {
-    fixed_paged_case::<Derived>(&fixed_params(0x5eed_0012, 16_000, 40, 3_000));
+    let _ = fixed_paged_case::<Derived>(&fixed_params(0x5eed_0012, 16_000, 40, 3_000));
 }
 
 /// Deterministic: `Product<u64, u32>` times, updates of one round at incomparable times,
 /// compacted by two-element frontiers `{(m, 2), (m + 1, 0)}`.
 #[test]
 fn oracle_fixed_products() {
-    fixed_paged_case::<Products>(&fixed_params(0x5eed_0013, 20_000, 7, 5_000));
+    let _ = fixed_paged_case::<Products>(&fixed_params(0x5eed_0013, 20_000, 7, 5_000));
 }

@@ -478,7 +478,14 @@ pub(super) struct ChunkStats {
     pub key_straddles: usize,
     /// Adjacent chunks where the last `(key, val)` of one is the first of the next.
     pub val_straddles: usize,
+    /// Key straddles where a fence value is too wide to be kept resident (over
+    /// [`FENCE_VAL_BYTES`]), so the batch cursor compares values read from chunk bodies.
+    pub wide_fence_straddles: usize,
 }
+
+/// spillway keeps a chunk's first and last value resident only up to this many encoded
+/// bytes (`FENCE_VAL_BYTES` in `chunk/body.rs`).
+pub(super) const FENCE_VAL_BYTES: usize = 256;
 
 /// The bytes `field` takes in a chunk's row measure: its width, or an 8-byte end offset and
 /// its encoding (spillway's `update_bytes`).
@@ -514,8 +521,11 @@ fn chunk_bytes<K: Record, V: Record, T: OracleTime>(chunk: &PagedChunk<K, V, T, 
 fn graded<K: Record, V: Record, T: OracleTime>(
     chunks: &[PagedChunk<K, V, T, Diff>],
 ) -> Result<(), String> {
-    let bytes: Vec<usize> = chunks.iter().map(chunk_bytes).collect();
     let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+    let bytes: Vec<usize> = match (K::WIDTH, V::WIDTH, T::WIDTH, Diff::WIDTH) {
+        (Some(k), Some(v), Some(t), Some(r)) => lens.iter().map(|n| n * (k + v + t + r)).collect(),
+        _ => chunks.iter().map(chunk_bytes).collect(),
+    };
     let one_over = bytes
         .iter()
         .zip(&lens)
@@ -566,6 +576,10 @@ fn check_batches<K: Record, V: Record, T: OracleTime>(
             let (last, first) = (pair[0].bounds().1, pair[1].bounds().0);
             if last.0 == first.0 {
                 stats.key_straddles += 1;
+                let wide = |v| own::<V>(v).encoded_len() > FENCE_VAL_BYTES;
+                if wide(last.1) || wide(first.1) {
+                    stats.wide_fence_straddles += 1;
+                }
             }
             if last.0 == first.0 && last.1 == first.1 {
                 stats.val_straddles += 1;

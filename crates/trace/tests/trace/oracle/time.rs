@@ -129,7 +129,8 @@ impl OracleTime for Product<u64, u32> {
 }
 
 /// Moves each update `((data, time), t, diff)` to `(data, time, diff)`: its own time, at or
-/// after the time `t` it entered at.
+/// after the time `t` it entered at. One session per distinct time of a batch (a session per
+/// update would send a message per update).
 fn at_own_times<'s, T: Timestamp, D: Data>(
     entered: VecCollection<'s, T, (D, T), Diff>,
 ) -> VecCollection<'s, T, D, Diff> {
@@ -141,9 +142,17 @@ fn at_own_times<'s, T: Timestamp, D: Data>(
             |_, _| {
                 move |input, output| {
                     input.for_each(|cap, updates| {
-                        for ((data, time), _, diff) in updates.drain(..) {
+                        updates.sort_by(|a, b| (a.0).1.cmp(&(b.0).1));
+                        let mut updates = updates.drain(..).peekable();
+                        while let Some(((data, time), _, diff)) = updates.next() {
                             let at = cap.delayed(&time, output.output_index());
-                            output.session(&at).give((data, time, diff));
+                            let mut session = output.session(&at);
+                            session.give((data, time.clone(), diff));
+                            while let Some(((data, _), _, diff)) =
+                                updates.next_if(|u| (u.0).1 == time)
+                            {
+                                session.give((data, time.clone(), diff));
+                            }
                         }
                     })
                 }
