@@ -43,6 +43,9 @@ use super::time::{Diff, OracleTime};
 type TestBatcher<K, V, T> = spillway_trace::PagedBatcher<K, V, T, Diff>;
 type TestSpine<K, V, T> = spillway_trace::PagedSpine<K, V, T, Diff>;
 type TestBuilder<K, V, T> = spillway_trace::PagedBuilder<K, V, T, Diff>;
+type TestChunk<K, V, T> = PagedChunk<K, V, T, Diff>;
+/// A batch of the spine under test, as `batches_through` hands it out.
+type TestBatch<K, V, T> = Rc<ChunkBatch<TestChunk<K, V, T>>>;
 
 // =============================== PAGING HOOK ==============================
 /// Builds the pool for one run (called once per `timely::execute`, before the workers start):
@@ -146,6 +149,8 @@ pub(super) fn weighted_sum<S: Flavor>(items: impl Iterator<Item = (S::V, Diff)>)
 
 // ----------------------------- what a side makes -----------------------------
 
+/// A join output: the key and both values.
+pub(super) type Joined<S> = (<S as Flavor>::K, <S as Flavor>::V, <S as Flavor>::V);
 pub(super) type Sink<D, T> = Arc<Mutex<Vec<(D, T, Diff)>>>;
 /// Per `(round, query time)`: a trace's contents accumulated at that time, read that round.
 pub(super) type Reads<D, T> = Arc<Mutex<BTreeMap<(u64, T), BTreeMap<D, Diff>>>>;
@@ -160,7 +165,7 @@ pub(super) struct Side<S: Flavor> {
     pub stream: Sink<(S::K, S::V), S::T>,
     pub key_stream: Sink<S::K, S::T>,
     /// (b)
-    pub join: Sink<(S::K, S::V, S::V), S::T>,
+    pub join: Sink<Joined<S>, S::T>,
     /// (c)
     pub count: Sink<(S::K, u64), S::T>,
     pub distinct_keys: Sink<S::K, S::T>,
@@ -214,11 +219,13 @@ fn sink<'s, D: Clone + 'static, T: OracleTime>(
         .probe_with(probe);
 }
 
+type UpstreamSpine<S> = ValSpine<<S as Flavor>::K, <S as Flavor>::V, <S as Flavor>::T, Diff>;
+
 /// The traces a worker reads after each round.
 struct Traces<S: Flavor> {
     test_kv: TraceAgent<TestSpine<S::K, S::V, S::T>>,
     test_k: TraceAgent<TestSpine<S::K, (), S::T>>,
-    upstream_kv: TraceAgent<ValSpine<S::K, S::V, S::T, Diff>>,
+    upstream_kv: TraceAgent<UpstreamSpine<S>>,
     upstream_k: TraceAgent<KeySpine<S::K, S::T, Diff>>,
 }
 
@@ -554,13 +561,13 @@ fn graded<K: Record, V: Record, T: OracleTime>(
 ///   `(key, val)`s and visits every record exactly once;
 /// * `seek_key` (forward, to every other key) and `rewind_vals` find each key's records.
 fn check_batches<K: Record, V: Record, T: OracleTime>(
-    batches: &[Rc<ChunkBatch<PagedChunk<K, V, T, Diff>>>],
+    batches: &[TestBatch<K, V, T>],
     stats: &mut ChunkStats,
     errors: &Mutex<Vec<String>>,
 ) {
     let fail = |msg: String| errors.lock().unwrap().push(msg);
     for batch in batches {
-        let storage: &ChunkBatch<PagedChunk<K, V, T, Diff>> = batch;
+        let storage: &ChunkBatch<TestChunk<K, V, T>> = batch;
         let chunks = &storage.chunks;
         let total: usize = chunks.iter().map(|c| c.len()).sum();
         stats.batches += 1;
