@@ -32,10 +32,14 @@
 //! `String` keys and values of up to 556 bytes ([`flavor::Strings`], so some fence values
 //! are too wide to keep resident), a `#[derive(PagedData)]` struct key and enum value
 //! ([`flavor::Derived`]), and partially ordered `Product<u64, u32>` times with two-element
-//! compaction frontiers ([`flavor::Products`], see [`time`]). Each has a proptest over random
-//! streams and fixed cases that assert they reach batches of several chunks with keys
-//! straddling chunk boundaries and, paging at a 64 KiB budget, that chunks were pooled and
-//! faulted back in. `ORACLE_DEBUG=1` prints per-run timings, batch shapes and fault-ins.
+//! compaction frontiers ([`flavor::Products`], see [`time`]). Each has proptests over random
+//! streams (small ones, and large ones past a chunk; large paged cases must fault in) and
+//! fixed cases that assert they reach batches of several chunks with keys straddling chunk
+//! boundaries; the fixed cases of the three new flavors page at a 64 KiB budget and assert
+//! that chunks entered the pool and were faulted back in, and the `String` one that keys
+//! straddle chunks at values too wide for a resident fence. Together the new flavors add
+//! about 40 s to a debug test run on one core. `ORACLE_DEBUG=1` prints per-run timings, batch
+//! shapes and fault-ins.
 
 mod case;
 mod check;
