@@ -12,6 +12,7 @@
 //! - [`Derived`]: a `#[derive(PagedData)]` struct key (a `String` and an integer) and a
 //!   derived enum value (fixed-width, variable-length and unit variants).
 //! - [`Products`]: `u64` keys and values at partially ordered `Product<u64, u32>` times.
+//! - [`StringProducts`]: the `String` records of [`Strings`] at the times of [`Products`].
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -168,5 +169,25 @@ impl Flavor for Products {
     }
     fn weight(val: &u64) -> u64 {
         *val
+    }
+}
+
+/// `String` keys and values (as [`Strings`]) at `Product<u64, u32>` times (as [`Products`]):
+/// variable-length records, wide fence values included, advanced by two-element frontiers.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct StringProducts;
+
+impl Flavor for StringProducts {
+    type K = String;
+    type V = String;
+    type T = Product<u64, u32>;
+    fn key(seed: u64) -> String {
+        Strings::key(seed)
+    }
+    fn val(seed: u64) -> String {
+        Strings::val(seed)
+    }
+    fn weight(val: &String) -> u64 {
+        Strings::weight(val)
     }
 }
