@@ -294,8 +294,9 @@ fn oracle_fixed_many_rounds_compaction() {
 }
 
 /// Deterministic: few keys and values over many rounds with no logical compaction, so each
-/// `(key, val)` keeps several times and merged batches cut `(key, val)` groups across chunks;
-/// duplicates (multiplicities above one) included.
+/// `(key, val)` keeps several times; duplicates (multiplicities above one) included. (Chunk
+/// boundaries still fall between `(key, val)` groups here: `advance` withholds each call's
+/// last group and `settle` packs whole chunks, so `val_straddles` stays 0.)
 #[test]
 fn oracle_fixed_many_times_no_logical_compaction() {
     let p = Params {
