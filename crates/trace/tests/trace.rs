@@ -4,7 +4,10 @@
 //! global allocator's, and the trace's only thread-locals (the batcher's paging scope, the
 //! per-level merge times) are per worker thread.
 //!
-//! - [`oracle`]: paged and resident arrangements against upstream's `OrdValSpine` (proptest).
+//! - [`oracle`]: paged and resident arrangements against upstream's `OrdValSpine` and a model,
+//!   through cursors, batch streams, `join_core`, `count`, `distinct` and reduces, for `u64`
+//!   records, `String` keys and values, a derived struct key and enum value, and
+//!   `Product<u64, u32>` times (proptest).
 //! - [`product_time`]: partially ordered `Product<u64, u32>` times, compacted by two-element
 //!   frontiers, against `OrdValSpine` and a model (proptest).
 //! - [`pass_through`]: chunk-level behaviour the oracle cannot see (pooled chunks stay pooled).
@@ -36,7 +39,7 @@ mod import;
 mod iterate;
 #[path = "trace/operators.rs"]
 mod operators;
-#[path = "trace/oracle.rs"]
+#[path = "trace/oracle/mod.rs"]
 mod oracle;
 #[path = "trace/pass_through.rs"]
 mod pass_through;
