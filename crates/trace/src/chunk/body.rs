@@ -20,8 +20,9 @@
 //!   owns until it drops ([`StableBody`]; see [`super::cursor`]). A packed body needs none:
 //!   its buffer lives as long as the chunk.
 //!
-//! Operations read a body as [`Records`] ([`PagedChunk::materialize`]: free for rows, one
-//! decode otherwise); lookups read it in place ([`PagedChunk::lookup_body`]); cursors read
+//! Operations on fixed-width records read a body as [`Records`]
+//! ([`PagedChunk::materialize`]: free for rows, one decode otherwise), those on
+//! variable-length records read columnar bodies in place (`super::builder::Source`); lookups read it in place ([`PagedChunk::lookup_body`]); cursors read
 //! columnar bodies in place (packed), from a pin (pooled, fixed-width) or from the stable
 //! bytes (pooled, variable-length).
 

@@ -396,6 +396,7 @@ where
 }
 
 /// `settle`'s split: `chunk`'s first `n` records (0 < n < its length) and the rest, packed.
+#[allow(clippy::type_complexity)]
 pub(super) fn split<K, V, T, R>(
     chunk: PagedChunk<K, V, T, R>,
     n: usize,

@@ -11,9 +11,14 @@
 //! - [`body`]: the representation: [`PagedChunk`], its rows or columnar body (packed on the
 //!   heap or pooled), its fences and metadata, and how a body is materialized, sealed or
 //!   handed to a lookup; imports [`layout`];
+//! - [`builder`]: a columnar body written record by record from encoded items
+//!   (`BodyBuilder`) and read forward (`Source`); imports [`body`] and [`layout`];
+//! - [`column_ops`]: the operations on variable-length records, on columnar bodies through
+//!   [`builder`]: bytes copied, encodings compared, nothing decoded per item;
 //! - [`ops`]: the `Chunk` operations (`merge`, `extract`, `advance`, `settle` and its
-//!   commit hook `seal`) and the container traits the chunker builds chunks with; imports
-//!   [`body`];
+//!   commit hook `seal`) and the container traits the chunker builds chunks with, on rows
+//!   for fixed-width records and through [`column_ops`] for variable-length ones; imports
+//!   [`body`] and [`column_ops`];
 //! - [`cursor`]: [`PagedCursor`], the `Navigable` cursor over one chunk, and
 //!   `NavigableChunk::bounds`; imports [`body`].
 

@@ -4,14 +4,18 @@
 //! Invariant: every chunk an operation outputs is sorted and consolidated, and a chunk an
 //! operation leaves whole is put back as the original, so it stays pooled.
 //!
-//! `merge`, `extract` and `advance` run the algorithms of [`crate::records`] on a small window
-//! of chunks materialized as [`Records`] (free for rows; one decode for a sealed, columnar
-//! body): merge reads the head chunks of its inputs, one per input at a time (disjoint heads
-//! pass through without a decode), until one full output chunk is out, and puts partly read
-//! heads back as views; extract takes the head chunk of its input; advance the (burst-sized)
+//! For variable-length records, `merge`, `extract`, `advance` and `settle`'s combine and
+//! split run on columnar bodies ([`super::column_ops`]: bytes copied, no decode per item).
+//! For fixed-width records they run the algorithms of [`crate::records`] on a small window
+//! of chunks materialized as [`Records`] (free for rows; one decode, a copy, for a sealed,
+//! columnar body; measured faster than the columnar algorithms for `u64` records): merge
+//! reads the head chunks of its inputs, one per input at a time (disjoint heads pass through
+//! without a decode), until one full output chunk is out, and puts partly read heads back
+//! as views; extract takes the head chunk of its input; advance the (burst-sized)
 //! input it is handed, withholding its last `(key, val)` group as views.
 //! `settle` packs chunks to the grading invariant (below) and seals each committed chunk
-//! (`seal`) into its columnar body ([`Layout`]): into the pool when its arrangement's policy
+//! (`seal`) into its columnar body ([`Layout`]; a chunk a columnar operation built already is
+//! one): into the pool when its arrangement's policy
 //! says so (the commit point where chunks enter the pool), else packed on the heap, so a
 //! resident trace takes the columnar body's bytes, not rows'. Merge outputs get depth = deepest input + 1 (batcher merges keep depth 0), so older
 //! data is evicted first; each merge step is counted per level ([`crate::merge_times`]).
