@@ -26,7 +26,7 @@ use super::body::{ChunkBody, PagedChunk, Store};
 use super::layout::Layout;
 use crate::data::PagedData;
 use crate::pager::Pager;
-use crate::records::{min_update_bytes, TARGET_BYTES};
+use crate::records::{min_update_bytes, records_per, TARGET_BYTES};
 
 /// Bytes of a variable-length column's end offset, per value (see [`crate::data`]).
 const OFFSET: usize = 8;
@@ -41,11 +41,12 @@ struct Column {
 }
 
 impl Column {
-    fn new<X: PagedData>(capacity: usize) -> Self {
+    /// An empty column with room for `items` items of `bytes` in all (when variable-length).
+    fn new<X: PagedData>(items: usize, bytes: usize) -> Self {
         Column {
             width: X::WIDTH,
-            data: Vec::with_capacity(capacity),
-            ends: Vec::new(),
+            data: Vec::with_capacity(X::WIDTH.map_or(bytes, |w| w * items)),
+            ends: Vec::with_capacity(if X::WIDTH.is_none() { items } else { 0 }),
             n: 0,
         }
     }
@@ -145,24 +146,26 @@ where
     T: PagedData,
     R: PagedData,
 {
-    /// A builder of chunks of at most [`TARGET_BYTES`] encoded bytes (or one larger record).
+    /// A builder of chunks of at most [`TARGET_BYTES`] encoded bytes (or one larger record),
+    /// with room for a full chunk (it keeps its buffers from chunk to chunk).
     pub fn chunk() -> Self {
-        Self::with_limit(TARGET_BYTES)
+        let records = records_per(TARGET_BYTES, min_update_bytes::<K, V, T, R>());
+        Self::with_limit(TARGET_BYTES, records, TARGET_BYTES)
     }
 
-    /// A builder with no size limit: a piece of a chunk that is already within one.
-    pub fn unbounded() -> Self {
-        Self::with_limit(usize::MAX)
+    /// A builder with no size limit, for a piece of chunks already within one: room for
+    /// `records` records of about `bytes` encoded, so that it grows no buffer on the way.
+    pub fn piece(records: usize, bytes: usize) -> Self {
+        Self::with_limit(usize::MAX, records, bytes)
     }
 
-    fn with_limit(limit: usize) -> Self {
-        let capacity = limit.min(TARGET_BYTES) / 2;
+    fn with_limit(limit: usize, records: usize, bytes: usize) -> Self {
         BodyBuilder {
-            keys: Column::new::<K>(capacity / 4),
-            ends: Vec::new(),
-            vals: Column::new::<V>(capacity),
-            times: Column::new::<T>(0),
-            diffs: Column::new::<R>(0),
+            keys: Column::new::<K>(records, bytes / 4),
+            ends: Vec::with_capacity(records),
+            vals: Column::new::<V>(records, bytes),
+            times: Column::new::<T>(records, 0),
+            diffs: Column::new::<R>(records, 0),
             len: 0,
             one_time: true,
             one_diff: true,
@@ -412,6 +415,16 @@ where
         self.layout.len
     }
 
+    /// Bytes of the chunk's body.
+    pub fn body_bytes(&self) -> usize {
+        self.layout.bytes()
+    }
+
+    /// About the body bytes of `records` of the chunk's records (a share of the body).
+    pub fn share(&self, records: usize) -> usize {
+        (self.body_bytes() as u128 * records as u128 / self.len().max(1) as u128) as usize
+    }
+
     /// The current record's index.
     #[inline(always)]
     pub fn position(&self) -> usize {
@@ -497,7 +510,8 @@ where
         if self.i == 0 {
             return Some(self.chunk);
         }
-        let mut out = BodyBuilder::unbounded();
+        let left = self.len() - self.i;
+        let mut out = BodyBuilder::piece(left, self.share(left));
         while !self.done() {
             out.push_from(&self);
             self.step();

@@ -358,7 +358,9 @@ pub(super) fn extract<K, V, T, R>(
     } else if kept == 0 {
         ship.push_back(head);
     } else {
-        let (mut k, mut s) = (BodyBuilder::unbounded(), BodyBuilder::unbounded());
+        let shipped = source.len() - kept;
+        let mut k = BodyBuilder::piece(kept, source.share(kept));
+        let mut s = BodyBuilder::piece(shipped, source.share(shipped));
         source.rewind_to(0);
         while !source.done() {
             if frontier.less_equal(&source.time()) {
@@ -384,7 +386,9 @@ where
 {
     let depth = run.iter().map(|c| c.depth()).max().unwrap_or(0);
     let pager = run.iter().find_map(|c| c.pager().cloned());
-    let mut builder = BodyBuilder::unbounded();
+    let records = run.iter().map(|c| c.len_records()).sum();
+    let bytes = run.iter().map(|c| c.body_bytes()).sum();
+    let mut builder = BodyBuilder::piece(records, bytes);
     for chunk in run {
         let mut source = Source::open(chunk);
         while !source.done() {
@@ -409,7 +413,7 @@ where
 {
     let (depth, pager) = (chunk.depth(), chunk.pager().cloned());
     let mut source = Source::open(chunk);
-    let mut head = BodyBuilder::unbounded();
+    let mut head = BodyBuilder::piece(n, source.share(n));
     while source.position() < n {
         head.push_from(&source);
         source.step();
