@@ -54,6 +54,15 @@ use crate::records::gallop_index;
 /// A cursor's cached group end that is not known yet.
 const UNKNOWN: usize = usize::MAX;
 
+/// Bytes of the copies a cursor keeps of its current key's and val's encodings, when the
+/// type is fixed-width and that narrow (see [`PagedCursor`]).
+const CACHED: usize = 16;
+
+/// Whether a cursor keeps a copy of its current `X` item's encoding.
+const fn cached<X: PagedData>() -> bool {
+    matches!(X::WIDTH, Some(w) if w <= CACHED)
+}
+
 /// A cursor over one [`PagedChunk`] (its `Navigable::Cursor`; differential's batch cursor
 /// opens one per chunk). Returns fixed-width items by value, pinning a pooled body on its
 /// first read (not at creation: differential opens cursors it may never read) and holding the
@@ -64,7 +73,17 @@ const UNKNOWN: usize = usize::MAX;
 /// Positions are record indexes. On a columnar body the cursor also keeps the index of the
 /// current key among the body's distinct keys, and finds a key's records from the key ends
 /// (no comparison); on rows it compares neighbouring keys.
+///
+/// Differential's batch cursor asks for the current key and val several times per
+/// `(key, val)` (to check whether it spills into the next chunk). So a cursor keeps a copy
+/// of the current key's and val's encodings when they are fixed-width and at most
+/// [`CACHED`] bytes (every integer, most tuples of them), taken from the body once per
+/// position, with the group end that is found at the same time: a repeated `key()` or
+/// `val()` decodes that copy, without reaching the body. Every move forgets both (the end
+/// becomes [`UNKNOWN`]), so a copy is never of another position's item.
 pub struct PagedCursor<K, V, T, R> {
+    /// Records in the chunk (fixed once the cursor is made: chunks are immutable while read).
+    len: usize,
     /// The first record of the current key.
     key_pos: usize,
     /// The current key's index among a columnar body's distinct keys (unused for rows).
@@ -72,9 +91,14 @@ pub struct PagedCursor<K, V, T, R> {
     val_pos: usize,
     /// The end of the current key's records and of the current `(key, val)`'s records, found
     /// on first need and forgotten when the position moves ([`UNKNOWN`] until then), so a scan
-    /// compares each record's key and val once.
+    /// compares each record's key and val once. Finding one also copies the current key's
+    /// (val's) encoding into `key` (`val`) when the type is cached.
     key_end: Cell<usize>,
     val_end: Cell<usize>,
+    /// The current key's and val's encodings, valid while `key_end` (`val_end`) is known and
+    /// the position is valid (used only for [`cached`] types).
+    key: Cell<[u8; CACHED]>,
+    val: Cell<[u8; CACHED]>,
     /// The pinned body of a pooled chunk read by value, taken on first read (never set for
     /// rows or packed bodies, which are read in place, nor for by-reference reads).
     pin: OnceCell<PinGuard>,
@@ -106,8 +130,8 @@ where
         K::WIDTH.is_some() && V::WIDTH.is_some() && T::WIDTH.is_some() && R::WIDTH.is_some();
 
     #[inline(always)]
-    fn n(&self, s: &PagedChunk<K, V, T, R>) -> usize {
-        s.len_records()
+    fn n(&self, _s: &PagedChunk<K, V, T, R>) -> usize {
+        self.len
     }
 
     /// The bytes of a columnar body, for reads by value (and of key ends): in place when
@@ -186,54 +210,96 @@ where
         }
     }
 
-    /// The end of the current key's records (see [`PagedCursor::key_end`]).
+    /// The end of the current key's records (see [`PagedCursor::key_end`]); finding it also
+    /// copies the current key's encoding, if cached.
     #[inline]
     fn key_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
-        let mut end = self.key_end.get();
-        if end == UNKNOWN {
-            end = self.key_pos;
-            if end < self.n(s) {
-                match &s.0.body {
-                    ChunkBody::Columnar { store, layout, .. } => {
-                        end = layout.key_end(self.body(s, store), self.key_idx);
+        let end = self.key_end.get();
+        if end != UNKNOWN {
+            return end;
+        }
+        self.find_key_end(s)
+    }
+
+    #[inline(never)]
+    fn find_key_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        let mut end = self.key_pos;
+        if end < self.n(s) {
+            match &s.0.body {
+                ChunkBody::Columnar { store, layout, .. } => {
+                    let body = self.body(s, store);
+                    end = layout.key_end(body, self.key_idx);
+                    if cached::<K>() {
+                        let mut copy = [0; CACHED];
+                        let at = layout.key::<K>(body, self.key_idx);
+                        copy[..at.len()].copy_from_slice(&body[at]);
+                        self.key.set(copy);
                     }
-                    ChunkBody::Rows(_) => {
-                        let key = self.key_item(s, self.key_pos);
+                }
+                ChunkBody::Rows(vec) => {
+                    let rows = vec.as_slice();
+                    let key = rows[end].0 .0.item();
+                    if cached::<K>() {
+                        let mut copy = [0; CACHED];
+                        rows[end].0 .0.encode(&mut copy[..K::WIDTH.unwrap_or(0)]);
+                        self.key.set(copy);
+                    }
+                    end += 1;
+                    while end < rows.len() && equal::<K>(rows[end].0 .0.item(), key) {
                         end += 1;
-                        while end < self.n(s) && equal::<K>(self.key_item(s, end), key) {
-                            end += 1;
-                        }
                     }
                 }
             }
-            self.key_end.set(end);
         }
+        self.key_end.set(end);
         end
     }
 
     /// The end of the current `(key, val)`'s records (the current key's end if the val is
-    /// not valid).
+    /// not valid); finding it also copies the current val's encoding, if cached.
     #[inline]
     fn val_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
-        let mut end = self.val_end.get();
-        if end == UNKNOWN {
-            let key_end = self.key_end(s);
-            end = self.val_pos;
+        let end = self.val_end.get();
+        if end != UNKNOWN {
+            return end;
+        }
+        self.find_val_end(s)
+    }
+
+    #[inline(never)]
+    fn find_val_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        let key_end = self.key_end(s);
+        let mut end = self.val_pos;
+        if end < key_end {
+            if cached::<V>() {
+                let mut copy = [0; CACHED];
+                match &s.0.body {
+                    ChunkBody::Columnar { store, layout, .. } => {
+                        let body = self.body(s, store);
+                        let at = layout.val::<V>(body, end);
+                        copy[..at.len()].copy_from_slice(&body[at]);
+                    }
+                    ChunkBody::Rows(vec) => {
+                        vec.as_slice()[end].0 .1.encode(&mut copy[..V::WIDTH.unwrap_or(0)]);
+                    }
+                }
+                self.val.set(copy);
+            }
             let one_per_val = match &s.0.body {
                 ChunkBody::Columnar { layout, .. } => layout.one_per_val,
                 ChunkBody::Rows(_) => false,
             };
             if one_per_val {
-                end = (end + 1).min(key_end);
-            } else if end < key_end {
+                end += 1;
+            } else {
                 let val = self.val_at(s, self.val_pos);
                 end += 1;
                 while end < key_end && equal::<V>(self.val_at(s, end), val) {
                     end += 1;
                 }
             }
-            self.val_end.set(end);
         }
+        self.val_end.set(end);
         end
     }
 
@@ -245,8 +311,12 @@ where
             self.key_pos = key_pos;
             self.key_idx = key_idx;
             self.key_end.set(UNKNOWN);
+            // The val's end (and copy) belong to the key they were found under.
+            self.val_pos = key_pos;
+            self.val_end.set(UNKNOWN);
+        } else {
+            self.at_val(key_pos);
         }
-        self.at_val(key_pos);
     }
 
     /// Moves to the val at `val_pos` (within the current key).
@@ -325,10 +395,20 @@ where
     }
     #[inline]
     fn key<'a>(&self, s: &'a Self::Storage) -> K::Item<'a> {
+        if cached::<K>() {
+            self.key_end(s);
+            let copy = self.key.get();
+            return K::read_item(&copy[..K::WIDTH.unwrap_or(0)]).expect("fixed-width");
+        }
         self.key_item(s, self.key_index(s))
     }
     #[inline]
     fn val<'a>(&self, s: &'a Self::Storage) -> V::Item<'a> {
+        if cached::<V>() {
+            self.val_end(s);
+            let copy = self.val.get();
+            return V::read_item(&copy[..V::WIDTH.unwrap_or(0)]).expect("fixed-width");
+        }
         self.val_at(s, self.val_pos)
     }
     #[inline]
@@ -427,11 +507,14 @@ where
     #[inline]
     fn cursor(&self) -> Self::Cursor {
         PagedCursor {
+            len: self.len_records(),
             key_pos: 0,
             key_idx: 0,
             val_pos: 0,
             key_end: Cell::new(UNKNOWN),
             val_end: Cell::new(UNKNOWN),
+            key: Cell::new([0; CACHED]),
+            val: Cell::new([0; CACHED]),
             pin: OnceCell::new(),
             reading: OnceCell::new(),
             _marker: std::marker::PhantomData,
