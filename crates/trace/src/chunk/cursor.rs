@@ -447,6 +447,12 @@ where
     }
     #[inline]
     fn seek_key(&mut self, s: &Self::Storage, key: K::Item<'_>) {
+        // Seeks only move forward: at a key not below `key` already (differential's batch
+        // cursor seeks the current key before each step), the answer is here.
+        if self.key_pos < self.len && !less::<K>(self.key(s), key) {
+            self.at_val(self.key_pos);
+            return;
+        }
         // Every key before the hint is below `key` if the hint's is; if the hint's is not
         // but the one before it is, the hint is the answer (another cursor of the same scan
         // in key order often sought this very key). Positions are in the key sequence.
