@@ -46,7 +46,7 @@ use differential_dataflow::trace::Navigable;
 use spillway_pool::PinGuard;
 use timely::progress::Timestamp;
 
-use super::body::{ChunkBody, PagedChunk, Store};
+use super::body::{fence_vals_kept, ChunkBody, PagedChunk, Store};
 use crate::data::{equal, less, PagedData};
 use crate::pager::{Pager, StableBody};
 use crate::records::gallop_index;
@@ -212,7 +212,7 @@ where
 
     /// The end of the current key's records (see [`PagedCursor::key_end`]); finding it also
     /// copies the current key's encoding, if cached.
-    #[inline]
+    #[inline(always)]
     fn key_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
         let end = self.key_end.get();
         if end != UNKNOWN {
@@ -221,10 +221,12 @@ where
         self.find_key_end(s)
     }
 
-    #[inline(never)]
+    /// [`PagedCursor::key_end`] when not known yet: read from the key ends of a columnar
+    /// body (here, small enough to inline), found by comparing rows otherwise.
+    #[inline(always)]
     fn find_key_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
         let mut end = self.key_pos;
-        if end < self.n(s) {
+        if end < self.len {
             match &s.0.body {
                 ChunkBody::Columnar { store, layout, .. } => {
                     let body = self.body(s, store);
@@ -236,28 +238,34 @@ where
                         self.key.set(copy);
                     }
                 }
-                ChunkBody::Rows(vec) => {
-                    let rows = vec.as_slice();
-                    let key = rows[end].0 .0.item();
-                    if cached::<K>() {
-                        let mut copy = [0; CACHED];
-                        rows[end].0 .0.encode(&mut copy[..K::WIDTH.unwrap_or(0)]);
-                        self.key.set(copy);
-                    }
-                    end += 1;
-                    while end < rows.len() && equal::<K>(rows[end].0 .0.item(), key) {
-                        end += 1;
-                    }
-                }
+                ChunkBody::Rows(_) => end = self.rows_key_end(s),
             }
         }
         self.key_end.set(end);
         end
     }
 
+    /// [`PagedCursor::find_key_end`] on rows (the current key is valid).
+    #[inline(never)]
+    fn rows_key_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        let rows = s.rows().expect("rows");
+        let mut end = self.key_pos;
+        let key = rows[end].0 .0.item();
+        if cached::<K>() {
+            let mut copy = [0; CACHED];
+            rows[end].0 .0.encode(&mut copy[..K::WIDTH.unwrap_or(0)]);
+            self.key.set(copy);
+        }
+        end += 1;
+        while end < rows.len() && equal::<K>(rows[end].0 .0.item(), key) {
+            end += 1;
+        }
+        end
+    }
+
     /// The end of the current `(key, val)`'s records (the current key's end if the val is
     /// not valid); finding it also copies the current val's encoding, if cached.
-    #[inline]
+    #[inline(always)]
     fn val_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
         let end = self.val_end.get();
         if end != UNKNOWN {
@@ -266,46 +274,61 @@ where
         self.find_val_end(s)
     }
 
-    #[inline(never)]
+    /// [`PagedCursor::val_end`] when not known yet: the next record on a columnar body with
+    /// one record per `(key, val)` (here, small enough to inline), found by comparing vals
+    /// otherwise.
+    #[inline(always)]
     fn find_val_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
         let key_end = self.key_end(s);
         let mut end = self.val_pos;
         if end < key_end {
-            if cached::<V>() {
-                let mut copy = [0; CACHED];
-                match &s.0.body {
-                    ChunkBody::Columnar { store, layout, .. } => {
+            match &s.0.body {
+                ChunkBody::Columnar { store, layout, .. } if layout.one_per_val => {
+                    if cached::<V>() {
                         let body = self.body(s, store);
+                        let mut copy = [0; CACHED];
                         let at = layout.val::<V>(body, end);
                         copy[..at.len()].copy_from_slice(&body[at]);
+                        self.val.set(copy);
                     }
-                    ChunkBody::Rows(vec) => {
-                        vec.as_slice()[end].0 .1.encode(&mut copy[..V::WIDTH.unwrap_or(0)]);
-                    }
-                }
-                self.val.set(copy);
-            }
-            let one_per_val = match &s.0.body {
-                ChunkBody::Columnar { layout, .. } => layout.one_per_val,
-                ChunkBody::Rows(_) => false,
-            };
-            if one_per_val {
-                end += 1;
-            } else {
-                let val = self.val_at(s, self.val_pos);
-                end += 1;
-                while end < key_end && equal::<V>(self.val_at(s, end), val) {
                     end += 1;
                 }
+                _ => end = self.compared_val_end(s, key_end),
             }
         }
         self.val_end.set(end);
         end
     }
 
+    /// [`PagedCursor::find_val_end`] by comparing vals (the current val is valid).
+    #[inline(never)]
+    fn compared_val_end(&self, s: &PagedChunk<K, V, T, R>, key_end: usize) -> usize {
+        let mut end = self.val_pos;
+        if cached::<V>() {
+            let mut copy = [0; CACHED];
+            match &s.0.body {
+                ChunkBody::Columnar { store, layout, .. } => {
+                    let body = self.body(s, store);
+                    let at = layout.val::<V>(body, end);
+                    copy[..at.len()].copy_from_slice(&body[at]);
+                }
+                ChunkBody::Rows(vec) => {
+                    vec.as_slice()[end].0 .1.encode(&mut copy[..V::WIDTH.unwrap_or(0)]);
+                }
+            }
+            self.val.set(copy);
+        }
+        let val = self.val_at(s, end);
+        end += 1;
+        while end < key_end && equal::<V>(self.val_at(s, end), val) {
+            end += 1;
+        }
+        end
+    }
+
     /// Moves to the key whose first record is `key_pos` (and whose index among a columnar
     /// body's distinct keys is `key_idx`), to its first val.
-    #[inline]
+    #[inline(always)]
     fn at_key(&mut self, key_pos: usize, key_idx: usize) {
         if key_pos != self.key_pos {
             self.key_pos = key_pos;
@@ -320,7 +343,7 @@ where
     }
 
     /// Moves to the val at `val_pos` (within the current key).
-    #[inline]
+    #[inline(always)]
     fn at_val(&mut self, val_pos: usize) {
         if val_pos != self.val_pos {
             self.val_pos = val_pos;
@@ -330,7 +353,7 @@ where
 
     /// Moves to the key at position `at` of the chunk's key sequence (a distinct key's
     /// index for columnar bodies, a record's for rows).
-    #[inline]
+    #[inline(always)]
     fn at_key_index(&mut self, s: &PagedChunk<K, V, T, R>, at: usize) {
         match &s.0.body {
             ChunkBody::Columnar { store, layout, .. } => {
@@ -343,6 +366,32 @@ where
             }
             ChunkBody::Rows(_) => self.at_key(at, at),
         }
+    }
+
+    /// `seek_key` past the current key: gallops from here, or from the chunk's seek hint.
+    #[inline(never)]
+    fn seek_key_from_here(&mut self, s: &PagedChunk<K, V, T, R>, key: K::Item<'_>) {
+        // Every key before the hint is below `key` if the hint's is; if the hint's is not
+        // but the one before it is, the hint is the answer (another cursor of the same scan
+        // in key order often sought this very key). Positions are in the key sequence.
+        let (n, here) = (self.key_count(s), self.key_index(s));
+        let hint = s.0.seek_hint.get();
+        let below = |i: usize| less::<K>(self.key_item(s, i), key);
+        let from = if hint > here && hint < n {
+            if below(hint) {
+                hint
+            } else if below(hint - 1) {
+                self.at_key_index(s, hint);
+                return;
+            } else {
+                here
+            }
+        } else {
+            here
+        };
+        let at = gallop_index(from, n, below);
+        s.0.seek_hint.set(at);
+        self.at_key_index(s, at);
     }
 
     /// Length of the chunk's key sequence (see [`PagedCursor::at_key_index`]).
@@ -385,15 +434,15 @@ where
     type DiffGat<'a> = R::Item<'a>;
     type Diff = R;
 
-    #[inline]
+    #[inline(always)]
     fn key_valid(&self, s: &Self::Storage) -> bool {
         self.key_pos < self.n(s)
     }
-    #[inline]
+    #[inline(always)]
     fn val_valid(&self, s: &Self::Storage) -> bool {
         self.val_pos < self.key_end(s)
     }
-    #[inline]
+    #[inline(always)]
     fn key<'a>(&self, s: &'a Self::Storage) -> K::Item<'a> {
         if cached::<K>() {
             self.key_end(s);
@@ -402,7 +451,7 @@ where
         }
         self.key_item(s, self.key_index(s))
     }
-    #[inline]
+    #[inline(always)]
     fn val<'a>(&self, s: &'a Self::Storage) -> V::Item<'a> {
         if cached::<V>() {
             self.val_end(s);
@@ -411,15 +460,15 @@ where
         }
         self.val_at(s, self.val_pos)
     }
-    #[inline]
+    #[inline(always)]
     fn get_key<'a>(&self, s: &'a Self::Storage) -> Option<K::Item<'a>> {
         self.key_valid(s).then(|| self.key(s))
     }
-    #[inline]
+    #[inline(always)]
     fn get_val<'a>(&self, s: &'a Self::Storage) -> Option<V::Item<'a>> {
         self.val_valid(s).then(|| self.val(s))
     }
-    #[inline]
+    #[inline(always)]
     fn map_times<L: FnMut(T::Item<'_>, R::Item<'_>)>(&mut self, s: &Self::Storage, mut logic: L) {
         let range = self.val_pos..self.val_end(s);
         match &s.0.body {
@@ -429,23 +478,37 @@ where
                 }
             }
             ChunkBody::Columnar { store, layout, .. } => {
-                for i in range {
-                    logic(
-                        self.item::<T>(s, store, |b| layout.time::<T>(b, i)),
-                        self.item::<R>(s, store, |b| layout.diff::<R>(b, i)),
-                    );
+                if T::WIDTH.is_some()
+                    && R::WIDTH.is_some()
+                    && (Self::BY_VALUE || matches!(store, Store::Heap(_)))
+                {
+                    // By value from one body (what `item` reads), found once.
+                    let body = self.body(s, store);
+                    for i in range {
+                        logic(
+                            T::read_item(&body[layout.time::<T>(body, i)]).expect("fixed-width"),
+                            R::read_item(&body[layout.diff::<R>(body, i)]).expect("fixed-width"),
+                        );
+                    }
+                } else {
+                    for i in range {
+                        logic(
+                            self.item::<T>(s, store, |b| layout.time::<T>(b, i)),
+                            self.item::<R>(s, store, |b| layout.diff::<R>(b, i)),
+                        );
+                    }
                 }
             }
         }
     }
-    #[inline]
+    #[inline(always)]
     fn step_key(&mut self, s: &Self::Storage) {
         if self.key_valid(s) {
             let (end, idx) = (self.key_end(s), self.key_idx + 1);
             self.at_key(end, idx);
         }
     }
-    #[inline]
+    #[inline(always)]
     fn seek_key(&mut self, s: &Self::Storage, key: K::Item<'_>) {
         // Seeks only move forward: at a key not below `key` already (differential's batch
         // cursor seeks the current key before each step), the answer is here.
@@ -453,29 +516,9 @@ where
             self.at_val(self.key_pos);
             return;
         }
-        // Every key before the hint is below `key` if the hint's is; if the hint's is not
-        // but the one before it is, the hint is the answer (another cursor of the same scan
-        // in key order often sought this very key). Positions are in the key sequence.
-        let (n, here) = (self.key_count(s), self.key_index(s));
-        let hint = s.0.seek_hint.get();
-        let below = |i: usize| less::<K>(self.key_item(s, i), key);
-        let from = if hint > here && hint < n {
-            if below(hint) {
-                hint
-            } else if below(hint - 1) {
-                self.at_key_index(s, hint);
-                return;
-            } else {
-                here
-            }
-        } else {
-            here
-        };
-        let at = gallop_index(from, n, below);
-        s.0.seek_hint.set(at);
-        self.at_key_index(s, at);
+        self.seek_key_from_here(s, key);
     }
-    #[inline]
+    #[inline(always)]
     fn step_val(&mut self, s: &Self::Storage) {
         if self.val_valid(s) {
             self.at_val(self.val_end(s));
@@ -495,7 +538,7 @@ where
     fn rewind_keys(&mut self, s: &Self::Storage) {
         self.at_key_index(s, 0);
     }
-    #[inline]
+    #[inline(always)]
     fn rewind_vals(&mut self, _s: &Self::Storage) {
         self.at_val(self.key_pos);
     }
@@ -535,8 +578,11 @@ where
     T: PagedData + Lattice + Timestamp,
     R: PagedData + Semigroup,
 {
+    /// Resident fences: differential's batch cursor calls this two or three times per
+    /// `(key, val)` of a scan (does it spill into the next chunk?), so it stays small enough
+    /// to inline; only a fence val too wide to keep resident is read from the body.
     #[allow(clippy::type_complexity)]
-    #[inline]
+    #[inline(always)]
     fn bounds(
         &self,
     ) -> (
@@ -544,8 +590,18 @@ where
         (K::Item<'_>, V::Item<'_>, T::Item<'_>),
     ) {
         let ((k0, v0, t0), (k1, v1, t1)) = self.fences();
-        let v0 = v0.map_or_else(|| self.body_val(0), |v| v.item());
-        let v1 = v1.map_or_else(|| self.body_val(self.len_records() - 1), |v| v.item());
+        // When every fence val is kept, the body is out of reach here: nothing but loads,
+        // which the compiler drops where the caller reads only the keys.
+        let v0 = match v0 {
+            Some(v) => v.item(),
+            None if fence_vals_kept::<V>() => unreachable!("fixed-width fence vals are kept"),
+            None => self.body_val(0),
+        };
+        let v1 = match v1 {
+            Some(v) => v.item(),
+            None if fence_vals_kept::<V>() => unreachable!("fixed-width fence vals are kept"),
+            None => self.body_val(self.len_records() - 1),
+        };
         ((k0.item(), v0, t0.item()), (k1.item(), v1, t1.item()))
     }
 }
