@@ -313,7 +313,10 @@ where
                     copy[..at.len()].copy_from_slice(&body[at]);
                 }
                 ChunkBody::Rows(vec) => {
-                    vec.as_slice()[end].0 .1.encode(&mut copy[..V::WIDTH.unwrap_or(0)]);
+                    vec.as_slice()[end]
+                        .0
+                         .1
+                        .encode(&mut copy[..V::WIDTH.unwrap_or(0)]);
                 }
             }
             self.val.set(copy);
@@ -603,5 +606,88 @@ where
             None => self.body_val(self.len_records() - 1),
         };
         ((k0.item(), v0, t0.item()), (k1.item(), v1, t1.item()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::layout::Layout;
+
+    type Rec = ((u64, u64), u64, isize);
+
+    /// Every `(key, val)` a cursor sees, with its records, read with the moves given.
+    fn walk(chunk: &PagedChunk<u64, u64, u64, isize>) -> Vec<Rec> {
+        let mut out = Vec::new();
+        let mut c = chunk.cursor();
+        while c.key_valid(chunk) {
+            let k = c.key(chunk);
+            // Read twice per position: the second read is the cached copy.
+            while c.val_valid(chunk) {
+                let v = c.val(chunk);
+                assert_eq!((c.key(chunk), c.val(chunk)), (k, v));
+                c.map_times(chunk, |t, r| out.push(((k, v), t, r)));
+                c.step_val(chunk);
+            }
+            // A rewind and a seek to the current key start the key over.
+            c.rewind_vals(chunk);
+            assert_eq!(c.val(chunk), out.iter().find(|r| r.0 .0 == k).unwrap().0 .1);
+            c.seek_key(chunk, k);
+            assert_eq!(c.key(chunk), k);
+            c.step_key(chunk);
+        }
+        out
+    }
+
+    fn chunks(records: &[Rec]) -> [PagedChunk<u64, u64, u64, isize>; 2] {
+        [
+            PagedChunk::from_records(records.to_vec()),
+            PagedChunk::columnar(records, Layout::measure(records), 0, None, false),
+        ]
+    }
+
+    #[test]
+    fn cached_items_follow_every_move() {
+        // Keys with one and several vals, vals with one and several times.
+        let records: Vec<Rec> = vec![
+            ((1, 10), 0, 1),
+            ((1, 11), 0, 2),
+            ((1, 11), 1, -1),
+            ((2, 5), 3, 1),
+            ((4, 1), 0, 1),
+            ((4, 2), 0, 1),
+            ((4, 2), 2, 1),
+            ((4, 3), 0, 7),
+        ];
+        for chunk in chunks(&records) {
+            assert_eq!(walk(&chunk), records);
+            // Seeks forward, seek_val within a key, and a seek past the end.
+            let mut c = chunk.cursor();
+            c.seek_key(&chunk, 3);
+            assert_eq!(c.key(&chunk), 4);
+            c.seek_val(&chunk, 2);
+            assert_eq!(c.val(&chunk), 2);
+            let mut times = Vec::new();
+            c.map_times(&chunk, |t, r| times.push((t, r)));
+            assert_eq!(times, vec![(0, 1), (2, 1)]);
+            c.step_val(&chunk);
+            assert_eq!(c.val(&chunk), 3);
+            c.rewind_vals(&chunk);
+            assert_eq!(c.val(&chunk), 1);
+            c.rewind_keys(&chunk);
+            assert_eq!((c.key(&chunk), c.val(&chunk)), (1, 10));
+            c.seek_key(&chunk, 2);
+            assert_eq!((c.key(&chunk), c.val(&chunk)), (2, 5));
+            c.seek_key(&chunk, 5);
+            assert!(!c.key_valid(&chunk));
+        }
+    }
+
+    #[test]
+    fn one_record_per_val_steps_without_comparing() {
+        let records: Vec<Rec> = (0..100u64).map(|i| ((i / 3, i), 5, 1)).collect();
+        for chunk in chunks(&records) {
+            assert_eq!(walk(&chunk), records);
+        }
     }
 }
