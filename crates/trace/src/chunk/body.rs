@@ -92,6 +92,12 @@ pub(super) enum ChunkBody<K, V, T, R> {
 /// spans two chunks, needs.
 const FENCE_VAL_BYTES: usize = 256;
 
+/// Whether every fence val of a `V` chunk is kept (fixed-width vals of at most
+/// [`FENCE_VAL_BYTES`]): then reading one never reaches the body.
+pub(super) const fn fence_vals_kept<V: PagedData>() -> bool {
+    matches!(V::WIDTH, Some(w) if w <= FENCE_VAL_BYTES)
+}
+
 /// A fence val as kept: `Some` when it encodes in at most [`FENCE_VAL_BYTES`].
 fn fence_val<V: PagedData>(v: &V) -> Option<V> {
     (v.encoded_len() <= FENCE_VAL_BYTES).then(|| v.clone())
@@ -310,7 +316,7 @@ where
     /// when it is too wide to keep beside the body ([`FENCE_VAL_BYTES`]; read it with
     /// [`PagedChunk::body_val`]).
     #[allow(clippy::type_complexity)]
-    #[inline]
+    #[inline(always)]
     pub(crate) fn fences(&self) -> ((&K, Option<&V>, &T), (&K, Option<&V>, &T)) {
         match &self.0.body {
             ChunkBody::Rows(vec) => {
@@ -331,6 +337,8 @@ where
     /// Record `i`'s val, borrowed from the body for the chunk's lifetime: in place for rows
     /// and packed bodies, from the stable bytes for a pooled one (stored and opened with the
     /// pager as a cursor's read would be). For fence vals not kept as metadata.
+    #[cold]
+    #[inline(never)]
     pub(super) fn body_val(&self, i: usize) -> V::Item<'_> {
         match &self.0.body {
             ChunkBody::Rows(vec) => vec.as_slice()[i].0 .1.item(),

@@ -46,13 +46,22 @@ use differential_dataflow::trace::Navigable;
 use spillway_pool::PinGuard;
 use timely::progress::Timestamp;
 
-use super::body::{ChunkBody, PagedChunk, Store};
+use super::body::{fence_vals_kept, ChunkBody, PagedChunk, Store};
 use crate::data::{equal, less, PagedData};
 use crate::pager::{Pager, StableBody};
 use crate::records::gallop_index;
 
 /// A cursor's cached group end that is not known yet.
 const UNKNOWN: usize = usize::MAX;
+
+/// Bytes of the copies a cursor keeps of its current key's and val's encodings, when the
+/// type is fixed-width and that narrow (see [`PagedCursor`]).
+const CACHED: usize = 16;
+
+/// Whether a cursor keeps a copy of its current `X` item's encoding.
+const fn cached<X: PagedData>() -> bool {
+    matches!(X::WIDTH, Some(w) if w <= CACHED)
+}
 
 /// A cursor over one [`PagedChunk`] (its `Navigable::Cursor`; differential's batch cursor
 /// opens one per chunk). Returns fixed-width items by value, pinning a pooled body on its
@@ -64,7 +73,17 @@ const UNKNOWN: usize = usize::MAX;
 /// Positions are record indexes. On a columnar body the cursor also keeps the index of the
 /// current key among the body's distinct keys, and finds a key's records from the key ends
 /// (no comparison); on rows it compares neighbouring keys.
+///
+/// Differential's batch cursor asks for the current key and val several times per
+/// `(key, val)` (to check whether it spills into the next chunk). So a cursor keeps a copy
+/// of the current key's and val's encodings when they are fixed-width and at most
+/// [`CACHED`] bytes (every integer, most tuples of them), taken from the body once per
+/// position, with the group end that is found at the same time: a repeated `key()` or
+/// `val()` decodes that copy, without reaching the body. Every move forgets both (the end
+/// becomes [`UNKNOWN`]), so a copy is never of another position's item.
 pub struct PagedCursor<K, V, T, R> {
+    /// Records in the chunk (fixed once the cursor is made: chunks are immutable while read).
+    len: usize,
     /// The first record of the current key.
     key_pos: usize,
     /// The current key's index among a columnar body's distinct keys (unused for rows).
@@ -72,9 +91,14 @@ pub struct PagedCursor<K, V, T, R> {
     val_pos: usize,
     /// The end of the current key's records and of the current `(key, val)`'s records, found
     /// on first need and forgotten when the position moves ([`UNKNOWN`] until then), so a scan
-    /// compares each record's key and val once.
+    /// compares each record's key and val once. Finding one also copies the current key's
+    /// (val's) encoding into `key` (`val`) when the type is cached.
     key_end: Cell<usize>,
     val_end: Cell<usize>,
+    /// The current key's and val's encodings, valid while `key_end` (`val_end`) is known and
+    /// the position is valid (used only for [`cached`] types).
+    key: Cell<[u8; CACHED]>,
+    val: Cell<[u8; CACHED]>,
     /// The pinned body of a pooled chunk read by value, taken on first read (never set for
     /// rows or packed bodies, which are read in place, nor for by-reference reads).
     pin: OnceCell<PinGuard>,
@@ -106,8 +130,8 @@ where
         K::WIDTH.is_some() && V::WIDTH.is_some() && T::WIDTH.is_some() && R::WIDTH.is_some();
 
     #[inline(always)]
-    fn n(&self, s: &PagedChunk<K, V, T, R>) -> usize {
-        s.len_records()
+    fn n(&self, _s: &PagedChunk<K, V, T, R>) -> usize {
+        self.len
     }
 
     /// The bytes of a columnar body, for reads by value (and of key ends): in place when
@@ -186,71 +210,143 @@ where
         }
     }
 
-    /// The end of the current key's records (see [`PagedCursor::key_end`]).
-    #[inline]
+    /// The end of the current key's records (see [`PagedCursor::key_end`]); finding it also
+    /// copies the current key's encoding, if cached.
+    #[inline(always)]
     fn key_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
-        let mut end = self.key_end.get();
-        if end == UNKNOWN {
-            end = self.key_pos;
-            if end < self.n(s) {
-                match &s.0.body {
-                    ChunkBody::Columnar { store, layout, .. } => {
-                        end = layout.key_end(self.body(s, store), self.key_idx);
-                    }
-                    ChunkBody::Rows(_) => {
-                        let key = self.key_item(s, self.key_pos);
-                        end += 1;
-                        while end < self.n(s) && equal::<K>(self.key_item(s, end), key) {
-                            end += 1;
-                        }
+        let end = self.key_end.get();
+        if end != UNKNOWN {
+            return end;
+        }
+        self.find_key_end(s)
+    }
+
+    /// [`PagedCursor::key_end`] when not known yet: read from the key ends of a columnar
+    /// body (here, small enough to inline), found by comparing rows otherwise.
+    #[inline(always)]
+    fn find_key_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        let mut end = self.key_pos;
+        if end < self.len {
+            match &s.0.body {
+                ChunkBody::Columnar { store, layout, .. } => {
+                    let body = self.body(s, store);
+                    end = layout.key_end(body, self.key_idx);
+                    if cached::<K>() {
+                        let mut copy = [0; CACHED];
+                        let at = layout.key::<K>(body, self.key_idx);
+                        copy[..at.len()].copy_from_slice(&body[at]);
+                        self.key.set(copy);
                     }
                 }
+                ChunkBody::Rows(_) => end = self.rows_key_end(s),
             }
-            self.key_end.set(end);
+        }
+        self.key_end.set(end);
+        end
+    }
+
+    /// [`PagedCursor::find_key_end`] on rows (the current key is valid).
+    #[inline(never)]
+    fn rows_key_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        let rows = s.rows().expect("rows");
+        let mut end = self.key_pos;
+        let key = rows[end].0 .0.item();
+        if cached::<K>() {
+            let mut copy = [0; CACHED];
+            rows[end].0 .0.encode(&mut copy[..K::WIDTH.unwrap_or(0)]);
+            self.key.set(copy);
+        }
+        end += 1;
+        while end < rows.len() && equal::<K>(rows[end].0 .0.item(), key) {
+            end += 1;
         }
         end
     }
 
     /// The end of the current `(key, val)`'s records (the current key's end if the val is
-    /// not valid).
-    #[inline]
+    /// not valid); finding it also copies the current val's encoding, if cached.
+    #[inline(always)]
     fn val_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
-        let mut end = self.val_end.get();
-        if end == UNKNOWN {
-            let key_end = self.key_end(s);
-            end = self.val_pos;
-            let one_per_val = match &s.0.body {
-                ChunkBody::Columnar { layout, .. } => layout.one_per_val,
-                ChunkBody::Rows(_) => false,
-            };
-            if one_per_val {
-                end = (end + 1).min(key_end);
-            } else if end < key_end {
-                let val = self.val_at(s, self.val_pos);
-                end += 1;
-                while end < key_end && equal::<V>(self.val_at(s, end), val) {
+        let end = self.val_end.get();
+        if end != UNKNOWN {
+            return end;
+        }
+        self.find_val_end(s)
+    }
+
+    /// [`PagedCursor::val_end`] when not known yet: the next record on a columnar body with
+    /// one record per `(key, val)` (here, small enough to inline), found by comparing vals
+    /// otherwise.
+    #[inline(always)]
+    fn find_val_end(&self, s: &PagedChunk<K, V, T, R>) -> usize {
+        let key_end = self.key_end(s);
+        let mut end = self.val_pos;
+        if end < key_end {
+            match &s.0.body {
+                ChunkBody::Columnar { store, layout, .. } if layout.one_per_val => {
+                    if cached::<V>() {
+                        let body = self.body(s, store);
+                        let mut copy = [0; CACHED];
+                        let at = layout.val::<V>(body, end);
+                        copy[..at.len()].copy_from_slice(&body[at]);
+                        self.val.set(copy);
+                    }
                     end += 1;
                 }
+                _ => end = self.compared_val_end(s, key_end),
             }
-            self.val_end.set(end);
+        }
+        self.val_end.set(end);
+        end
+    }
+
+    /// [`PagedCursor::find_val_end`] by comparing vals (the current val is valid).
+    #[inline(never)]
+    fn compared_val_end(&self, s: &PagedChunk<K, V, T, R>, key_end: usize) -> usize {
+        let mut end = self.val_pos;
+        if cached::<V>() {
+            let mut copy = [0; CACHED];
+            match &s.0.body {
+                ChunkBody::Columnar { store, layout, .. } => {
+                    let body = self.body(s, store);
+                    let at = layout.val::<V>(body, end);
+                    copy[..at.len()].copy_from_slice(&body[at]);
+                }
+                ChunkBody::Rows(vec) => {
+                    vec.as_slice()[end]
+                        .0
+                         .1
+                        .encode(&mut copy[..V::WIDTH.unwrap_or(0)]);
+                }
+            }
+            self.val.set(copy);
+        }
+        let val = self.val_at(s, end);
+        end += 1;
+        while end < key_end && equal::<V>(self.val_at(s, end), val) {
+            end += 1;
         }
         end
     }
 
     /// Moves to the key whose first record is `key_pos` (and whose index among a columnar
     /// body's distinct keys is `key_idx`), to its first val.
-    #[inline]
+    #[inline(always)]
     fn at_key(&mut self, key_pos: usize, key_idx: usize) {
         if key_pos != self.key_pos {
             self.key_pos = key_pos;
             self.key_idx = key_idx;
             self.key_end.set(UNKNOWN);
+            // The val's end (and copy) belong to the key they were found under.
+            self.val_pos = key_pos;
+            self.val_end.set(UNKNOWN);
+        } else {
+            self.at_val(key_pos);
         }
-        self.at_val(key_pos);
     }
 
     /// Moves to the val at `val_pos` (within the current key).
-    #[inline]
+    #[inline(always)]
     fn at_val(&mut self, val_pos: usize) {
         if val_pos != self.val_pos {
             self.val_pos = val_pos;
@@ -260,7 +356,7 @@ where
 
     /// Moves to the key at position `at` of the chunk's key sequence (a distinct key's
     /// index for columnar bodies, a record's for rows).
-    #[inline]
+    #[inline(always)]
     fn at_key_index(&mut self, s: &PagedChunk<K, V, T, R>, at: usize) {
         match &s.0.body {
             ChunkBody::Columnar { store, layout, .. } => {
@@ -273,6 +369,32 @@ where
             }
             ChunkBody::Rows(_) => self.at_key(at, at),
         }
+    }
+
+    /// `seek_key` past the current key: gallops from here, or from the chunk's seek hint.
+    #[inline(never)]
+    fn seek_key_from_here(&mut self, s: &PagedChunk<K, V, T, R>, key: K::Item<'_>) {
+        // Every key before the hint is below `key` if the hint's is; if the hint's is not
+        // but the one before it is, the hint is the answer (another cursor of the same scan
+        // in key order often sought this very key). Positions are in the key sequence.
+        let (n, here) = (self.key_count(s), self.key_index(s));
+        let hint = s.0.seek_hint.get();
+        let below = |i: usize| less::<K>(self.key_item(s, i), key);
+        let from = if hint > here && hint < n {
+            if below(hint) {
+                hint
+            } else if below(hint - 1) {
+                self.at_key_index(s, hint);
+                return;
+            } else {
+                here
+            }
+        } else {
+            here
+        };
+        let at = gallop_index(from, n, below);
+        s.0.seek_hint.set(at);
+        self.at_key_index(s, at);
     }
 
     /// Length of the chunk's key sequence (see [`PagedCursor::at_key_index`]).
@@ -315,31 +437,41 @@ where
     type DiffGat<'a> = R::Item<'a>;
     type Diff = R;
 
-    #[inline]
+    #[inline(always)]
     fn key_valid(&self, s: &Self::Storage) -> bool {
         self.key_pos < self.n(s)
     }
-    #[inline]
+    #[inline(always)]
     fn val_valid(&self, s: &Self::Storage) -> bool {
         self.val_pos < self.key_end(s)
     }
-    #[inline]
+    #[inline(always)]
     fn key<'a>(&self, s: &'a Self::Storage) -> K::Item<'a> {
+        if cached::<K>() {
+            self.key_end(s);
+            let copy = self.key.get();
+            return K::read_item(&copy[..K::WIDTH.unwrap_or(0)]).expect("fixed-width");
+        }
         self.key_item(s, self.key_index(s))
     }
-    #[inline]
+    #[inline(always)]
     fn val<'a>(&self, s: &'a Self::Storage) -> V::Item<'a> {
+        if cached::<V>() {
+            self.val_end(s);
+            let copy = self.val.get();
+            return V::read_item(&copy[..V::WIDTH.unwrap_or(0)]).expect("fixed-width");
+        }
         self.val_at(s, self.val_pos)
     }
-    #[inline]
+    #[inline(always)]
     fn get_key<'a>(&self, s: &'a Self::Storage) -> Option<K::Item<'a>> {
         self.key_valid(s).then(|| self.key(s))
     }
-    #[inline]
+    #[inline(always)]
     fn get_val<'a>(&self, s: &'a Self::Storage) -> Option<V::Item<'a>> {
         self.val_valid(s).then(|| self.val(s))
     }
-    #[inline]
+    #[inline(always)]
     fn map_times<L: FnMut(T::Item<'_>, R::Item<'_>)>(&mut self, s: &Self::Storage, mut logic: L) {
         let range = self.val_pos..self.val_end(s);
         match &s.0.body {
@@ -349,47 +481,47 @@ where
                 }
             }
             ChunkBody::Columnar { store, layout, .. } => {
-                for i in range {
-                    logic(
-                        self.item::<T>(s, store, |b| layout.time::<T>(b, i)),
-                        self.item::<R>(s, store, |b| layout.diff::<R>(b, i)),
-                    );
+                if T::WIDTH.is_some()
+                    && R::WIDTH.is_some()
+                    && (Self::BY_VALUE || matches!(store, Store::Heap(_)))
+                {
+                    // By value from one body (what `item` reads), found once.
+                    let body = self.body(s, store);
+                    for i in range {
+                        logic(
+                            T::read_item(&body[layout.time::<T>(body, i)]).expect("fixed-width"),
+                            R::read_item(&body[layout.diff::<R>(body, i)]).expect("fixed-width"),
+                        );
+                    }
+                } else {
+                    for i in range {
+                        logic(
+                            self.item::<T>(s, store, |b| layout.time::<T>(b, i)),
+                            self.item::<R>(s, store, |b| layout.diff::<R>(b, i)),
+                        );
+                    }
                 }
             }
         }
     }
-    #[inline]
+    #[inline(always)]
     fn step_key(&mut self, s: &Self::Storage) {
         if self.key_valid(s) {
             let (end, idx) = (self.key_end(s), self.key_idx + 1);
             self.at_key(end, idx);
         }
     }
-    #[inline]
+    #[inline(always)]
     fn seek_key(&mut self, s: &Self::Storage, key: K::Item<'_>) {
-        // Every key before the hint is below `key` if the hint's is; if the hint's is not
-        // but the one before it is, the hint is the answer (another cursor of the same scan
-        // in key order often sought this very key). Positions are in the key sequence.
-        let (n, here) = (self.key_count(s), self.key_index(s));
-        let hint = s.0.seek_hint.get();
-        let below = |i: usize| less::<K>(self.key_item(s, i), key);
-        let from = if hint > here && hint < n {
-            if below(hint) {
-                hint
-            } else if below(hint - 1) {
-                self.at_key_index(s, hint);
-                return;
-            } else {
-                here
-            }
-        } else {
-            here
-        };
-        let at = gallop_index(from, n, below);
-        s.0.seek_hint.set(at);
-        self.at_key_index(s, at);
+        // Seeks only move forward: at a key not below `key` already (differential's batch
+        // cursor seeks the current key before each step), the answer is here.
+        if self.key_pos < self.len && !less::<K>(self.key(s), key) {
+            self.at_val(self.key_pos);
+            return;
+        }
+        self.seek_key_from_here(s, key);
     }
-    #[inline]
+    #[inline(always)]
     fn step_val(&mut self, s: &Self::Storage) {
         if self.val_valid(s) {
             self.at_val(self.val_end(s));
@@ -409,7 +541,7 @@ where
     fn rewind_keys(&mut self, s: &Self::Storage) {
         self.at_key_index(s, 0);
     }
-    #[inline]
+    #[inline(always)]
     fn rewind_vals(&mut self, _s: &Self::Storage) {
         self.at_val(self.key_pos);
     }
@@ -427,11 +559,14 @@ where
     #[inline]
     fn cursor(&self) -> Self::Cursor {
         PagedCursor {
+            len: self.len_records(),
             key_pos: 0,
             key_idx: 0,
             val_pos: 0,
             key_end: Cell::new(UNKNOWN),
             val_end: Cell::new(UNKNOWN),
+            key: Cell::new([0; CACHED]),
+            val: Cell::new([0; CACHED]),
             pin: OnceCell::new(),
             reading: OnceCell::new(),
             _marker: std::marker::PhantomData,
@@ -446,8 +581,11 @@ where
     T: PagedData + Lattice + Timestamp,
     R: PagedData + Semigroup,
 {
+    /// Resident fences: differential's batch cursor calls this two or three times per
+    /// `(key, val)` of a scan (does it spill into the next chunk?), so it stays small enough
+    /// to inline; only a fence val too wide to keep resident is read from the body.
     #[allow(clippy::type_complexity)]
-    #[inline]
+    #[inline(always)]
     fn bounds(
         &self,
     ) -> (
@@ -455,8 +593,101 @@ where
         (K::Item<'_>, V::Item<'_>, T::Item<'_>),
     ) {
         let ((k0, v0, t0), (k1, v1, t1)) = self.fences();
-        let v0 = v0.map_or_else(|| self.body_val(0), |v| v.item());
-        let v1 = v1.map_or_else(|| self.body_val(self.len_records() - 1), |v| v.item());
+        // When every fence val is kept, the body is out of reach here: nothing but loads,
+        // which the compiler drops where the caller reads only the keys.
+        let v0 = match v0 {
+            Some(v) => v.item(),
+            None if fence_vals_kept::<V>() => unreachable!("fixed-width fence vals are kept"),
+            None => self.body_val(0),
+        };
+        let v1 = match v1 {
+            Some(v) => v.item(),
+            None if fence_vals_kept::<V>() => unreachable!("fixed-width fence vals are kept"),
+            None => self.body_val(self.len_records() - 1),
+        };
         ((k0.item(), v0, t0.item()), (k1.item(), v1, t1.item()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::layout::Layout;
+
+    type Rec = ((u64, u64), u64, isize);
+
+    /// Every `(key, val)` a cursor sees, with its records, read with the moves given.
+    fn walk(chunk: &PagedChunk<u64, u64, u64, isize>) -> Vec<Rec> {
+        let mut out = Vec::new();
+        let mut c = chunk.cursor();
+        while c.key_valid(chunk) {
+            let k = c.key(chunk);
+            // Read twice per position: the second read is the cached copy.
+            while c.val_valid(chunk) {
+                let v = c.val(chunk);
+                assert_eq!((c.key(chunk), c.val(chunk)), (k, v));
+                c.map_times(chunk, |t, r| out.push(((k, v), t, r)));
+                c.step_val(chunk);
+            }
+            // A rewind and a seek to the current key start the key over.
+            c.rewind_vals(chunk);
+            assert_eq!(c.val(chunk), out.iter().find(|r| r.0 .0 == k).unwrap().0 .1);
+            c.seek_key(chunk, k);
+            assert_eq!(c.key(chunk), k);
+            c.step_key(chunk);
+        }
+        out
+    }
+
+    fn chunks(records: &[Rec]) -> [PagedChunk<u64, u64, u64, isize>; 2] {
+        [
+            PagedChunk::from_records(records.to_vec()),
+            PagedChunk::columnar(records, Layout::measure(records), 0, None, false),
+        ]
+    }
+
+    #[test]
+    fn cached_items_follow_every_move() {
+        // Keys with one and several vals, vals with one and several times.
+        let records: Vec<Rec> = vec![
+            ((1, 10), 0, 1),
+            ((1, 11), 0, 2),
+            ((1, 11), 1, -1),
+            ((2, 5), 3, 1),
+            ((4, 1), 0, 1),
+            ((4, 2), 0, 1),
+            ((4, 2), 2, 1),
+            ((4, 3), 0, 7),
+        ];
+        for chunk in chunks(&records) {
+            assert_eq!(walk(&chunk), records);
+            // Seeks forward, seek_val within a key, and a seek past the end.
+            let mut c = chunk.cursor();
+            c.seek_key(&chunk, 3);
+            assert_eq!(c.key(&chunk), 4);
+            c.seek_val(&chunk, 2);
+            assert_eq!(c.val(&chunk), 2);
+            let mut times = Vec::new();
+            c.map_times(&chunk, |t, r| times.push((t, r)));
+            assert_eq!(times, vec![(0, 1), (2, 1)]);
+            c.step_val(&chunk);
+            assert_eq!(c.val(&chunk), 3);
+            c.rewind_vals(&chunk);
+            assert_eq!(c.val(&chunk), 1);
+            c.rewind_keys(&chunk);
+            assert_eq!((c.key(&chunk), c.val(&chunk)), (1, 10));
+            c.seek_key(&chunk, 2);
+            assert_eq!((c.key(&chunk), c.val(&chunk)), (2, 5));
+            c.seek_key(&chunk, 5);
+            assert!(!c.key_valid(&chunk));
+        }
+    }
+
+    #[test]
+    fn one_record_per_val_steps_without_comparing() {
+        let records: Vec<Rec> = (0..100u64).map(|i| ((i / 3, i), 5, 1)).collect();
+        for chunk in chunks(&records) {
+            assert_eq!(walk(&chunk), records);
+        }
     }
 }
