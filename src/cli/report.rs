@@ -126,7 +126,10 @@ fn peak_resident(p: &PoolStats) -> String {
     if over == 0 {
         peak
     } else if p.budget_overshoots == 0 {
-        format!("{peak} (budget + {} of evictions being written)", format_size(over))
+        format!(
+            "{peak} (budget + {} of evictions being written)",
+            format_size(over)
+        )
     } else {
         format!(
             "{peak} (budget + {}: evictions being written, and overshoots)",

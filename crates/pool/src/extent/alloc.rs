@@ -361,7 +361,11 @@ mod tests {
     fn a_slot_comes_back_with_the_blocks_recorded_for_it() {
         let mut slots = SlotAllocator::new();
         let fresh = slots.alloc(5).expect("unbounded");
-        assert_eq!(fresh.blocks, SlotBlocks::Empty, "a fresh slot holds no blocks");
+        assert_eq!(
+            fresh.blocks,
+            SlotBlocks::Empty,
+            "a fresh slot holds no blocks"
+        );
         for blocks in [SlotBlocks::Partial, SlotBlocks::Full, SlotBlocks::Empty] {
             slots.set_blocks(5, fresh.slot, blocks);
             slots.free(5, fresh.slot);

@@ -411,18 +411,29 @@ fn write_behind_covers_only_writes_in_flight_and_pins_over_budget_are_overshoots
     let b = insert(&pool, 2, 0);
     let c = insert(&pool, 3, 0); // evicts `a`, written inline: within the budget
     let s = pool.stats();
-    assert_eq!((s.resident_bytes, s.budget_overshoots), (2 * SLOT, 0), "{s:?}");
+    assert_eq!(
+        (s.resident_bytes, s.budget_overshoots),
+        (2 * SLOT, 0),
+        "{s:?}"
+    );
     let pins = [b.pin().unwrap(), c.pin().unwrap()];
     // Both resident chunks pinned: the next one goes over the budget, and says so, although
     // it fits within budget + write_behind.
     let d = insert(&pool, 4, 0);
     let s = pool.stats();
-    assert_eq!((s.resident_bytes, s.budget_overshoots), (3 * SLOT, 1), "{s:?}");
+    assert_eq!(
+        (s.resident_bytes, s.budget_overshoots),
+        (3 * SLOT, 1),
+        "{s:?}"
+    );
     drop(pins);
     let e = insert(&pool, 5, 0);
     let s = pool.stats();
     assert_eq!(s.budget_overshoots, 1, "{s:?}");
-    assert!(s.resident_bytes <= 2 * SLOT, "back within the budget: {s:?}");
+    assert!(
+        s.resident_bytes <= 2 * SLOT,
+        "back within the budget: {s:?}"
+    );
     for (chunk, seed) in [(&a, 1), (&b, 2), (&c, 3), (&d, 4), (&e, 5)] {
         check(chunk, seed);
     }

@@ -56,8 +56,8 @@
 
 use std::fmt;
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -75,11 +75,11 @@ mod os;
 
 #[cfg(any(test, feature = "fault-injection"))]
 pub use faulty::{FaultRates, FaultyIo, ReadFault, WriteFault};
-pub use os::{ExtentIo, ZERO_FILL_CHUNK};
 use os::{
     create_scratch_file, enable_direct_io, is_invalid_argument, is_no_space, memory_filesystem,
     SystemIo,
 };
+pub use os::{ExtentIo, ZERO_FILL_CHUNK};
 
 /// Classes whose slots are at least this large are hole-punched as soon as a slot is freed;
 /// smaller ones only when the device fills up.
@@ -317,7 +317,10 @@ impl FileStore {
         let base = Self::slot_offset(addr);
         let (mut done, mut stalls) = (start, 0);
         while done < end {
-            match self.io.write_zeros(&file.file, base + done as u64, end - done) {
+            match self
+                .io
+                .write_zeros(&file.file, base + done as u64, end - done)
+            {
                 Ok(written) if written > 0 => {
                     let next = resume_point(file.direct, done, written, end);
                     stalls = if next == done { stalls + 1 } else { 0 };

@@ -202,7 +202,11 @@ fn a_slot_is_filled_once_and_its_class_file_stays_dense() {
     store.read(reused, b.len(), &mut out).unwrap();
     assert_eq!(out.as_slice(), b.as_slice());
     store.read(addrs[2], a.len(), &mut out).unwrap();
-    assert_eq!(out.as_slice(), a.as_slice(), "the fill stays inside its slot");
+    assert_eq!(
+        out.as_slice(),
+        a.as_slice(),
+        "the fill stays inside its slot"
+    );
 }
 
 #[test]
@@ -213,7 +217,11 @@ fn exact_frames_and_punched_classes_are_not_filled() {
     let addr = store.write(exact.as_slice()).unwrap();
     assert_eq!(extent_class_size(addr.class), exact.len());
     let blocks = store.lock_state().slots.blocks(addr.class, addr.slot);
-    assert_eq!(blocks, SlotBlocks::Full, "a frame the size of its slot fills it");
+    assert_eq!(
+        blocks,
+        SlotBlocks::Full,
+        "a frame the size of its slot fills it"
+    );
     // 1 MiB + 1 page: a class that punches on free is left with its gap.
     let (big, class, gap) = gap_frame(PUNCH_ON_FREE_MIN_BYTES / EXTENT_ALIGN + 1, 2);
     assert!(gap > 0 && extent_class_size(class) >= PUNCH_ON_FREE_MIN_BYTES);
