@@ -2,7 +2,7 @@
 //! human summary. Both are read from the report alone, so `compare` and `levels` print what a
 //! plain run would.
 
-use spillway_pool::format_size;
+use spillway_pool::{format_size, PoolStats};
 use spillway_workload::colspill::RECORD_BYTES;
 use spillway_workload::plan::{Backend, Workload};
 use spillway_workload::report::RunReport;
@@ -79,7 +79,7 @@ pub fn summary(r: &RunReport) -> String {
             out += &format!(
                 "  pool   budget {}, peak resident {}, now {}\n         wrote {} ({} compressed in, {} evictions, {} cheap, {} eager, {} inline), read {} in {} fault-ins, {} writes elided\n",
                 format_size(r.budget_bytes),
-                format_size(p.peak_resident_bytes),
+                peak_resident(p),
                 format_size(p.resident_bytes),
                 format_size(p.extent_bytes_written),
                 format_size(p.bytes_compressed_in),
@@ -115,4 +115,48 @@ pub fn summary(r: &RunReport) -> String {
         Backend::Memory | Backend::DdOrd => {}
     }
     out
+}
+
+/// The pool's peak residency, and what any part of it over the budget was: room granted over
+/// the budget is evictions whose writes were in flight (the write-behind), unless the pool
+/// counted overshoots (see the pool's budget identity).
+fn peak_resident(p: &PoolStats) -> String {
+    let peak = format_size(p.peak_resident_bytes);
+    let over = p.peak_resident_bytes.saturating_sub(p.budget_bytes);
+    if over == 0 {
+        peak
+    } else if p.budget_overshoots == 0 {
+        format!(
+            "{peak} (budget + {} of evictions being written)",
+            format_size(over)
+        )
+    } else {
+        format!(
+            "{peak} (budget + {}: evictions being written, and overshoots)",
+            format_size(over)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_residency_over_the_budget_says_what_it_was() {
+        const MIB: u64 = 1 << 20;
+        let mut p = PoolStats {
+            budget_bytes: 64 * MIB,
+            peak_resident_bytes: 60 * MIB,
+            ..PoolStats::default()
+        };
+        assert_eq!(peak_resident(&p), "60.0 MiB");
+        p.peak_resident_bytes = 70 * MIB;
+        assert_eq!(
+            peak_resident(&p),
+            "70.0 MiB (budget + 6.0 MiB of evictions being written)"
+        );
+        p.budget_overshoots = 2;
+        assert!(peak_resident(&p).ends_with("and overshoots)"));
+    }
 }

@@ -62,7 +62,7 @@ pub use aligned::AlignedBuf;
 pub use codec::Compression;
 pub use config::{format_size, parse_size, validate_budget, ByteSize, ExtentBackend, PoolConfig};
 pub use error::{ConfigError, PoolError};
-pub use extent::file::{ExtentIo, FileStore, FileStoreOptions};
+pub use extent::file::{DiskUsage, ExtentIo, FileStore, FileStoreOptions, ZERO_FILL_CHUNK};
 #[cfg(feature = "fault-injection")]
 pub use extent::file::{FaultRates, FaultyIo, ReadFault, WriteFault};
 pub use extent::memory::MemoryStore;

@@ -129,6 +129,7 @@ pool_stats! {
     Counter writes_reenabled: "Times a probe write succeeded and re-enabled writes after they were disabled.",
     Counter spill_panics: "Panics caught on spill threads (a store or codec call panicked); the chunk stayed intact and the thread kept serving.",
     Counter holes_punched: "Free extent ranges returned to the filesystem.",
+    Counter extent_bytes_filled as extent_filled_bytes: "Zero bytes written to fill extent slots on first use, so that class files stay dense and are freed in a few large extents (not in extent_bytes_written).",
     Counter pageout_retries: "MADV_PAGEOUT retries (swap backend).",
     Counter pageout_declined: "Extents left resident after the last pageout retry (swap backend).",
 }

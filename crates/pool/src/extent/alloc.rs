@@ -13,13 +13,19 @@
 //!
 //! [`SlotAllocator`] hands out slot numbers per class: a free list (last freed, first reused,
 //! so recently written blocks are overwritten before fresh ones are touched) and a high-water
-//! mark. Each free slot carries a flag saying whether its byte range has been returned to the
-//! filesystem (hole-punched); the file store punches free ranges when the device fills up.
+//! mark. It also records, per slot, a [`SlotBlocks`] saying how much of the slot's byte range
+//! the filesystem holds: nothing (a fresh slot, or one whose range was hole-punched), part (a
+//! frame was written, the rest of the range never was), or all of it. The file store uses it
+//! to fill a slot's range once (so that a class file is one dense run of blocks, which the
+//! filesystem keeps, and frees, as a few large extents) and to punch only ranges that hold
+//! blocks.
 //!
 //! # Invariants
 //! - A slot number is handed out by [`SlotAllocator::alloc`] at most once until it is given
-//!   back with [`SlotAllocator::free`] (or [`SlotAllocator::free_punched`]): live slots of a
-//!   class are pairwise distinct, so their byte ranges are disjoint.
+//!   back with [`SlotAllocator::free`]: live slots of a class are pairwise distinct, so their
+//!   byte ranges are disjoint.
+//! - A slot's recorded [`SlotBlocks`] changes only through [`SlotAllocator::set_blocks`]: a
+//!   fresh slot is `Empty`, and a reused one comes back as it was last recorded.
 //! - Slot numbers of a class stay below that class's slot limit (unbounded unless a store
 //!   sets one with [`SlotAllocator::set_slot_limit`]).
 //!
@@ -83,19 +89,35 @@ pub fn extent_class_of(len: usize) -> u16 {
     CLASS_PAGES.partition_point(|&class_pages| class_pages < pages) as u16
 }
 
-/// One free slot and whether its byte range was already returned to the filesystem.
+/// How much of a slot's byte range holds blocks on the device, as the file store records it
+/// (the swap store leaves every slot [`SlotBlocks::Empty`]: its arena has no blocks to track).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FreeSlot {
-    slot: u32,
-    punched: bool,
+pub enum SlotBlocks {
+    /// No blocks: a slot never handed out before, or one whose range was hole-punched.
+    Empty,
+    /// Some blocks: a frame was written, the rest of the range may be a hole.
+    Partial,
+    /// Blocks over the whole range.
+    Full,
+}
+
+/// A slot handed out by [`SlotAllocator::alloc`], with what its range holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The slot number.
+    pub slot: u32,
+    /// What the slot's byte range holds now (fresh slots are [`SlotBlocks::Empty`]).
+    pub blocks: SlotBlocks,
 }
 
 #[derive(Clone, Debug)]
 struct ClassSlots {
     /// Free slots below `high_water`; the last one is reused first.
-    free: Vec<FreeSlot>,
+    free: Vec<u32>,
     /// Slots `0..high_water` have been handed out at least once.
     high_water: u32,
+    /// What the range of each slot below `high_water` holds.
+    blocks: Vec<SlotBlocks>,
     /// Slot numbers never reach this bound.
     slot_limit: u32,
 }
@@ -117,6 +139,7 @@ impl SlotAllocator {
         let class = ClassSlots {
             free: Vec::new(),
             high_water: 0,
+            blocks: Vec::new(),
             slot_limit,
         };
         SlotAllocator {
@@ -125,77 +148,78 @@ impl SlotAllocator {
     }
 
     /// Hands out a free slot of `class`, reusing the most recently freed one, else the next
-    /// never-used slot number. `None` when the class has reached its slot limit.
-    pub fn alloc(&mut self, class: u16) -> Option<u32> {
+    /// never-used slot number (whose range holds no blocks). `None` when the class has
+    /// reached its slot limit.
+    pub fn alloc(&mut self, class: u16) -> Option<Grant> {
         let slots = &mut self.classes[class as usize];
-        if let Some(free) = slots.free.pop() {
-            return Some(free.slot);
-        }
-        if slots.high_water >= slots.slot_limit {
-            return None;
-        }
-        slots.high_water += 1;
-        Some(slots.high_water - 1)
+        let slot = match slots.free.pop() {
+            Some(slot) => slot,
+            None if slots.high_water >= slots.slot_limit => return None,
+            None => {
+                slots.high_water += 1;
+                slots.blocks.push(SlotBlocks::Empty);
+                slots.high_water - 1
+            }
+        };
+        Some(Grant {
+            slot,
+            blocks: slots.blocks[slot as usize],
+        })
     }
 
-    /// Gives `slot` back. Its byte range may still hold blocks on the device.
+    /// Gives `slot` back (what its range holds stays recorded).
     pub fn free(&mut self, class: u16, slot: u32) {
-        self.push_free(
-            class,
-            FreeSlot {
-                slot,
-                punched: false,
-            },
-        );
-    }
-
-    /// Gives `slot` back after its byte range was hole-punched.
-    pub fn free_punched(&mut self, class: u16, slot: u32) {
-        self.push_free(
-            class,
-            FreeSlot {
-                slot,
-                punched: true,
-            },
-        );
-    }
-
-    fn push_free(&mut self, class: u16, free: FreeSlot) {
         let slots = &mut self.classes[class as usize];
         debug_assert!(
-            free.slot < slots.high_water,
-            "freeing slot {} of class {class} that was never allocated",
-            free.slot
+            slot < slots.high_water,
+            "freeing slot {slot} of class {class} that was never allocated"
         );
         debug_assert!(
             slots.free.len() < slots.high_water as usize,
-            "more free slots than allocated ones in class {class}: double free of slot {}",
-            free.slot
+            "more free slots than allocated ones in class {class}: double free of slot {slot}"
         );
-        slots.free.push(free);
+        slots.free.push(slot);
     }
 
     #[cfg(test)]
-    /// Number of free slots, in all classes, whose ranges have not been hole-punched.
+    /// What the range of `slot` (handed out at least once) holds.
+    pub fn blocks(&self, class: u16, slot: u32) -> SlotBlocks {
+        self.classes[class as usize].blocks[slot as usize]
+    }
+
+    /// Records what the range of `slot` holds; the caller owns the slot (handed out to it, or
+    /// taken with [`SlotAllocator::take_unpunched_free`]).
+    pub fn set_blocks(&mut self, class: u16, slot: u32, blocks: SlotBlocks) {
+        self.classes[class as usize].blocks[slot as usize] = blocks;
+    }
+
+    #[cfg(test)]
+    /// Number of free slots, in all classes, whose ranges hold blocks.
     pub fn unpunched_free_count(&self) -> usize {
         self.classes
             .iter()
-            .map(|c| c.free.iter().filter(|f| !f.punched).count())
+            .map(|c| {
+                c.free
+                    .iter()
+                    .filter(|&&slot| c.blocks[slot as usize] != SlotBlocks::Empty)
+                    .count()
+            })
             .sum()
     }
 
-    /// Removes every free slot whose range has not been hole-punched from the free lists and
-    /// returns them as `(class, slot)`. While taken they cannot be allocated, so the caller
-    /// may punch their ranges without holding the allocator's lock; it then gives each back
-    /// with [`SlotAllocator::free_punched`] (or [`SlotAllocator::free`] if punching failed).
+    /// Removes every free slot whose range holds blocks from the free lists and returns them
+    /// as `(class, slot)`. While taken they cannot be allocated, so the caller may punch their
+    /// ranges without holding the allocator's lock; it then records each punched one as
+    /// [`SlotBlocks::Empty`] and gives every one back with [`SlotAllocator::free`].
     pub fn take_unpunched_free(&mut self) -> Vec<(u16, u32)> {
         let mut taken = Vec::new();
         for (class, slots) in self.classes.iter_mut().enumerate() {
-            slots.free.retain(|f| {
-                if f.punched {
+            let blocks = &slots.blocks;
+            slots.free.retain(|&slot| {
+                if blocks[slot as usize] == SlotBlocks::Empty {
                     true
                 } else {
-                    taken.push((class as u16, f.slot));
+                    taken.push((class as u16, slot));
                     false
                 }
             });
@@ -243,7 +267,7 @@ impl Default for SlotAllocator {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     use proptest::prelude::*;
 
@@ -312,21 +336,47 @@ mod tests {
         extent_class_of(MAX_EXTENT_LEN + 1);
     }
 
+    fn slot(grant: Option<Grant>) -> Option<u32> {
+        grant.map(|g| g.slot)
+    }
+
     #[test]
     fn alloc_reuses_freed_slots_last_in_first_out() {
         let mut slots = SlotAllocator::new();
-        assert_eq!(slots.alloc(3), Some(0));
-        assert_eq!(slots.alloc(3), Some(1));
-        assert_eq!(slots.alloc(3), Some(2));
-        assert_eq!(slots.alloc(4), Some(0), "classes are independent");
+        assert_eq!(slot(slots.alloc(3)), Some(0));
+        assert_eq!(slot(slots.alloc(3)), Some(1));
+        assert_eq!(slot(slots.alloc(3)), Some(2));
+        assert_eq!(slot(slots.alloc(4)), Some(0), "classes are independent");
         slots.free(3, 0);
         slots.free(3, 2);
         assert_eq!(slots.free_count(3), 2);
         assert_eq!(slots.live_count(3), 1);
-        assert_eq!(slots.alloc(3), Some(2));
-        assert_eq!(slots.alloc(3), Some(0));
-        assert_eq!(slots.alloc(3), Some(3));
+        assert_eq!(slot(slots.alloc(3)), Some(2));
+        assert_eq!(slot(slots.alloc(3)), Some(0));
+        assert_eq!(slot(slots.alloc(3)), Some(3));
         assert_eq!(slots.high_water(3), 4);
+    }
+
+    #[test]
+    fn a_slot_comes_back_with_the_blocks_recorded_for_it() {
+        let mut slots = SlotAllocator::new();
+        let fresh = slots.alloc(5).expect("unbounded");
+        assert_eq!(
+            fresh.blocks,
+            SlotBlocks::Empty,
+            "a fresh slot holds no blocks"
+        );
+        for blocks in [SlotBlocks::Partial, SlotBlocks::Full, SlotBlocks::Empty] {
+            slots.set_blocks(5, fresh.slot, blocks);
+            slots.free(5, fresh.slot);
+            assert_eq!(
+                slots.alloc(5),
+                Some(Grant {
+                    slot: fresh.slot,
+                    blocks
+                })
+            );
+        }
     }
 
     #[test]
@@ -334,66 +384,84 @@ mod tests {
         let mut slots = SlotAllocator::with_slot_limit(0);
         assert_eq!(slots.alloc(0), None);
         slots.set_slot_limit(0, 2);
-        assert_eq!(slots.alloc(0), Some(0));
-        assert_eq!(slots.alloc(0), Some(1));
+        assert_eq!(slot(slots.alloc(0)), Some(0));
+        assert_eq!(slot(slots.alloc(0)), Some(1));
         assert_eq!(slots.alloc(0), None);
         slots.free(0, 1);
-        assert_eq!(slots.alloc(0), Some(1));
+        assert_eq!(slot(slots.alloc(0)), Some(1));
         assert_eq!(slots.slot_limit(0), 2);
     }
 
     #[test]
     fn unpunched_slots_are_taken_once_and_come_back_punched() {
         let mut slots = SlotAllocator::new();
-        for _ in 0..4 {
+        for _ in 0..5 {
             slots.alloc(0);
         }
         slots.alloc(7);
-        slots.free(0, 1);
-        slots.free(0, 3);
-        slots.free(7, 0);
+        for (class, slot, blocks) in [
+            (0, 1, SlotBlocks::Full),
+            (0, 3, SlotBlocks::Partial),
+            (0, 4, SlotBlocks::Empty),
+            (7, 0, SlotBlocks::Full),
+        ] {
+            slots.set_blocks(class, slot, blocks);
+            slots.free(class, slot);
+        }
         assert_eq!(slots.unpunched_free_count(), 3);
         let mut taken = slots.take_unpunched_free();
         taken.sort_unstable();
         assert_eq!(taken, vec![(0, 1), (0, 3), (7, 0)]);
-        assert_eq!(slots.free_count(0), 0, "taken slots cannot be allocated");
+        assert_eq!(slots.free_count(0), 1, "taken slots cannot be allocated");
         for (class, slot) in taken {
-            slots.free_punched(class, slot);
+            slots.set_blocks(class, slot, SlotBlocks::Empty);
+            slots.free(class, slot);
         }
         assert_eq!(slots.unpunched_free_count(), 0);
         assert!(slots.take_unpunched_free().is_empty());
-        assert_eq!(slots.free_count(0), 2);
-        // A punched slot is reused like any other, and freed again unpunched.
+        assert_eq!(slots.free_count(0), 3);
+        // A punched slot is reused like any other, and freed again with blocks.
         let reused = slots.alloc(0).expect("free slot");
-        slots.free(0, reused);
+        assert_eq!(reused.blocks, SlotBlocks::Empty);
+        slots.set_blocks(0, reused.slot, SlotBlocks::Full);
+        slots.free(0, reused.slot);
         assert_eq!(slots.unpunched_free_count(), 1);
     }
 
     proptest! {
-        /// Against a model: live slots are distinct, below the high-water mark, and every
-        /// freed slot is eventually reused before the high-water mark grows.
+        /// Against a model: live slots are distinct, below the high-water mark, every freed
+        /// slot is reused before the high-water mark grows, and a slot comes back with the
+        /// blocks last recorded for it (a fresh one with none).
         #[test]
         fn live_slots_never_collide(ops in prop::collection::vec((0u16..3, any::<bool>(), any::<u8>()), 1..300)) {
             let mut slots = SlotAllocator::new();
             let mut live: Vec<HashSet<u32>> = vec![HashSet::new(); 3];
+            let mut recorded: HashMap<(u16, u32), SlotBlocks> = HashMap::new();
+            let kinds = [SlotBlocks::Empty, SlotBlocks::Partial, SlotBlocks::Full];
             for (class, is_alloc, pick) in ops {
                 let live_class = &mut live[class as usize];
                 if is_alloc || live_class.is_empty() {
                     let had_free = slots.free_count(class) > 0;
                     let high_water = slots.high_water(class);
-                    let slot = slots.alloc(class).expect("unbounded");
+                    let grant = slots.alloc(class).expect("unbounded");
+                    let slot = grant.slot;
                     prop_assert!(live_class.insert(slot), "slot {} handed out twice", slot);
                     if had_free {
                         prop_assert_eq!(slots.high_water(class), high_water);
                     } else {
                         prop_assert_eq!(slot, high_water);
                     }
+                    let expected = recorded.get(&(class, slot)).copied().unwrap_or(SlotBlocks::Empty);
+                    prop_assert_eq!(grant.blocks, expected);
+                    let blocks = kinds[pick as usize % 3];
+                    slots.set_blocks(class, slot, blocks);
+                    recorded.insert((class, slot), blocks);
                 } else {
                     let mut sorted: Vec<u32> = live_class.iter().copied().collect();
                     sorted.sort_unstable();
                     let slot = sorted[pick as usize % sorted.len()];
                     live_class.remove(&slot);
-                    if pick % 2 == 0 { slots.free(class, slot) } else { slots.free_punched(class, slot) }
+                    slots.free(class, slot);
                 }
                 prop_assert_eq!(slots.live_count(class), live_class.len());
                 prop_assert!(live_class.iter().all(|&s| s < slots.high_water(class)));

@@ -136,6 +136,9 @@ pub trait ExtentStore: Send + Sync + 'static {
 pub struct StoreCounters {
     /// Free extent ranges returned to the filesystem with `FALLOC_FL_PUNCH_HOLE`.
     pub holes_punched: u64,
+    /// Zero bytes written to fill extent slots once, so that the file store's class files
+    /// stay dense (see `FileStore`).
+    pub fill_bytes: u64,
     /// `MADV_PAGEOUT` calls repeated because pages were still resident afterwards.
     pub pageout_retries: u64,
     /// Extents whose pages stayed resident after the last pageout retry.

@@ -372,7 +372,7 @@ impl SwapStore {
     fn alloc_slot(&self, class: u16) -> Result<(ExtentAddr, usize), StoreError> {
         let mut state = self.lock_slots();
         let slot = match state.slots.alloc(class) {
-            Some(slot) => slot,
+            Some(grant) => grant.slot,
             None => {
                 if state.next_segment + SWAP_SEGMENT_BYTES > self.arena.len {
                     return Err(StoreError::NoSpace);
@@ -383,7 +383,7 @@ impl SwapStore {
                 let limit = state.slots.slot_limit(class);
                 let per_segment = SwapSlots::slots_per_segment(class) as u32;
                 state.slots.set_slot_limit(class, limit + per_segment);
-                state.slots.alloc(class).ok_or(StoreError::NoSpace)?
+                state.slots.alloc(class).ok_or(StoreError::NoSpace)?.slot
             }
         };
         let addr = ExtentAddr { class, slot };

@@ -1,10 +1,13 @@
 //! Admission: how a chunk gets a slot (inserted as `UnbackedResident`, or faulted in), and
 //! where freed slots go.
 //!
-//! Invariant, the budget identity: `resident_bytes` (slot bytes of chunks holding a slot) is
-//! at most `budget + write_behind` after [`Shared::reserve_room`] returns, except when
-//! nothing is evictable (pins hold the rest, writes are off, the store is full): then the
-//! slot is granted over budget and counted in `budget_overshoots`. Freed slots keep their
+//! Invariant, the budget identity: when [`Shared::reserve_room`] grants room,
+//! `resident_bytes` (slot bytes of chunks holding a slot) plus the room is at most
+//! `budget + min(pending, write_behind)`, where `pending` is the slot bytes of evictions whose
+//! writes are in flight (they leave their slots when the writes land): every byte over the
+//! budget is on its way out. The one exception is when nothing more is evictable (pins hold
+//! the rest, writes are off, the store is full) and no write is in flight: then the room is
+//! granted over budget and counted in `budget_overshoots`. Freed slots keep their
 //! pages on a warm list up to the warm cap, beyond it they are released (cold list), so the
 //! pool holds at most `budget + write_behind + warm cap + overshoot`, plus oversize chunks.
 //! While writes are closed, the overshoot is the unbacked chunks that cannot leave plus at
@@ -181,7 +184,8 @@ impl Shared {
 
     /// Makes room for `needed` more resident bytes: runs eviction towards
     /// `budget - needed`, writes inline what the spill queue cannot take, and (with `wait`)
-    /// waits for in-flight writes until `resident + needed <= budget + write_behind`.
+    /// waits for in-flight writes until `resident + needed <= budget + min(pending,
+    /// write_behind)` (`pending`: slot bytes of evictions being written).
     /// Returns whether the room is there; with `wait` it always is (over budget only if
     /// nothing is evictable, counted as an overshoot).
     pub(super) fn reserve_room<'a>(
@@ -192,7 +196,6 @@ impl Shared {
     ) -> (MutexGuard<'a, State>, bool) {
         loop {
             let budget = self.budget();
-            let limit = budget + self.write_behind(budget);
             if st.resident_bytes + needed <= budget {
                 return (st, true);
             }
@@ -212,7 +215,11 @@ impl Shared {
                 st = lock(&self.state);
                 continue;
             }
-            if st.resident_bytes + needed <= limit {
+            // Over the budget only by evictions being written, and at most `write_behind`
+            // of them: pinned or unwritable chunks over the budget wait for those writes,
+            // then count as an overshoot.
+            let leaving = st.pending_evict_bytes.min(self.write_behind(budget));
+            if st.resident_bytes + needed <= budget + leaving {
                 return (st, true);
             }
             if !wait {

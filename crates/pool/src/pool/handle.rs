@@ -49,11 +49,12 @@ use crate::stats::{Counters, PoolStats, StatsSource};
 ///
 /// # Budget identity
 /// `resident_bytes` is the sum of slot sizes of chunks that hold a slot (resident, being
-/// written, being loaded). Inserts and fault-ins wait until
-/// `resident_bytes + slot ≤ budget + write_behind`, and eviction works towards
-/// `resident_bytes ≤ budget`; the difference is the write-behind allowance for evictions whose
-/// writes are in flight. Only pins can push residency above that (counted in
-/// `budget_overshoots`). Freed slots keep their pages on a warm list capped at
+/// written, being loaded). Eviction works towards `resident_bytes ≤ budget`; inserts and
+/// fault-ins wait until `resident_bytes + slot ≤ budget + min(pending, write_behind)`, where
+/// `pending` is the slot bytes of evictions whose writes are in flight: residency over the
+/// budget is the write-behind allowance, evictions on their way out. Only pins (or writes
+/// that cannot happen) push residency over the budget otherwise, counted in
+/// `budget_overshoots`. Freed slots keep their pages on a warm list capped at
 /// `min(budget/8, 1 GiB)` (`warm_bytes`), beyond which they are released. So the pool's memory
 /// is at most `budget + write_behind + warm cap + pinned overshoot`, plus oversize chunks.
 ///

@@ -68,6 +68,7 @@ impl StatsSource for Shared {
             spill_in_flight: st.writes_in_flight,
             writes_disabled: self.writes_disabled.load(Ordering::Relaxed) as u64,
             holes_punched: store.holes_punched,
+            extent_bytes_filled: store.fill_bytes,
             pageout_retries: store.pageout_retries,
             pageout_declined: store.pageout_declined,
             ..self.counters.load()

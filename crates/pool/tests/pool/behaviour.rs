@@ -395,6 +395,51 @@ fn addresses_are_stable_while_resident_and_pins_block_eviction() {
 }
 
 #[test]
+fn write_behind_covers_only_writes_in_flight_and_pins_over_budget_are_overshoots() {
+    // A write-behind allowance, but every eviction written inline: no write is ever in flight
+    // when room is granted, so nothing may be admitted over the budget silently.
+    let dir = tempfile::tempdir().unwrap();
+    let config = PoolConfig {
+        budget: 2 * SLOT,
+        spill_threads: 0,
+        write_behind: Some(4 * SLOT),
+        ..PoolConfig::default()
+    }
+    .extent_dir(dir.path());
+    let pool = Pool::new(config).unwrap();
+    let a = insert(&pool, 1, 0);
+    let b = insert(&pool, 2, 0);
+    let c = insert(&pool, 3, 0); // evicts `a`, written inline: within the budget
+    let s = pool.stats();
+    assert_eq!(
+        (s.resident_bytes, s.budget_overshoots),
+        (2 * SLOT, 0),
+        "{s:?}"
+    );
+    let pins = [b.pin().unwrap(), c.pin().unwrap()];
+    // Both resident chunks pinned: the next one goes over the budget, and says so, although
+    // it fits within budget + write_behind.
+    let d = insert(&pool, 4, 0);
+    let s = pool.stats();
+    assert_eq!(
+        (s.resident_bytes, s.budget_overshoots),
+        (3 * SLOT, 1),
+        "{s:?}"
+    );
+    drop(pins);
+    let e = insert(&pool, 5, 0);
+    let s = pool.stats();
+    assert_eq!(s.budget_overshoots, 1, "{s:?}");
+    assert!(
+        s.resident_bytes <= 2 * SLOT,
+        "back within the budget: {s:?}"
+    );
+    for (chunk, seed) in [(&a, 1), (&b, 2), (&c, 3), (&d, 4), (&e, 5)] {
+        check(chunk, seed);
+    }
+}
+
+#[test]
 fn a_pin_outlives_its_handle() {
     let (pool, _dir) = sync_pool(4);
     let a = insert(&pool, 3, 0);

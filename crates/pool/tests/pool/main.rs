@@ -7,6 +7,7 @@
 //! - `faults`: transient faults retried, writes disabled and re-enabled by a probe, stores that
 //!   panic (no chunk left `Loading` or `Writing`, no hang).
 //! - `vectored`: `Pool::pin_each`.
+//! - `extent_files`: the file store's class files stay dense (each slot filled once).
 //!
 //! Separate binary: `tests/miri.rs`, the small state-machine subset that runs under Miri
 //! (`cargo +nightly miri test -p spillway-pool --features heap-regions --test miri`); the rest
@@ -16,6 +17,7 @@
 
 mod behaviour;
 mod common;
+mod extent_files;
 mod faults;
 mod interleavings;
 mod vectored;

@@ -4,7 +4,10 @@
 //!
 //! Invariant: with an empty plan and no [`FaultRates`], `FaultyIo` behaves exactly like the
 //! system calls; each planned fault is injected once, in order, by whichever thread calls
-//! next, and counted. Random faults ([`FaultyIo::random`]) are drawn from a seeded generator,
+//! next, and counted. Zero fills (`write_zeros`) are not `write_at` calls: planned write
+//! faults and random `eio`/`short` faults never hit them (so a plan counts frame writes
+//! exactly); they have their own plan ([`FaultyIo::fail_next_fills`]) and take space on the
+//! simulated device of `enospc-after`. Random faults ([`FaultyIo::random`]) are drawn from a seeded generator,
 //! one draw per call in call order: the same seed and the same order of calls inject the same
 //! faults (with several spill threads the order of calls, so the faults, can differ).
 
@@ -15,7 +18,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use super::os::{ExtentIo, SystemIo};
+use super::os::{ExtentIo, SystemIo, ZERO_FILL_CHUNK};
 use crate::config::parse_size;
 use crate::extent::EXTENT_ALIGN;
 
@@ -164,6 +167,7 @@ struct FaultPlan {
     flips: usize,
     flip_at: usize,
     punch_failures: usize,
+    fill_failures: usize,
 }
 
 /// Test seam: the real system calls, with a programmable plan of faults.
@@ -191,6 +195,7 @@ pub struct FaultyIo {
     write_calls: AtomicU64,
     read_calls: AtomicU64,
     punch_calls: AtomicU64,
+    fill_calls: AtomicU64,
     faults_injected: AtomicU64,
 }
 
@@ -248,6 +253,11 @@ impl FaultyIo {
         self.plan().punch_failures += n;
     }
 
+    /// The next `n` `write_zeros` calls (slot fills) fail with `ENOSPC`.
+    pub fn fail_next_fills(&self, n: usize) {
+        self.plan().fill_failures += n;
+    }
+
     /// Forgets every planned fault not yet injected.
     pub fn clear(&self) {
         *self.plan() = FaultPlan::default();
@@ -266,6 +276,11 @@ impl FaultyIo {
     /// `punch_hole` calls seen, faulty or not.
     pub fn punch_calls(&self) -> u64 {
         self.punch_calls.load(Ordering::Relaxed)
+    }
+
+    /// `write_zeros` calls (slot fills) seen, faulty or not.
+    pub fn fill_calls(&self) -> u64 {
+        self.fill_calls.load(Ordering::Relaxed)
     }
 
     /// Faults injected so far (short writes and flipped bytes included).
@@ -364,5 +379,28 @@ impl ExtentIo for FaultyIo {
             }
         }
         self.inner.punch_hole(file, offset, len)
+    }
+
+    fn write_zeros(&self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        self.fill_calls.fetch_add(1, Ordering::Relaxed);
+        let len = len.min(ZERO_FILL_CHUNK);
+        let planned = {
+            let mut plan = self.plan();
+            let fail = plan.fill_failures > 0;
+            if fail {
+                plan.fill_failures -= 1;
+            }
+            fail
+        };
+        let full = planned
+            || self
+                .random
+                .as_ref()
+                .is_some_and(|random| !random.fits(file, offset, len));
+        if full {
+            self.injected();
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        self.inner.write_zeros(file, offset, len)
     }
 }

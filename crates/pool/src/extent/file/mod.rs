@@ -21,6 +21,20 @@
 //!   misaligned frame (not produced by the codec) still works: it goes through an aligned
 //!   bounce buffer.
 //!
+//! # Dense class files
+//! The first write into a slot also writes zeros over the rest of the slot's range (the gap
+//! between the frame's padded length and the class size, under 25 % of the slot), so a class
+//! file holds blocks over every slot it ever used: one dense range that the filesystem
+//! allocates and keeps as a few large extents, and frees in a few operations when the store
+//! is dropped. Without the fill, every slot is its own extent between holes, and freeing the
+//! file (the last `close` of an unlinked file, which the process waits for) costs one
+//! operation per slot: on ext4 mounted with `discard`, one synchronous device discard each,
+//! 2,800 of them (0.3 to 9 s) after a 10M-update join at a 32 MiB budget. A slot is filled
+//! once (the allocator records what its range holds, [`SlotBlocks`]); reusing it writes the
+//! frame only. Not filled: classes that punch on free (below), and every slot once a write
+//! has met a full device (space then goes to frames). Fill bytes are counted
+//! ([`StoreCounters::fill_bytes`]), not in the frames' written bytes.
+//!
 //! # Disk space
 //! A free slot keeps its blocks so that the next extent of its class overwrites them without
 //! allocating. Two things return them to the filesystem with
@@ -43,13 +57,16 @@
 use std::fmt;
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::aligned::AlignedBuf;
 use crate::error::ConfigError;
-use crate::extent::alloc::{extent_class_of, extent_class_size, SlotAllocator, EXTENT_CLASSES};
+use crate::extent::alloc::{
+    extent_class_of, extent_class_size, Grant, SlotAllocator, SlotBlocks, EXTENT_CLASSES,
+};
 use crate::extent::{ExtentAddr, ExtentStore, StoreCounters, StoreError, EXTENT_ALIGN};
 
 #[cfg(any(test, feature = "fault-injection"))]
@@ -58,11 +75,11 @@ mod os;
 
 #[cfg(any(test, feature = "fault-injection"))]
 pub use faulty::{FaultRates, FaultyIo, ReadFault, WriteFault};
-pub use os::ExtentIo;
 use os::{
     create_scratch_file, enable_direct_io, is_invalid_argument, is_no_space, memory_filesystem,
     SystemIo,
 };
+pub use os::{ExtentIo, ZERO_FILL_CHUNK};
 
 /// Classes whose slots are at least this large are hole-punched as soon as a slot is freed;
 /// smaller ones only when the device fills up.
@@ -89,6 +106,16 @@ impl Default for FileStoreOptions {
             capacity: None,
         }
     }
+}
+
+/// What a [`FileStore`]'s class files take on the device ([`FileStore::disk_usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Sum of the class files' lengths: each reaches the end of its highest slot written.
+    pub file_bytes: u64,
+    /// Bytes the filesystem holds for them (`st_blocks`); below `file_bytes` by the holes
+    /// (slots never filled, ranges punched).
+    pub allocated_bytes: u64,
 }
 
 /// One class's scratch file and whether `O_DIRECT` is on for it.
@@ -124,6 +151,10 @@ pub struct FileStore {
     state: Mutex<SlotState>,
     live_bytes: AtomicU64,
     holes_punched: AtomicU64,
+    /// Zero bytes written to fill slots' ranges.
+    fill_bytes: AtomicU64,
+    /// Cleared by the first write that meets a full device: no slot is filled after it.
+    fill_slots: AtomicBool,
     /// The extent directory's filesystem, when it lives in memory (tmpfs, ramfs).
     memory_fs: Option<&'static str>,
 }
@@ -169,6 +200,8 @@ impl FileStore {
             }),
             live_bytes: AtomicU64::new(0),
             holes_punched: AtomicU64::new(0),
+            fill_bytes: AtomicU64::new(0),
+            fill_slots: AtomicBool::new(true),
             memory_fs,
         })
     }
@@ -200,6 +233,18 @@ impl FileStore {
         self.files.iter().filter(|f| f.get().is_some()).count()
     }
 
+    /// What the class files take on the device now: their lengths and the bytes the
+    /// filesystem holds for them (`fstat`).
+    pub fn disk_usage(&self) -> io::Result<DiskUsage> {
+        let mut usage = DiskUsage::default();
+        for file in self.files.iter().filter_map(OnceLock::get) {
+            let metadata = file.file.metadata()?;
+            usage.file_bytes += metadata.len();
+            usage.allocated_bytes += metadata.blocks() * 512;
+        }
+        Ok(usage)
+    }
+
     /// Bytes reserved by live extents: the class sizes of their slots (what
     /// [`FileStoreOptions::capacity`] bounds).
     pub fn reserved_bytes(&self) -> u64 {
@@ -214,7 +259,7 @@ impl FileStore {
     }
 
     /// Reserves a slot of `class`, or `NoSpace` past the capacity.
-    fn alloc_slot(&self, class: u16) -> Result<u32, StoreError> {
+    fn alloc_slot(&self, class: u16) -> Result<Grant, StoreError> {
         let class_size = extent_class_size(class) as u64;
         let mut state = self.lock_state();
         if let Some(capacity) = self.options.capacity {
@@ -222,20 +267,82 @@ impl FileStore {
                 return Err(StoreError::NoSpace);
             }
         }
-        let slot = state.slots.alloc(class).ok_or(StoreError::NoSpace)?;
+        let grant = state.slots.alloc(class).ok_or(StoreError::NoSpace)?;
         state.reserved_bytes += class_size;
-        Ok(slot)
+        Ok(grant)
     }
 
-    /// Gives a slot back, unpunched or punched.
-    fn release_slot(&self, addr: ExtentAddr, punched: bool) {
+    /// Gives a slot back, recording what its range holds now if that changed.
+    fn release_slot(&self, addr: ExtentAddr, blocks: Option<SlotBlocks>) {
         let mut state = self.lock_state();
-        if punched {
-            state.slots.free_punched(addr.class, addr.slot);
-        } else {
-            state.slots.free(addr.class, addr.slot);
+        if let Some(blocks) = blocks {
+            state.slots.set_blocks(addr.class, addr.slot, blocks);
         }
+        state.slots.free(addr.class, addr.slot);
         state.reserved_bytes -= extent_class_size(addr.class) as u64;
+    }
+
+    /// After a frame of `written` bytes landed in the slot granted as `grant`: fills the rest
+    /// of a slot that does not hold blocks over its whole range yet (see "Dense class files"
+    /// in the module docs) and records what the range holds.
+    fn complete_slot(&self, addr: ExtentAddr, grant: Grant, written: usize) {
+        if grant.blocks == SlotBlocks::Full {
+            return;
+        }
+        let class_size = extent_class_size(addr.class);
+        let start = written.next_multiple_of(EXTENT_ALIGN);
+        let blocks = if start >= class_size
+            || (class_size < PUNCH_ON_FREE_MIN_BYTES
+                && self.fill_slots.load(Ordering::Relaxed)
+                && self.fill_range(addr, start, class_size))
+        {
+            SlotBlocks::Full
+        } else {
+            SlotBlocks::Partial
+        };
+        if blocks != grant.blocks {
+            self.lock_state()
+                .slots
+                .set_blocks(addr.class, addr.slot, blocks);
+        }
+    }
+
+    /// Writes zeros over bytes `start..end` of the slot at `addr` (page-aligned bounds).
+    /// False if a write failed (the range may then be partly filled); a full device also
+    /// stops every later fill.
+    fn fill_range(&self, addr: ExtentAddr, start: usize, end: usize) -> bool {
+        let Some(file) = self.files[addr.class as usize].get() else {
+            return false;
+        };
+        let base = Self::slot_offset(addr);
+        let (mut done, mut stalls) = (start, 0);
+        while done < end {
+            match self
+                .io
+                .write_zeros(&file.file, base + done as u64, end - done)
+            {
+                Ok(written) if written > 0 => {
+                    let next = resume_point(file.direct, done, written, end);
+                    stalls = if next == done { stalls + 1 } else { 0 };
+                    if stalls > MAX_STALLED_TRANSFERS {
+                        return false;
+                    }
+                    done = next;
+                }
+                Ok(_) => return false,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    if is_no_space(&error) {
+                        self.fill_slots.store(false, Ordering::Relaxed);
+                    }
+                    tracing::debug!(%addr, %error, "could not fill an extent slot");
+                    return false;
+                }
+            }
+        }
+        self.fill_bytes
+            .fetch_add((end - start) as u64, Ordering::Relaxed);
+        true
     }
 
     /// The file of `class`, opened (and switched to `O_DIRECT` if the store uses it) on first
@@ -290,6 +397,7 @@ impl FileStore {
         match self.write_frame_at(file, frame, offset) {
             Ok(()) => Ok(()),
             Err(error) if is_no_space(&error) => {
+                self.fill_slots.store(false, Ordering::Relaxed);
                 let punched = self.punch_free_holes();
                 // Per write: the pool warns once when the store stays full.
                 tracing::debug!(
@@ -400,10 +508,11 @@ impl FileStore {
         let mut state = self.lock_state();
         for (addr, punched) in outcome {
             if punched {
-                state.slots.free_punched(addr.class, addr.slot);
-            } else {
-                state.slots.free(addr.class, addr.slot);
+                state
+                    .slots
+                    .set_blocks(addr.class, addr.slot, SlotBlocks::Empty);
             }
+            state.slots.free(addr.class, addr.slot);
         }
         punched
     }
@@ -439,17 +548,22 @@ impl ExtentStore for FileStore {
     /// such frames).
     fn write(&self, frame: &[u8]) -> Result<ExtentAddr, StoreError> {
         let class = extent_class_of(frame.len().max(1));
-        let slot = self.alloc_slot(class)?;
-        let addr = ExtentAddr { class, slot };
+        let grant = self.alloc_slot(class)?;
+        let addr = ExtentAddr {
+            class,
+            slot: grant.slot,
+        };
         match self.write_slot(addr, frame) {
             Ok(()) => {
+                self.complete_slot(addr, grant, frame.len());
                 self.live_bytes
                     .fetch_add(frame.len() as u64, Ordering::Relaxed);
                 Ok(addr)
             }
             Err(error) => {
-                // The slot may hold part of the frame: it goes back unpunched.
-                self.release_slot(addr, false);
+                // The slot may hold part of the frame: it goes back with some blocks.
+                let blocks = (grant.blocks == SlotBlocks::Empty).then_some(SlotBlocks::Partial);
+                self.release_slot(addr, blocks);
                 Err(error)
             }
         }
@@ -521,7 +635,7 @@ impl ExtentStore for FileStore {
         self.live_bytes.fetch_sub(len as u64, Ordering::Relaxed);
         let punched =
             extent_class_size(addr.class) >= PUNCH_ON_FREE_MIN_BYTES && self.punch_slot(addr);
-        self.release_slot(addr, punched);
+        self.release_slot(addr, punched.then_some(SlotBlocks::Empty));
     }
 
     fn live_bytes(&self) -> u64 {
@@ -531,6 +645,7 @@ impl ExtentStore for FileStore {
     fn counters(&self) -> StoreCounters {
         StoreCounters {
             holes_punched: self.holes_punched.load(Ordering::Relaxed),
+            fill_bytes: self.fill_bytes.load(Ordering::Relaxed),
             ..StoreCounters::default()
         }
     }

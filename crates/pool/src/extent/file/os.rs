@@ -3,7 +3,9 @@
 //!
 //! Invariants: every scratch file is unlinked (never visible in its directory) and mode
 //! `0600`, whatever the umask; extent I/O goes through the [`ExtentIo`] seam, so tests can put
-//! a fault injector between the store and the kernel. The only `unsafe` here are the three
+//! a fault injector between the store and the kernel. Zero fills write from one shared,
+//! page-aligned buffer of [`ZERO_FILL_CHUNK`] zero bytes, allocated on first use and never
+//! written. The only `unsafe` here are the three
 //! `libc` calls std has no safe form of (`fallocate` with `FALLOC_FL_PUNCH_HOLE`, `fcntl`
 //! to set `O_DIRECT` on an open file, and `fstatfs` to tell a memory filesystem).
 
@@ -12,6 +14,25 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
+use std::sync::OnceLock;
+
+use crate::aligned::AlignedBuf;
+
+/// Most zero bytes one [`ExtentIo::write_zeros`] call writes (the shared zero buffer's size).
+pub const ZERO_FILL_CHUNK: usize = 256 << 10;
+
+/// [`ZERO_FILL_CHUNK`] zero bytes, page-aligned (so `O_DIRECT` accepts them), shared by every
+/// store and never written after it is made.
+pub(crate) fn zero_chunk() -> &'static [u8] {
+    static ZEROS: OnceLock<AlignedBuf> = OnceLock::new();
+    ZEROS
+        .get_or_init(|| {
+            let mut zeros = AlignedBuf::with_capacity(ZERO_FILL_CHUNK);
+            zeros.resize(ZERO_FILL_CHUNK);
+            zeros
+        })
+        .as_slice()
+}
 
 /// The system calls the file store makes for extent I/O, as a seam for fault injection.
 ///
@@ -24,6 +45,12 @@ pub trait ExtentIo: Send + Sync + 'static {
     fn read_at(&self, file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// Deallocates `len` bytes at `offset` of `file`, keeping the file size.
     fn punch_hole(&self, file: &File, offset: u64, len: u64) -> io::Result<()>;
+    /// Writes zeros at `offset` of `file`, at most `len` and at most [`ZERO_FILL_CHUNK`]
+    /// bytes; returns the bytes written. The store fills the unwritten tail of a slot with
+    /// them. The default is a [`ExtentIo::write_at`] of the shared zero buffer.
+    fn write_zeros(&self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        self.write_at(file, &zero_chunk()[..len.min(ZERO_FILL_CHUNK)], offset)
+    }
 }
 
 /// The real system calls: `pwrite(2)` and `pread(2)` (through std's [`FileExt`]) and

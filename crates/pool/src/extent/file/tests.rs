@@ -3,10 +3,10 @@
 use std::io;
 use std::sync::Arc;
 
-use super::faulty::FaultyIo;
+use super::faulty::{FaultyIo, WriteFault};
 use super::*;
 use crate::aligned::AlignedBuf;
-use crate::extent::alloc::{extent_class_of, extent_class_size, EXTENT_CLASSES};
+use crate::extent::alloc::{extent_class_of, extent_class_size, SlotBlocks, EXTENT_CLASSES};
 use crate::extent::{ExtentAddr, ExtentStore, StoreError, EXTENT_ALIGN};
 
 fn frame(len: usize, seed: u8) -> AlignedBuf {
@@ -163,4 +163,118 @@ fn an_extent_dir_in_memory_is_recognized() {
     };
     // /dev/shm is tmpfs on every Linux this runs on.
     assert_eq!(store.memory_filesystem(), Some("tmpfs"));
+}
+
+/// A frame of `pages` pages, and the class it lands in with the slot bytes it leaves over.
+fn gap_frame(pages: usize, seed: u8) -> (AlignedBuf, u16, usize) {
+    let frame = frame(pages * EXTENT_ALIGN, seed);
+    let class = extent_class_of(frame.len());
+    let gap = extent_class_size(class) - frame.len();
+    (frame, class, gap)
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_slot_is_filled_once_and_its_class_file_stays_dense() {
+    let (_dir, store) = store(FileStoreOptions::default());
+    // 9 pages land in the 10-page class: one page of each slot is past the frame.
+    let (a, class, gap) = gap_frame(9, 1);
+    assert!(gap > 0);
+    let addrs: Vec<_> = (0..4).map(|_| store.write(a.as_slice()).unwrap()).collect();
+    assert_eq!(store.counters().fill_bytes, 4 * gap as u64);
+    for addr in &addrs {
+        let blocks = store.lock_state().slots.blocks(class, addr.slot);
+        assert_eq!(blocks, SlotBlocks::Full);
+    }
+    let usage = store.disk_usage().unwrap();
+    assert_eq!(usage.file_bytes, 4 * extent_class_size(class) as u64);
+    assert!(
+        usage.allocated_bytes >= usage.file_bytes,
+        "no holes between slots: {usage:?}"
+    );
+    // A reused slot is full already: the frame alone is written.
+    store.free(addrs[1], a.len());
+    let (b, _, _) = gap_frame(9, 2);
+    let reused = store.write(b.as_slice()).unwrap();
+    assert_eq!(reused, addrs[1]);
+    assert_eq!(store.counters().fill_bytes, 4 * gap as u64);
+    let mut out = AlignedBuf::new();
+    store.read(reused, b.len(), &mut out).unwrap();
+    assert_eq!(out.as_slice(), b.as_slice());
+    store.read(addrs[2], a.len(), &mut out).unwrap();
+    assert_eq!(
+        out.as_slice(),
+        a.as_slice(),
+        "the fill stays inside its slot"
+    );
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn exact_frames_and_punched_classes_are_not_filled() {
+    let (_dir, store) = store(FileStoreOptions::default());
+    let exact = frame(4 * EXTENT_ALIGN, 1);
+    let addr = store.write(exact.as_slice()).unwrap();
+    assert_eq!(extent_class_size(addr.class), exact.len());
+    let blocks = store.lock_state().slots.blocks(addr.class, addr.slot);
+    assert_eq!(
+        blocks,
+        SlotBlocks::Full,
+        "a frame the size of its slot fills it"
+    );
+    // 1 MiB + 1 page: a class that punches on free is left with its gap.
+    let (big, class, gap) = gap_frame(PUNCH_ON_FREE_MIN_BYTES / EXTENT_ALIGN + 1, 2);
+    assert!(gap > 0 && extent_class_size(class) >= PUNCH_ON_FREE_MIN_BYTES);
+    let big_addr = store.write(big.as_slice()).unwrap();
+    assert_eq!(store.counters().fill_bytes, 0);
+    let blocks = store.lock_state().slots.blocks(class, big_addr.slot);
+    assert_eq!(blocks, SlotBlocks::Partial);
+    store.free(big_addr, big.len());
+    let blocks = store.lock_state().slots.blocks(class, big_addr.slot);
+    assert_eq!(blocks, SlotBlocks::Empty, "punched on free");
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_failed_fill_is_retried_at_reuse_and_a_full_device_stops_fills() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(FaultyIo::new());
+    let store =
+        FileStore::open_with_io(dir.path(), FileStoreOptions::default(), faults.clone()).unwrap();
+    let (a, class, gap) = gap_frame(9, 1);
+
+    // A fill that fails with ENOSPC leaves the frame readable
+    // and the slot partly filled; filling then stops for good.
+    faults.fail_next_fills(1);
+    let first = store.write(a.as_slice()).unwrap();
+    assert_eq!(faults.fill_calls(), 1);
+    assert_eq!(store.counters().fill_bytes, 0);
+    assert_eq!(
+        store.lock_state().slots.blocks(class, first.slot),
+        SlotBlocks::Partial
+    );
+    let mut out = AlignedBuf::new();
+    store.read(first, a.len(), &mut out).unwrap();
+    assert_eq!(out.as_slice(), a.as_slice());
+    let second = store.write(a.as_slice()).unwrap();
+    assert_eq!(faults.fill_calls(), 1, "no fill after a full device");
+    assert_eq!(
+        store.lock_state().slots.blocks(class, second.slot),
+        SlotBlocks::Partial
+    );
+
+    // On a store that has not met a full device, a partly filled slot is filled at reuse.
+    let fresh = tempfile::tempdir().unwrap();
+    let faults = Arc::new(FaultyIo::new());
+    let store =
+        FileStore::open_with_io(fresh.path(), FileStoreOptions::default(), faults.clone()).unwrap();
+    faults.fail_next_writes(1, WriteFault::Eio);
+    assert!(store.write(a.as_slice()).is_err());
+    let reused = store.write(a.as_slice()).unwrap();
+    assert_eq!(reused.slot, 0, "the failed write's slot is reused");
+    assert_eq!(store.counters().fill_bytes, gap as u64);
+    assert_eq!(
+        store.lock_state().slots.blocks(class, reused.slot),
+        SlotBlocks::Full
+    );
 }
