@@ -23,7 +23,7 @@ use std::rc::Rc;
 use spillway_pool::PinGuard;
 
 use super::body::{ChunkBody, PagedChunk, Store};
-use super::layout::Layout;
+use super::layout::{Layout, END};
 use crate::data::PagedData;
 use crate::pager::Pager;
 use crate::records::{min_update_bytes, records_per, TARGET_BYTES};
@@ -273,7 +273,7 @@ where
         let (len, keys) = (self.len, self.keys.n);
         let times = if self.one_time { 1 } else { len };
         let diffs = if self.one_diff { 1 } else { len };
-        let end_bytes = if keys == len { 0 } else { keys * 4 };
+        let end_bytes = if keys == len { 0 } else { keys * END };
         let layout = Layout::from_columns(
             len,
             keys,
@@ -296,7 +296,7 @@ where
             .write(keys, &mut body[next(self.keys.bytes(keys))]);
         if keys < len {
             self.ends.push(len as u32);
-            for (slot, end) in body[next(end_bytes)].chunks_exact_mut(4).zip(&self.ends) {
+            for (slot, end) in body[next(end_bytes)].chunks_exact_mut(END).zip(&self.ends) {
                 slot.copy_from_slice(&end.to_le_bytes());
             }
         }

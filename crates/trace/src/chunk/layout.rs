@@ -30,7 +30,7 @@ use crate::data::{column_len, column_values, item_range, write_column, PagedData
 use crate::records::Update;
 
 /// Bytes of a key end.
-const END: usize = 4;
+pub(super) const END: usize = 4;
 
 /// Where the columns of a columnar body lie, and what they hold (see the module docs).
 #[derive(Clone, Copy, Debug)]
@@ -88,21 +88,12 @@ impl Layout {
         let time_bytes = column_len(records[..times].iter().map(|r| &r.1));
         let diffs = if one_diff { 1 } else { len };
         let diff_bytes = column_len(records[..diffs].iter().map(|r| &r.2));
-        let mut offsets = [0; 6];
-        for (c, bytes) in [key_bytes, end_bytes, val_bytes, time_bytes, diff_bytes]
-            .into_iter()
-            .enumerate()
-        {
-            offsets[c + 1] = offsets[c] + bytes;
-        }
-        let layout = Layout {
+        let layout = Layout::from_columns(
             len,
             keys,
-            offsets,
-            one_time,
-            one_diff,
-            one_per_val,
-        };
+            [key_bytes, end_bytes, val_bytes, time_bytes, diff_bytes],
+            (one_time, one_diff, one_per_val),
+        );
         (layout, ends)
     }
 
