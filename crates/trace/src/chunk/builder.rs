@@ -372,8 +372,19 @@ where
     T: PagedData,
     R: PagedData,
 {
-    /// Opens `chunk` at its first record (packing it first if it is rows).
+    /// Opens `chunk` at its first record (packing it first if it is rows); an empty chunk
+    /// opens read to its end.
     pub fn open(chunk: PagedChunk<K, V, T, R>) -> Self {
+        if chunk.len_records() == 0 {
+            return Source {
+                chunk,
+                pin: None,
+                layout: Layout::from_columns(0, 0, [0; 5], (true, true, true)),
+                i: 0,
+                k: 0,
+                key_end: 0,
+            };
+        }
         let chunk = chunk.packed();
         let ChunkBody::Columnar { store, layout, .. } = &chunk.0.body else {
             unreachable!("packed above")
@@ -404,7 +415,8 @@ where
                     store: Store::Heap(bytes),
                     ..
                 } => bytes,
-                _ => unreachable!("a packed body"),
+                // Only an empty chunk is opened as rows, and nothing of it is read.
+                _ => &[],
             },
         }
     }

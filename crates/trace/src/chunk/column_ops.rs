@@ -25,7 +25,7 @@ use super::body::PagedChunk;
 use super::builder::{BodyBuilder, Source};
 use crate::data::PagedData;
 use crate::pager::Pager;
-use crate::records::fixed_update_bytes;
+use crate::records::{fixed_update_bytes, Records};
 
 /// Whether chunks of these types are merged, advanced, extracted and packed as columns
 /// (variable-length records) rather than as decoded rows (fixed-width ones).
@@ -387,6 +387,10 @@ where
     let depth = run.iter().map(|c| c.depth()).max().unwrap_or(0);
     let pager = run.iter().find_map(|c| c.pager().cloned());
     let records = run.iter().map(|c| c.len_records()).sum();
+    if records == 0 {
+        // Empty chunks (a reduce may push one) combine into an empty chunk, as rows would.
+        return PagedChunk::resident(Records::default(), depth, pager);
+    }
     let bytes = run.iter().map(|c| c.body_bytes()).sum();
     let mut builder = BodyBuilder::piece(records, bytes);
     for chunk in run {
@@ -664,6 +668,16 @@ mod tests {
                 assert_eq!(contents([head, rest]), records);
             }
         }
+    }
+
+    #[test]
+    fn empty_chunks_combine_and_open_as_read() {
+        let empty = || PagedChunk::<String, String, u64, i64>::from_records(Vec::new());
+        assert_eq!(combine(vec![empty(), empty()]).len_records(), 0);
+        let one = PagedChunk::from_records(vec![(("k".to_string(), "v".to_string()), 0, 1)]);
+        let combined = combine(vec![empty(), one, empty()]);
+        assert_eq!(contents([combined]).len(), 1);
+        assert!(Source::open(empty()).done());
     }
 
     #[test]
