@@ -255,7 +255,7 @@ where
         self.len += 1;
     }
 
-    /// Appends record `i` of `source` (copied as bytes).
+    /// Appends the current record of `source` (copied as bytes).
     #[inline(always)]
     pub fn push_from(&mut self, source: &Source<K, V, T, R>) {
         self.push(
