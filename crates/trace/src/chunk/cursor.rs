@@ -77,10 +77,10 @@ const fn cached<X: PagedData>() -> bool {
 /// Differential's batch cursor asks for the current key and val several times per
 /// `(key, val)` (to check whether it spills into the next chunk). So a cursor keeps a copy
 /// of the current key's and val's encodings when they are fixed-width and at most
-/// [`CACHED`] bytes (every integer, most tuples of them), taken from the body once per
+/// `CACHED` bytes (every integer, most tuples of them), taken from the body once per
 /// position, with the group end that is found at the same time: a repeated `key()` or
 /// `val()` decodes that copy, without reaching the body. Every move forgets both (the end
-/// becomes [`UNKNOWN`]), so a copy is never of another position's item.
+/// becomes `UNKNOWN`), so a copy is never of another position's item.
 pub struct PagedCursor<K, V, T, R> {
     /// Records in the chunk (fixed once the cursor is made: chunks are immutable while read).
     len: usize,
@@ -90,7 +90,7 @@ pub struct PagedCursor<K, V, T, R> {
     key_idx: usize,
     val_pos: usize,
     /// The end of the current key's records and of the current `(key, val)`'s records, found
-    /// on first need and forgotten when the position moves ([`UNKNOWN`] until then), so a scan
+    /// on first need and forgotten when the position moves (`UNKNOWN` until then), so a scan
     /// compares each record's key and val once. Finding one also copies the current key's
     /// (val's) encoding into `key` (`val`) when the type is cached.
     key_end: Cell<usize>,
