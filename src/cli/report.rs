@@ -76,9 +76,19 @@ pub fn summary(r: &RunReport) -> String {
             if let Some(policy) = &r.policy {
                 out += &format!("  policy {}\n", policy);
             }
+            // Pool counters are summed over processes, each with its own pool of the budget.
+            let budget = if r.processes > 1 {
+                format!(
+                    "{} a process, {} in all (the pool figures are summed over processes)",
+                    format_size(r.budget_bytes),
+                    format_size(p.budget_bytes)
+                )
+            } else {
+                format_size(r.budget_bytes)
+            };
             out += &format!(
                 "  pool   budget {}, peak resident {}, now {}\n         wrote {} ({} compressed in, {} evictions, {} cheap, {} eager, {} inline), read {} in {} fault-ins, {} writes elided\n",
-                format_size(r.budget_bytes),
+                budget,
                 peak_resident(p),
                 format_size(p.resident_bytes),
                 format_size(p.extent_bytes_written),
