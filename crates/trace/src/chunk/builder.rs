@@ -427,6 +427,11 @@ where
         self.layout.len
     }
 
+    /// The chunk read: the one opened, or its packed form if it was rows.
+    pub fn into_chunk(self) -> PagedChunk<K, V, T, R> {
+        self.chunk
+    }
+
     /// Bytes of the chunk's body.
     pub fn body_bytes(&self) -> usize {
         self.layout.bytes()

@@ -16,6 +16,7 @@ use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
+use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
 use timely::progress::frontier::AntichainRef;
@@ -300,18 +301,8 @@ impl<T: PagedData, R: PagedData + Semigroup> Group<T, R> {
         }
         self.open = false;
         if !self.in_order {
-            self.updates.sort_by(|x, y| x.0.cmp(&y.0));
-            let mut w = 0;
-            for r in 1..self.updates.len() {
-                if self.updates[r].0 == self.updates[w].0 {
-                    let d = self.updates[r].1.clone();
-                    self.updates[w].1.plus_equals(&d);
-                } else {
-                    w += 1;
-                    self.updates.swap(w, r);
-                }
-            }
-            self.updates.truncate(w + 1);
+            // Advancing reordered or merged times: sort, sum equal times, drop zeros.
+            consolidate(&mut self.updates);
         }
         for (time, diff) in self.updates.drain(..) {
             if diff.is_zero() {
@@ -343,7 +334,8 @@ pub(super) fn extract<K, V, T, R>(
     T: PagedData + Timestamp,
     R: PagedData,
 {
-    let mut source = Source::open(head.clone());
+    let (depth, pager) = (head.depth(), head.pager().cloned());
+    let mut source = Source::open(head);
     let mut kept = 0;
     while !source.done() {
         let time = source.time();
@@ -354,9 +346,10 @@ pub(super) fn extract<K, V, T, R>(
         source.step();
     }
     if kept == source.len() {
-        keep.push_back(head);
+        // The chunk as read: itself if columnar, packed once if it was rows.
+        keep.push_back(source.into_chunk());
     } else if kept == 0 {
-        ship.push_back(head);
+        ship.push_back(source.into_chunk());
     } else {
         let shipped = source.len() - kept;
         let mut k = BodyBuilder::piece(kept, source.share(kept));
@@ -370,9 +363,8 @@ pub(super) fn extract<K, V, T, R>(
             }
             source.step();
         }
-        let pager = head.pager().cloned();
-        keep.push_back(k.finish(head.depth(), pager.clone()));
-        ship.push_back(s.finish(head.depth(), pager));
+        keep.push_back(k.finish(depth, pager.clone()));
+        ship.push_back(s.finish(depth, pager));
     }
 }
 
