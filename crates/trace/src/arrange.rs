@@ -5,12 +5,15 @@
 //! scope or carries its pager, so it pages (or not) exactly as its arrangement's [`Paging`]
 //! says. [`PagedBatcher`] keeps it by entering the scope around each batcher call.
 //!
-//! Upstream's chunk harness does the rest: [`PagedSpine`] is differential's `ChunkSpine` and
-//! [`PagedBuilder`] its `ChunkBuilder` over [`PagedChunk`]; the batcher is its `ChunkBatcher`
-//! with our [`RunChunker`], which sorts input in runs of [`SORT_RUN_BYTES`] of encoded records.
+//! Upstream's chunk harness does the rest: [`PagedSpine`] is differential's `Spine` of
+//! `Rc`-shared [`PagedBatch`]es (upstream's `ChunkBatch` with our cursor); the batcher is its
+//! merge batcher over [`PagedChunk`]s with our [`RunChunker`], which sorts input in runs of
+//! [`SORT_RUN_BYTES`] of encoded records, sealing chains with [`PagedBuilder`].
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 
+use differential_dataflow::batcher::merge::MergeBatcher;
 use differential_dataflow::batcher::{Batcher, Extract};
 use differential_dataflow::consolidation::consolidate_updates;
 use differential_dataflow::difference::Semigroup;
@@ -18,13 +21,15 @@ use differential_dataflow::lattice::Lattice;
 use differential_dataflow::logging::Logger;
 use differential_dataflow::operators::arrange::arrangement::{arrange_core, Arranged};
 use differential_dataflow::operators::arrange::TraceAgent;
-use differential_dataflow::trace::chunk::{ChunkBatcher, ChunkBuilder, ChunkSpine};
+use differential_dataflow::trace::chunk::ChunkMerger;
+use differential_dataflow::trace::implementations::spine_fueled::Spine;
 use differential_dataflow::{ExchangeData, Hashable, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
 use timely::dataflow::channels::pact::Exchange;
 use timely::progress::frontier::AntichainRef;
 use timely::progress::Timestamp;
 
+use crate::batch::{PagedBatch, PagedBuilder};
 use crate::chunk::PagedChunk;
 use crate::data::PagedData;
 use crate::pager::{PagerScope, Paging};
@@ -32,14 +37,16 @@ use crate::records::{
     fitting_prefix, fixed_update_bytes, records_per, update_bytes, Update, TARGET_BYTES,
 };
 
-/// The trace of a paged arrangement: a spine of `Rc`-shared batches of [`PagedChunk`]s.
-pub type PagedSpine<K, V, T, R> = ChunkSpine<PagedChunk<K, V, T, R>>;
+/// The trace of a paged arrangement: a spine of `Rc`-shared [`PagedBatch`]es.
+pub type PagedSpine<K, V, T, R> = Spine<Rc<PagedBatch<K, V, T, R>>>;
 
-/// Builds batches of [`PagedChunk`]s.
-pub type PagedBuilder<K, V, T, R> = ChunkBuilder<PagedChunk<K, V, T, R>>;
-
-/// The batcher inside a [`PagedBatcher`].
-type InnerBatcher<K, V, T, R> = ChunkBatcher<RunChunker<K, V, T, R>, PagedChunk<K, V, T, R>>;
+/// The batcher inside a [`PagedBatcher`]: upstream's merge batcher over [`PagedChunk`]s
+/// (its `ChunkBatcher`, sealing into [`PagedBatch`]es).
+type InnerBatcher<K, V, T, R> = MergeBatcher<
+    RunChunker<K, V, T, R>,
+    ChunkMerger<PagedChunk<K, V, T, R>>,
+    PagedBuilder<K, V, T, R>,
+>;
 
 /// Encoded bytes of records a paged arrangement's batcher sorts at once before merging (32
 /// chunks of [`crate::TARGET_BYTES`]: 8 MiB). The run being filled is heap memory outside the

@@ -11,15 +11,14 @@ use std::rc::Rc;
 
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
-use differential_dataflow::trace::chunk::ChunkBatch;
 use timely::progress::Timestamp;
 
-use crate::chunk::PagedChunk;
+use crate::batch::PagedBatch;
 use crate::data::PagedData;
 use crate::records::{gallop, Records};
 
 /// A batch of a paged trace.
-pub(crate) type Batch<K, V, T, R> = Rc<ChunkBatch<PagedChunk<K, V, T, R>>>;
+pub(crate) type Batch<K, V, T, R> = Rc<PagedBatch<K, V, T, R>>;
 
 /// One batch read forward in key order (see the module docs).
 pub(crate) struct BatchReader<K, V, T, R>
@@ -66,7 +65,7 @@ where
                 self.chunk += 1;
                 self.at = 0;
             }
-            let chunk = self.batch.chunks.get(self.chunk)?;
+            let chunk = self.batch.chunks().get(self.chunk)?;
             self.body = Some(chunk.materialize());
         }
         self.body.as_ref().map(|b| &b.as_slice()[self.at])
@@ -92,7 +91,7 @@ where
                 self.at = 0;
                 continue;
             }
-            let Some(chunk) = self.batch.chunks.get(self.chunk) else {
+            let Some(chunk) = self.batch.chunks().get(self.chunk) else {
                 return false;
             };
             let ((first, _, _), (last, _, _)) = chunk.fences();
@@ -185,9 +184,9 @@ mod tests {
     fn batch(records: &[U], per_chunk: usize) -> Batch<u64, u64, u64, isize> {
         let chunks = records
             .chunks(per_chunk)
-            .map(|c| PagedChunk::from_records(c.to_vec()))
+            .map(|c| crate::PagedChunk::from_records(c.to_vec()))
             .collect();
-        Rc::new(ChunkBatch { chunks })
+        Rc::new(PagedBatch::new(chunks))
     }
 
     /// Sorted, distinct records: keys `key(i)` for `i` in `0..n`, two values each.

@@ -71,13 +71,14 @@ use differential_dataflow::difference::{Multiply, Semigroup};
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::join::{join_with_tactic, Fresh, JoinTactic};
-use differential_dataflow::trace::chunk::{Chunk, ChunkBatch};
+use differential_dataflow::trace::chunk::Chunk;
 use differential_dataflow::{AsCollection, Data, VecCollection};
 use timely::container::{ContainerBuilder, PushInto};
 use timely::progress::Timestamp;
 
+use crate::batch::PagedBatch;
 use crate::batch_reader::{Batch, MergedBatches};
-use crate::chunk::{chunk_bytes, PagedChunk};
+use crate::chunk::chunk_bytes;
 use crate::data::PagedData;
 use crate::records::update_bytes;
 use crate::vectored::{for_each_update, LookupStats};
@@ -535,7 +536,7 @@ where
     let mut touched: Vec<(usize, usize, usize, usize, usize)> = Vec::new();
     for (b, batch) in batches.iter().enumerate() {
         let mut lo = 0;
-        for (c, chunk) in batch.chunks.iter().enumerate() {
+        for (c, chunk) in batch.chunks().iter().enumerate() {
             if lo == keys.len() {
                 break;
             }
@@ -573,22 +574,25 @@ where
 fn window_batches<K, V, T, R>(
     batches: &[Batch<K, V, T, R>],
     window: &Window,
-) -> Vec<ChunkBatch<PagedChunk<K, V, T, R>>>
+) -> Vec<PagedBatch<K, V, T, R>>
 where
     K: PagedData,
     V: PagedData,
     T: PagedData + Lattice + Timestamp,
     R: PagedData + Semigroup,
 {
-    let mut out: Vec<ChunkBatch<PagedChunk<K, V, T, R>>> = Vec::new();
+    let mut out = Vec::new();
+    let mut chunks = Vec::new();
     let mut last = None;
     for &(b, c) in window {
-        if last != Some(b) {
-            out.push(ChunkBatch { chunks: Vec::new() });
-            last = Some(b);
+        if last != Some(b) && !chunks.is_empty() {
+            out.push(PagedBatch::new(std::mem::take(&mut chunks)));
         }
-        let chunks = &mut out.last_mut().expect("pushed above").chunks;
-        chunks.push(batches[b].chunks[c].clone());
+        last = Some(b);
+        chunks.push(batches[b].chunks()[c].clone());
+    }
+    if !chunks.is_empty() {
+        out.push(PagedBatch::new(chunks));
     }
     out
 }

@@ -1,8 +1,8 @@
 //! # spillway-trace: paged arrangements for differential dataflow (layer 3)
 //!
 //! A [`PagedChunk`] implements differential's `Chunk` and `NavigableChunk`, so upstream's
-//! chunk harness turns it into a full trace: [`PagedSpine`], [`PagedBatcher`],
-//! [`PagedBuilder`]. Sealed chunks of at least [`PagingPolicy::min_bytes`] enter a
+//! chunk harness maintains a trace of them: [`PagedSpine`] (of [`PagedBatch`]es, read with
+//! our [`PagedBatchCursor`]), [`PagedBatcher`], [`PagedBuilder`]. Sealed chunks of at least [`PagingPolicy::min_bytes`] enter a
 //! [`spillway_pool::Pool`] when they settle, and come back when a merge, a cursor or a
 //! lookup reads them. Switch an arrangement with one call and a runtime flag:
 //!
@@ -146,6 +146,7 @@
 extern crate self as spillway_trace;
 
 mod arrange;
+mod batch;
 mod batch_reader;
 mod chunk;
 mod composite;
@@ -164,9 +165,9 @@ mod spine_levels;
 mod vectored;
 
 pub use arrange::{
-    ArrangePaged, ArrangeSelfPaged, PagedBatcher, PagedBuilder, PagedSpine, RunChunker, SORT_RUN,
-    SORT_RUN_BYTES,
+    ArrangePaged, ArrangeSelfPaged, PagedBatcher, PagedSpine, RunChunker, SORT_RUN, SORT_RUN_BYTES,
 };
+pub use batch::{PagedBatch, PagedBatchCursor, PagedBuilder, PagedMerger};
 pub use chunk::{PagedChunk, PagedCursor};
 pub use data::{ItemColumn, PagedData, SeqForm};
 pub use fixed::FixedWidth;

@@ -11,9 +11,10 @@ use std::borrow::Borrow;
 
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
-use differential_dataflow::trace::chunk::{Chunk, ChunkBatch};
+use differential_dataflow::trace::chunk::Chunk;
 use timely::progress::Timestamp;
 
+use crate::batch::PagedBatch;
 use crate::chunk::PagedChunk;
 use crate::data::PagedData;
 use crate::level::{level_of, LEVELS};
@@ -37,7 +38,7 @@ pub struct SpineLevel {
 /// empty frontier, to census the whole trace. Reads only resident metadata.
 pub fn spine_levels<B, K, V, T, R>(batches: &[B]) -> [SpineLevel; LEVELS]
 where
-    B: Borrow<ChunkBatch<PagedChunk<K, V, T, R>>>,
+    B: Borrow<PagedBatch<K, V, T, R>>,
     K: PagedData,
     V: PagedData,
     T: PagedData + Lattice + Timestamp,
@@ -45,7 +46,7 @@ where
 {
     let mut levels = [SpineLevel::default(); LEVELS];
     for batch in batches {
-        let chunks = &batch.borrow().chunks;
+        let chunks = batch.borrow().chunks();
         if let Some(deepest) = chunks.iter().map(PagedChunk::depth).max() {
             levels[level_of(deepest)].batches += 1;
         }

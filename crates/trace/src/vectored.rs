@@ -31,10 +31,10 @@ use std::ops::Range;
 use differential_dataflow::consolidation::consolidate_updates;
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
-use differential_dataflow::trace::chunk::ChunkBatch;
 use spillway_pool::{ChunkHandle, Pool, VectoredReads};
 use timely::progress::Timestamp;
 
+use crate::batch::PagedBatch;
 use crate::chunk::{unreadable, Layout, LookupBody, PagedChunk};
 use crate::data::{less, PagedData};
 
@@ -86,7 +86,7 @@ pub fn for_each_update<B, K, V, T, R>(
     mut emit: impl FnMut(usize, V, T, R),
 ) -> LookupStats
 where
-    B: Borrow<ChunkBatch<PagedChunk<K, V, T, R>>>,
+    B: Borrow<PagedBatch<K, V, T, R>>,
     K: PagedData,
     V: PagedData,
     T: PagedData + Lattice + Timestamp,
@@ -103,7 +103,7 @@ where
     };
     let mut visits = Vec::new();
     for batch in batches {
-        sweep(&batch.borrow().chunks, keys, &mut visits);
+        sweep(batch.borrow().chunks(), keys, &mut visits);
     }
     stats.chunks_visited = visits.len() as u64;
     // Resident chunks now; pooled ones grouped by pool (one pool per arrangement in
@@ -184,7 +184,7 @@ fn sweep<'c, K, V, T, R>(
 /// their fences: the chunks a lookup of `keys` visits. Reads nothing.
 pub fn chunks_touched<B, K, V, T, R>(batches: &[B], keys: &[K]) -> u64
 where
-    B: Borrow<ChunkBatch<PagedChunk<K, V, T, R>>>,
+    B: Borrow<PagedBatch<K, V, T, R>>,
     K: PagedData,
     V: PagedData,
     T: PagedData + Lattice + Timestamp,
@@ -192,7 +192,7 @@ where
 {
     let mut visits = Vec::new();
     for batch in batches {
-        sweep(&batch.borrow().chunks, keys, &mut visits);
+        sweep(batch.borrow().chunks(), keys, &mut visits);
     }
     visits.len() as u64
 }
@@ -276,7 +276,7 @@ pub fn get_vectored<B, K, V, T, R>(
     out: &mut Vec<(K, V, R)>,
 ) -> LookupStats
 where
-    B: Borrow<ChunkBatch<PagedChunk<K, V, T, R>>>,
+    B: Borrow<PagedBatch<K, V, T, R>>,
     K: PagedData,
     V: PagedData,
     T: PagedData + Lattice + Timestamp,

@@ -52,9 +52,10 @@ pub(super) struct ChunkInner<K, V, T, R> {
     /// The chunk sealed right after this one in the same sequence, set once by `settle`; a
     /// cursor opening this chunk prefetches that one (a scan reads them in order).
     pub(super) next: OnceCell<Weak<ChunkInner<K, V, T, R>>>,
-    /// Where the last `seek_key` on this chunk landed. Differential's batch cursor opens a
-    /// fresh chunk cursor for every seek, and callers seek in key order, so a fresh cursor's
-    /// seek starts its gallop here when that is still below the key sought.
+    /// Where the last `seek_key` on this chunk landed. Several cursors read a chunk in turn
+    /// (a batch cursor opens a fresh chunk cursor each time it enters the chunk), and callers
+    /// seek in key order, so a fresh cursor's seek starts its gallop here when that is still
+    /// below the key sought.
     pub(super) seek_hint: Cell<usize>,
     /// A pooled body's stable bytes, for by-reference cursor reads (variable-length types
     /// only): stored on the first such read, kept until the chunk drops, released and faulted
@@ -88,8 +89,8 @@ pub(super) enum ChunkBody<K, V, T, R> {
 /// with 64 KiB values a 256 KiB chunk holds three or four records, and two owned fence vals
 /// would keep half the data on the heap beside the pool. Fence keys and times are kept
 /// whole; a missing fence val is read from the body, which only a merge of chunks whose
-/// fence keys are equal, or differential's batch cursor checking whether a `(key, val)`
-/// spans two chunks, needs.
+/// fence keys are equal, or a batch checking whether a `(key, val)` spans two chunks whose
+/// fence vals are both missing, needs.
 const FENCE_VAL_BYTES: usize = 256;
 
 /// Whether every fence val of a `V` chunk is kept (fixed-width vals of at most
@@ -417,7 +418,7 @@ where
 
     /// This chunk with a columnar body: itself if it has one, else its rows (non-empty)
     /// sealed packed on the heap.
-    pub(super) fn packed(self) -> Self {
+    pub(crate) fn packed(self) -> Self {
         let ChunkBody::Rows(vec) = &self.0.body else {
             return self;
         };

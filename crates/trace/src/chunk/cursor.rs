@@ -63,8 +63,8 @@ const fn cached<X: PagedData>() -> bool {
     matches!(X::WIDTH, Some(w) if w <= CACHED)
 }
 
-/// A cursor over one [`PagedChunk`] (its `Navigable::Cursor`; differential's batch cursor
-/// opens one per chunk). Returns fixed-width items by value, pinning a pooled body on its
+/// A cursor over one [`PagedChunk`] (its `Navigable::Cursor`; the batch cursor,
+/// [`crate::PagedBatchCursor`], keeps one into the chunk it reads). Returns fixed-width items by value, pinning a pooled body on its
 /// first read (not at creation: differential opens cursors it may never read) and holding the
 /// pin for as long as it lives; returns variable-length items by reference (`&str`, `&[u8]`)
 /// from a packed body in place, or from a pooled chunk's stable bytes, stored on the chunk's
@@ -74,8 +74,9 @@ const fn cached<X: PagedData>() -> bool {
 /// current key among the body's distinct keys, and finds a key's records from the key ends
 /// (no comparison); on rows it compares neighbouring keys.
 ///
-/// Differential's batch cursor asks for the current key and val several times per
-/// `(key, val)` (to check whether it spills into the next chunk). So a cursor keeps a copy
+/// Callers ask for the current key and val more than once per position (a join compares
+/// its two cursors' keys at every step, a trace's `CursorList` compares its batches' keys
+/// at every step). So a cursor keeps a copy
 /// of the current key's and val's encodings when they are fixed-width and at most
 /// `CACHED` bytes (every integer, most tuples of them), taken from the body once per
 /// position, with the group end that is found at the same time: a repeated `key()` or
@@ -397,6 +398,57 @@ where
         self.at_key_index(s, at);
     }
 
+    /// Whether the cursor is at a key (as `key_valid`, without the chunk: a cursor knows its
+    /// chunk's length).
+    #[inline(always)]
+    pub(crate) fn has_key(&self) -> bool {
+        self.key_pos < self.len
+    }
+
+    /// Whether the current key's records run to the end of the chunk (the key is valid):
+    /// the one key that may continue into the next chunk of a batch.
+    #[inline(always)]
+    pub(crate) fn key_ends_chunk(&self, s: &PagedChunk<K, V, T, R>) -> bool {
+        self.key_end(s) == self.len
+    }
+
+    /// Whether the current `(key, val)`'s records run to the end of the chunk (the val is
+    /// valid): the one pair that may continue into the next chunk of a batch.
+    #[inline(always)]
+    pub(crate) fn val_ends_chunk(&self, s: &PagedChunk<K, V, T, R>) -> bool {
+        self.val_end(s) == self.len
+    }
+
+    /// Moves past the chunk's last key.
+    #[inline]
+    pub(crate) fn step_past_end(&mut self, s: &PagedChunk<K, V, T, R>) {
+        self.at_key_index(s, self.key_count(s));
+    }
+
+    /// A cursor past the end of an empty chunk sequence: no key, and no chunk to read.
+    pub(crate) fn exhausted() -> Self {
+        Self::at_start(0)
+    }
+
+    /// A cursor at the first record of a chunk of `len` records.
+    fn at_start(len: usize) -> Self {
+        // An empty chunk's group ends are known: its (no) records end at 0.
+        let end = if len == 0 { 0 } else { UNKNOWN };
+        PagedCursor {
+            len,
+            key_pos: 0,
+            key_idx: 0,
+            val_pos: 0,
+            key_end: Cell::new(end),
+            val_end: Cell::new(end),
+            key: Cell::new([0; CACHED]),
+            val: Cell::new([0; CACHED]),
+            pin: OnceCell::new(),
+            reading: OnceCell::new(),
+            _marker: std::marker::PhantomData,
+        }
+    }
+
     /// Length of the chunk's key sequence (see [`PagedCursor::at_key_index`]).
     #[inline(always)]
     fn key_count(&self, s: &PagedChunk<K, V, T, R>) -> usize {
@@ -558,19 +610,7 @@ where
 
     #[inline]
     fn cursor(&self) -> Self::Cursor {
-        PagedCursor {
-            len: self.len_records(),
-            key_pos: 0,
-            key_idx: 0,
-            val_pos: 0,
-            key_end: Cell::new(UNKNOWN),
-            val_end: Cell::new(UNKNOWN),
-            key: Cell::new([0; CACHED]),
-            val: Cell::new([0; CACHED]),
-            pin: OnceCell::new(),
-            reading: OnceCell::new(),
-            _marker: std::marker::PhantomData,
-        }
+        PagedCursor::at_start(self.len_records())
     }
 }
 
@@ -581,9 +621,9 @@ where
     T: PagedData + Lattice + Timestamp,
     R: PagedData + Semigroup,
 {
-    /// Resident fences: differential's batch cursor calls this two or three times per
-    /// `(key, val)` of a scan (does it spill into the next chunk?), so it stays small enough
-    /// to inline; only a fence val too wide to keep resident is read from the body.
+    /// Resident fences: cheap enough to inline (upstream's batch cursor calls this two or
+    /// three times per `(key, val)` of a scan; ours, once per boundary); only a fence val too
+    /// wide to keep resident is read from the body.
     #[allow(clippy::type_complexity)]
     #[inline(always)]
     fn bounds(

@@ -9,11 +9,11 @@ use std::collections::VecDeque;
 
 use differential_dataflow::batcher::{Batcher, Extract};
 use differential_dataflow::consolidation::consolidate_updates;
-use differential_dataflow::trace::chunk::{merge_chains, Chunk, ChunkBatch};
+use differential_dataflow::trace::chunk::{merge_chains, Chunk};
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::Navigable;
 use spillway_pool::{ExtentBackend, Pool, PoolConfig};
-use spillway_trace::{PagedBatcher, PagedChunk, Paging, PagingPolicy};
+use spillway_trace::{PagedBatch, PagedBatcher, PagedChunk, Paging, PagingPolicy};
 use timely::container::PushInto;
 use timely::progress::Antichain;
 
@@ -49,7 +49,7 @@ fn updates(base: u64, n: usize, time: u64) -> Vec<Upd> {
 }
 
 /// A batch of `chunks` full chunks shipped by a paged batcher (keys from `base`).
-fn shipped_batch(pool: &Pool, base: u64, chunks: usize) -> ChunkBatch<C> {
+fn shipped_batch(pool: &Pool, base: u64, chunks: usize) -> PagedBatch<u64, u64, u64, isize> {
     let mut batcher = PagedBatcher::<u64, u64, u64, isize>::new(None, 0, paging(pool));
     let mut data = updates(base, chunks * TARGET, 0);
     batcher.insert(&mut data);
@@ -98,7 +98,7 @@ fn finding1a_merge_survivor_loses_pooled_body() {
     let pool = pool(64 << 20);
     let batch = shipped_batch(&pool, 1_000_000, 5);
     let pooled = batch
-        .chunks
+        .chunks()
         .iter()
         .find(|c| c.is_pooled())
         .expect("a pooled chunk")
@@ -126,7 +126,7 @@ fn finding1b_extract_whole_keep_loses_pooled_body() {
     let pool = pool(64 << 20);
     let batch = shipped_batch(&pool, 0, 5);
     let pooled = batch
-        .chunks
+        .chunks()
         .iter()
         .find(|c| c.is_pooled())
         .expect("a pooled chunk")
@@ -185,19 +185,19 @@ fn finding1c_batcher_repages_retained_data_on_every_extract() {
 fn finding2_shipped_batch_heads_stay_resident() {
     let pool = pool(64 << 20);
     let batch = shipped_batch(&pool, 0, 6);
-    let resident: Vec<usize> = (0..batch.chunks.len())
-        .filter(|&i| !batch.chunks[i].is_pooled())
+    let resident: Vec<usize> = (0..batch.chunks().len())
+        .filter(|&i| !batch.chunks()[i].is_pooled())
         .collect();
     assert!(
         resident.is_empty(),
         "chunks {resident:?} of a {}-chunk batch entering the spine are resident, outside the budget",
-        batch.chunks.len()
+        batch.chunks().len()
     );
 }
 
 // ------------------------------------------------------------------------------------------
 // FINDING 3 (perf): `PagedChunk::cursor()` pins eagerly, and upstream's `ChunkBatchCursor`
-// opens the first chunk's cursor at construction. So merely constructing a batch cursor
+// opens the first chunk's cursor at construction (as `PagedBatchCursor` does). So merely constructing a batch cursor
 // (e.g. `cursor_through` for every batch of a trace, in a join) faults chunk 0 of every batch
 // back in and prefetches chunk 1, even if the reader then seeks elsewhere. Upstream documents
 // batch-cursor construction as free; the design notes allowed a lazy pin.
@@ -208,13 +208,13 @@ fn finding3_batch_cursor_construction_faults_in_first_chunk() {
     let batch = shipped_batch(&pool, 0, 8);
     // A batch of pooled chunks only (as spine-merge outputs are).
     let pooled: Vec<C> = batch
-        .chunks
+        .chunks()
         .iter()
         .filter(|c| c.is_pooled())
         .cloned()
         .collect();
     assert!(pooled.len() >= 2);
-    let batch = ChunkBatch::new(pooled);
+    let batch = PagedBatch::new(pooled);
     pool.evict_to(0);
     pool.quiesce();
     let before = pool.stats();
@@ -276,7 +276,12 @@ fn sanity_merge_with_straddling_groups_matches_reference() {
 fn sanity_pooled_cursor_seeks() {
     let pool = pool(64 << 20);
     let batch = shipped_batch(&pool, 0, 5);
-    let c = batch.chunks.iter().find(|c| c.is_pooled()).unwrap().clone();
+    let c = batch
+        .chunks()
+        .iter()
+        .find(|c| c.is_pooled())
+        .unwrap()
+        .clone();
     let all = flat([c.clone()]);
     let keys: Vec<u64> = {
         let mut k: Vec<u64> = all.iter().map(|u| u.0 .0).collect();
@@ -319,9 +324,9 @@ fn resident_batches_are_columnar_and_smaller_than_ord_val_spine() {
     batcher.insert(&mut data);
     let (batch, _) = batcher.extract(Antichain::from_elem(4u64).borrow());
     let batch = batch.expect("a batch");
-    assert_eq!(batch.chunks.iter().map(|c| c.len()).sum::<usize>(), n);
-    assert!(batch.chunks.iter().all(|c| !c.is_pooled()));
-    let bytes: usize = batch.chunks.iter().map(|c| c.body_bytes()).sum();
+    assert_eq!(batch.chunks().iter().map(|c| c.len()).sum::<usize>(), n);
+    assert!(batch.chunks().iter().all(|c| !c.is_pooled()));
+    let bytes: usize = batch.chunks().iter().map(|c| c.body_bytes()).sum();
     let per_update = bytes as f64 / n as f64;
     assert!(
         per_update <= 11.1,

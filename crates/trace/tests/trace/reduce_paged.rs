@@ -600,7 +600,7 @@ fn reduce_reads_each_input_chunk_at_most_once() {
         let batches = trace.batches_through(AntichainRef::new(&[1])).unwrap();
         let pooled: usize = batches
             .iter()
-            .map(|b| b.chunks.iter().filter(|c| c.is_pooled()).count())
+            .map(|b| b.chunks().iter().filter(|c| c.is_pooled()).count())
             .sum();
         drop(batches);
         assert!(

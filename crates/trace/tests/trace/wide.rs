@@ -88,7 +88,7 @@ fn run(rounds: Rounds) -> Seen {
         for batch in &batches {
             chunk_lens.extend(
                 batch
-                    .chunks
+                    .chunks()
                     .iter()
                     .map(differential_dataflow::trace::chunk::Chunk::len),
             );

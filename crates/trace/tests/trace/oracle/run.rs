@@ -26,7 +26,7 @@ use timely::progress::Antichain;
 use differential_dataflow::input::Input;
 use differential_dataflow::operators::arrange::arrangement::arrange_core;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
-use differential_dataflow::trace::chunk::{is_graded, Chunk, ChunkBatch, NavigableChunk};
+use differential_dataflow::trace::chunk::{is_graded, Chunk, NavigableChunk};
 use differential_dataflow::trace::cursor::cursor_list;
 use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
 use differential_dataflow::trace::{
@@ -43,9 +43,8 @@ use super::time::{Diff, OracleTime};
 type TestBatcher<K, V, T> = spillway_trace::PagedBatcher<K, V, T, Diff>;
 type TestSpine<K, V, T> = spillway_trace::PagedSpine<K, V, T, Diff>;
 type TestBuilder<K, V, T> = spillway_trace::PagedBuilder<K, V, T, Diff>;
-type TestChunk<K, V, T> = PagedChunk<K, V, T, Diff>;
 /// A batch of the spine under test, as `batches_through` hands it out.
-type TestBatch<K, V, T> = Rc<ChunkBatch<TestChunk<K, V, T>>>;
+type TestBatch<K, V, T> = Rc<spillway_trace::PagedBatch<K, V, T, Diff>>;
 
 // =============================== PAGING HOOK ==============================
 /// Builds the pool for one run (called once per `timely::execute`, before the workers start):
@@ -554,10 +553,10 @@ fn graded<K: Record, V: Record, T: OracleTime>(
 }
 
 /// Per-batch checks of the batches under test, beyond what the merged cursor shows (the
-/// batches are `Rc<ChunkBatch<PagedChunk>>`). Violations go to `errors`:
+/// batches are `Rc<PagedBatch>`). Violations go to `errors`:
 ///
 /// * grading after `settle` ([`graded`]);
-/// * the straddle cursor (`ChunkBatchCursor`) over the batch yields strictly increasing
+/// * the batch cursor (`PagedBatchCursor`) over the batch yields strictly increasing
 ///   `(key, val)`s and visits every record exactly once;
 /// * `seek_key` (forward, to every other key) and `rewind_vals` find each key's records.
 fn check_batches<K: Record, V: Record, T: OracleTime>(
@@ -567,8 +566,8 @@ fn check_batches<K: Record, V: Record, T: OracleTime>(
 ) {
     let fail = |msg: String| errors.lock().unwrap().push(msg);
     for batch in batches {
-        let storage: &ChunkBatch<TestChunk<K, V, T>> = batch;
-        let chunks = &storage.chunks;
+        let storage: &spillway_trace::PagedBatch<K, V, T, Diff> = batch;
+        let chunks = storage.chunks();
         let total: usize = chunks.iter().map(|c| c.len()).sum();
         stats.batches += 1;
         stats.max_chunks = stats.max_chunks.max(chunks.len());
