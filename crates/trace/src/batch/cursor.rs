@@ -3,7 +3,8 @@
 //!
 //! Invariant: while the cursor is at a key, `inner` is a cursor into chunk `chunk` at a valid
 //! key, and `key_chunk` is the first chunk holding that key. `inner` runs out of keys only
-//! past the batch's last key: a step that exhausts a chunk moves on to the next one at once.
+//! past the batch's last key (a step that exhausts a chunk moves on to the next one at once),
+//! and then it is replaced by a cursor into no chunk, so an exhausted cursor holds no pin.
 //!
 //! A batch is one sorted sequence cut into chunks, so a key, or a `(key, val)`, that spans a
 //! boundary *continues* into the next chunk: its vals (times) there follow the ones before.
@@ -16,7 +17,6 @@
 
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
-use differential_dataflow::trace::chunk::NavigableChunk;
 use differential_dataflow::trace::cursor::Cursor;
 use differential_dataflow::trace::Navigable;
 use timely::progress::Timestamp;
@@ -27,6 +27,11 @@ use crate::data::{equal, less, PagedData};
 use crate::records::gallop_index;
 
 /// A cursor over a [`PagedBatch`] (its `Navigable::Cursor`): see the module docs.
+///
+/// Seeks move forward only, as `OrdValBatch`'s cursor's do: `seek_key` to a key at or below
+/// the current one stays at the current key (and rewinds its vals), `seek_val` to a val below
+/// the current one stays. Differential's operators seek in key order (a `CursorList` passes
+/// every seek to every batch's cursor, so one already past the key sought stays).
 pub struct PagedBatchCursor<K, V, T, R> {
     /// The chunk being read (0 for an empty batch).
     chunk: usize,
@@ -54,6 +59,12 @@ where
         }
     }
 
+    /// Past the batch's last key: lets go of the last chunk (its pin or stable bytes) at once.
+    fn run_out(&mut self) {
+        self.inner = PagedCursor::exhausted();
+        self.key_chunk = self.chunk;
+    }
+
     /// Moves to the start of chunk `c` (which exists).
     #[inline]
     fn goto(&mut self, s: &PagedBatch<K, V, T, R>, c: usize) {
@@ -69,9 +80,9 @@ where
     /// Whether the current `(key, val)`, the last of chunk `c`, continues into chunk `c + 1`.
     #[inline(always)]
     fn val_spills(&self, s: &PagedBatch<K, V, T, R>, c: usize) -> bool {
-        match s.spills[c] {
+        match s.spills[c].get() {
             Spill::Val => true,
-            Spill::KeyWideVal => wide_val_spills(s, c),
+            Spill::KeyMaybeVal => wide_val_spills(s, c),
             Spill::None | Spill::Key => false,
         }
     }
@@ -79,7 +90,7 @@ where
     /// Whether the current key, the last of chunk `c`, continues into chunk `c + 1`.
     #[inline(always)]
     fn key_spills(s: &PagedBatch<K, V, T, R>, c: usize) -> bool {
-        s.spills[c] != Spill::None
+        s.spills[c].get() != Spill::None
     }
 
     /// After a move within `chunk` (the current one) that may have run past its vals of the
@@ -96,9 +107,9 @@ where
     }
 }
 
-/// Whether the last `(key, val)` of chunk `c` continues into chunk `c + 1`, when both fence
-/// vals are too wide to keep: reads them from the bodies (rare: a key that straddles a
-/// boundary at a val of more than 256 bytes).
+/// Whether the last `(key, val)` of chunk `c` continues into chunk `c + 1`, when a fence val
+/// is too wide to keep: reads the two vals (from the bodies where not kept) and keeps the
+/// answer (rare: a key that straddles a boundary at a val of more than 256 bytes).
 #[cold]
 #[inline(never)]
 fn wide_val_spills<K, V, T, R>(s: &PagedBatch<K, V, T, R>, c: usize) -> bool
@@ -109,7 +120,9 @@ where
     R: PagedData + Semigroup,
 {
     let chunks = s.chunks();
-    equal::<V>(chunks[c].bounds().1 .1, chunks[c + 1].bounds().0 .1)
+    let same = equal::<V>(chunks[c].edge_val(true), chunks[c + 1].edge_val(false));
+    s.spills[c].set(if same { Spill::Val } else { Spill::Key });
+    same
 }
 
 impl<K, V, T, R> Cursor for PagedBatchCursor<K, V, T, R>
@@ -143,10 +156,15 @@ where
     }
     #[inline(always)]
     fn key<'a>(&self, s: &'a Self::Storage) -> K::Item<'a> {
+        debug_assert!(self.inner.has_key(), "key() of a cursor past the last key");
         self.inner.key(self.current(s))
     }
     #[inline(always)]
     fn val<'a>(&self, s: &'a Self::Storage) -> V::Item<'a> {
+        debug_assert!(
+            self.val_valid(s),
+            "val() of a cursor past the key's last val"
+        );
         self.inner.val(self.current(s))
     }
     #[inline(always)]
@@ -187,7 +205,11 @@ where
         }
         loop {
             self.inner.step_key(self.current(s));
-            if self.inner.has_key() || self.chunk + 1 == s.chunks().len() {
+            if self.inner.has_key() {
+                break;
+            }
+            if self.chunk + 1 == s.chunks().len() {
+                self.run_out();
                 break;
             }
             // Past the chunk's last key: the next chunk starts with the next key, or with
@@ -206,22 +228,19 @@ where
         if !self.inner.has_key() {
             return;
         }
-        if !less::<K>(self.key(s), key) {
-            // At the key already, or past it (seeks only move forward): its first val.
-            return self.rewind_vals(s);
-        }
-        // The first chunk, from here, whose last key is not below `key`; chunks before the
-        // current one hold only keys below the current key.
+        // The first chunk, from here, whose last key is not below `key` (from the resident
+        // fences: a chunk the key is not in is not read); chunks before the current one hold
+        // only keys below the current key.
         let chunks = s.chunks();
         let below = |c: usize| less::<K>(chunks[c].fences().1 .0.item(), key);
         let c = gallop_index(self.chunk, chunks.len(), below);
+        if c == self.chunk && !less::<K>(self.key(s), key) {
+            // At the key already, or past it (seeks only move forward): its first val.
+            return self.rewind_vals(s);
+        }
         if c == chunks.len() {
-            // Past the last key: exhausted at the end of the last chunk.
-            if self.chunk + 1 < chunks.len() {
-                self.goto(s, chunks.len() - 1);
-            }
-            self.inner.step_past_end(self.current(s));
-            self.key_chunk = self.chunk;
+            // Past the last key.
+            self.run_out();
             return;
         }
         if c != self.chunk {
@@ -295,28 +314,14 @@ where
 mod tests {
     //! The cursor against upstream's `ChunkBatchCursor` over the same chunks: the same random
     //! moves, the same answers after each, on batches cut anywhere (keys and `(key, val)`s
-    //! straddling one or several chunks), rows and columnar bodies, fixed-width and wide
-    //! (fence-less) vals.
+    //! straddling one or several chunks), each chunk rows or columnar, with fixed-width vals
+    //! (read by value, cached) and string vals of mixed widths (some too wide to keep as
+    //! fences).
 
     use differential_dataflow::trace::chunk::ChunkBatch;
     use proptest::prelude::*;
 
     use super::*;
-
-    /// Sorted, consolidated records with few keys and vals, so groups straddle chunks; vals
-    /// are `val_width` bytes wide (over 256 leaves them out of the fences).
-    fn records(groups: &[(u8, u8, u8)], val_width: usize) -> Vec<((u64, String), u64, isize)> {
-        let mut out: Vec<_> = groups
-            .iter()
-            .map(|&(k, v, t)| {
-                let val = format!("{v:0width$}", width = val_width);
-                ((u64::from(k), val), u64::from(t), 1isize)
-            })
-            .collect();
-        out.sort();
-        out.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-        out
-    }
 
     #[derive(Clone, Debug)]
     enum Move {
@@ -334,7 +339,7 @@ mod tests {
                 4 => Just(Move::StepKey),
                 6 => Just(Move::StepVal),
                 2 => (0u8..12).prop_map(Move::SeekKey),
-                2 => (0u8..12).prop_map(Move::SeekVal),
+                2 => (0u8..8).prop_map(Move::SeekVal),
                 1 => Just(Move::RewindVals),
                 1 => Just(Move::RewindKeys),
             ],
@@ -342,24 +347,29 @@ mod tests {
         )
     }
 
-    type Observed = (Option<u64>, Option<String>, Vec<(u64, isize)>);
-
     /// Where a cursor stands: its key, its val, and the val's times.
-    fn observe<C>(cursor: &mut C, s: &C::Storage) -> Observed
+    type Observed<V> = (Option<u64>, Option<V>, Vec<(u64, isize)>);
+
+    fn observe<V, C>(cursor: &mut C, s: &C::Storage) -> Observed<V>
     where
-        C: for<'a> Cursor<Key<'a> = u64, Val<'a> = &'a str, TimeGat<'a> = u64, DiffGat<'a> = isize>,
+        C: for<'a> Cursor<Key<'a> = u64, ValOwn = V, TimeGat<'a> = u64, DiffGat<'a> = isize>,
     {
         let key = cursor.get_key(s);
-        let val = cursor.get_val(s).map(str::to_owned);
+        let val = cursor.get_val(s).map(C::owned_val);
         let mut times = Vec::new();
         cursor.map_times(s, |t, r| times.push((t, r)));
         (key, val, times)
     }
 
-    /// Applies `step` to `cursor` (seeks only forward, as operators seek).
-    fn apply<C>(cursor: &mut C, s: &C::Storage, step: &Move, width: usize)
-    where
-        C: for<'a> Cursor<Key<'a> = u64, Val<'a> = &'a str, TimeGat<'a> = u64, DiffGat<'a> = isize>,
+    /// Applies `step` to `cursor`, with `val_of` naming vals; seeks only forward, as
+    /// operators seek (upstream's cursor also seeks backward; ours stays, by design).
+    fn apply<V: PagedData, C>(
+        cursor: &mut C,
+        s: &C::Storage,
+        step: &Move,
+        val_of: &impl Fn(u8) -> V,
+    ) where
+        C: for<'a> Cursor<Key<'a> = u64, Val<'a> = V::Item<'a>>,
     {
         match *step {
             Move::StepKey => cursor.step_key(s),
@@ -370,9 +380,9 @@ mod tests {
                 }
             }
             Move::SeekVal(v) => {
-                let v = format!("{v:0width$}");
-                if cursor.get_val(s).is_some_and(|at| at <= v.as_str()) {
-                    cursor.seek_val(s, &v);
+                let v = val_of(v);
+                if cursor.get_val(s).is_some_and(|at| at <= v.item()) {
+                    cursor.seek_val(s, v.item());
                 }
             }
             Move::RewindVals => cursor.rewind_vals(s),
@@ -380,47 +390,145 @@ mod tests {
         }
     }
 
+    /// Sorted, consolidated records from `(key, val, time)` triples (few keys and vals, so
+    /// groups straddle chunks), cut into chunks of the `cuts` sizes, each columnar or rows as
+    /// its flag says; then our cursor and upstream's make `moves` and must agree after each,
+    /// and ours walks every record once, in order.
+    fn agree<V: PagedData + std::fmt::Debug>(
+        groups: &[(u8, u8, u8)],
+        cuts: &[(usize, bool)],
+        moves: &[Move],
+        val_of: impl Fn(u8) -> V,
+    ) -> Result<(), TestCaseError> {
+        let mut records: Vec<_> = groups
+            .iter()
+            .map(|&(k, v, t)| ((u64::from(k), val_of(v)), u64::from(t), 1isize))
+            .collect();
+        records.sort();
+        records.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        let mut chunks = Vec::new();
+        let (mut at, mut cut) = (0, cuts.iter().cycle());
+        while at < records.len() {
+            let &(size, columnar) = cut.next().expect("cuts are not empty");
+            let end = (at + size).min(records.len());
+            let chunk = PagedChunk::from_records(records[at..end].to_vec());
+            chunks.push(if columnar { chunk.packed() } else { chunk });
+            at = end;
+        }
+        let ours = PagedBatch::new(chunks.clone());
+        let theirs = ChunkBatch::new(chunks);
+        let (mut a, mut b) = (ours.cursor(), theirs.cursor());
+        prop_assert_eq!(observe(&mut a, &ours), observe(&mut b, &theirs));
+        for step in moves {
+            apply(&mut a, &ours, step, &val_of);
+            apply(&mut b, &theirs, step, &val_of);
+            prop_assert_eq!(
+                observe(&mut a, &ours),
+                observe(&mut b, &theirs),
+                "after {:?}",
+                step
+            );
+        }
+        let mut walked = Vec::new();
+        a.rewind_keys(&ours);
+        while let Some(k) = a.get_key(&ours) {
+            while let Some(v) = a.get_val(&ours) {
+                a.map_times(&ours, |t, r| walked.push(((k, V::into_owned(v)), t, r)));
+                a.step_val(&ours);
+            }
+            a.step_key(&ours);
+        }
+        prop_assert_eq!(walked, records);
+        Ok(())
+    }
+
+    fn groups() -> impl Strategy<Value = Vec<(u8, u8, u8)>> {
+        prop::collection::vec((0u8..10, 0u8..6, 0u8..4), 1..120)
+    }
+
+    fn cuts() -> impl Strategy<Value = Vec<(usize, bool)>> {
+        prop::collection::vec((1usize..9, any::<bool>()), 1..40)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
+        /// String vals, each 3 or 300 bytes as `wide` says (300 is over the fence width).
         #[test]
         fn answers_as_upstreams_batch_cursor(
-            groups in prop::collection::vec((0u8..10, 0u8..6, 0u8..4), 1..120),
-            cuts in prop::collection::vec(1usize..9, 1..40),
-            wide in any::<bool>(),
-            columnar in any::<bool>(),
-            moves in moves(),
+            groups in groups(), cuts in cuts(), wide in any::<u8>(), moves in moves(),
         ) {
-            let width = if wide { 300 } else { 3 };
-            let records = records(&groups, width);
-            let mut chunks = Vec::new();
-            let (mut at, mut cut) = (0, cuts.iter().cycle());
-            while at < records.len() {
-                let end = (at + cut.next().unwrap()).min(records.len());
-                let chunk = PagedChunk::from_records(records[at..end].to_vec());
-                chunks.push(if columnar { chunk.packed() } else { chunk });
-                at = end;
-            }
-            let ours = PagedBatch::new(chunks.clone());
-            let theirs = ChunkBatch::new(chunks);
-            let (mut a, mut b) = (ours.cursor(), theirs.cursor());
-            prop_assert_eq!(observe(&mut a, &ours), observe(&mut b, &theirs));
-            for step in &moves {
-                apply(&mut a, &ours, step, width);
-                apply(&mut b, &theirs, step, width);
-                prop_assert_eq!(observe(&mut a, &ours), observe(&mut b, &theirs), "after {:?}", step);
-            }
-            // And a full walk reads every record once, in order.
-            let mut walked = Vec::new();
-            a.rewind_keys(&ours);
-            while let Some(k) = a.get_key(&ours) {
-                while let Some(v) = a.get_val(&ours) {
-                    a.map_times(&ours, |t, r| walked.push(((k, v.to_owned()), t, r)));
-                    a.step_val(&ours);
-                }
-                a.step_key(&ours);
-            }
-            prop_assert_eq!(walked, records);
+            let val_of = |v: u8| {
+                let width = if wide >> v & 1 == 1 { 300 } else { 3 };
+                format!("{v}{}", "0".repeat(width - 1))
+            };
+            agree(&groups, &cuts, &moves, val_of)?;
         }
+
+        /// `u64` vals: read by value, cached by the chunk cursor, one record per val.
+        #[test]
+        fn answers_as_upstreams_batch_cursor_by_value(
+            groups in groups(), cuts in cuts(), moves in moves(),
+        ) {
+            agree(&groups, &cuts, &moves, u64::from)?;
+        }
+    }
+
+    #[test]
+    fn a_pair_straddling_a_rows_and_a_columnar_chunk_is_read_once() {
+        // A rows chunk keeps every fence val; a columnar one only those of at most 256 bytes.
+        let wide = "x".repeat(300);
+        let rows = PagedChunk::from_records(vec![((1u64, wide.clone()), 0u64, 1isize)]);
+        let packed = PagedChunk::from_records(vec![((1u64, wide.clone()), 1u64, 1isize)]).packed();
+        let batch = PagedBatch::new(vec![rows, packed]);
+        let mut cursor = batch.cursor();
+        let mut times = Vec::new();
+        cursor.map_times(&batch, |t, r| times.push((t, r)));
+        assert_eq!(times, vec![(0, 1), (1, 1)]);
+        cursor.step_val(&batch);
+        assert!(!cursor.val_valid(&batch));
+        cursor.step_key(&batch);
+        assert!(!cursor.key_valid(&batch));
+    }
+
+    #[test]
+    fn exhausted_and_empty_cursors_stay_invalid_until_rewound() {
+        let empty = PagedBatch::<u64, u64, u64, isize>::new(Vec::new());
+        let mut cursor = empty.cursor();
+        cursor.step_key(&empty);
+        cursor.step_val(&empty);
+        cursor.seek_key(&empty, 3);
+        cursor.seek_val(&empty, 3);
+        cursor.rewind_vals(&empty);
+        cursor.rewind_keys(&empty);
+        cursor.map_times(&empty, |_, _| panic!("no times in an empty batch"));
+        assert!(!cursor.key_valid(&empty) && !cursor.val_valid(&empty));
+
+        let records =
+            |keys: std::ops::Range<u64>| keys.map(|k| ((k, k), 0u64, 1isize)).collect::<Vec<_>>();
+        let batch = PagedBatch::new(vec![
+            PagedChunk::from_records(records(0..3)),
+            PagedChunk::from_records(records(3..6)).packed(),
+        ]);
+        let mut cursor = batch.cursor();
+        cursor.seek_key(&batch, 9);
+        assert!(!cursor.key_valid(&batch) && !cursor.val_valid(&batch));
+        // Every move of an exhausted cursor keeps it exhausted.
+        cursor.seek_key(&batch, 1);
+        cursor.step_key(&batch);
+        cursor.step_val(&batch);
+        cursor.seek_val(&batch, 0);
+        cursor.rewind_vals(&batch);
+        assert_eq!(cursor.get_key(&batch), None);
+        cursor.rewind_keys(&batch);
+        assert_eq!(
+            (cursor.get_key(&batch), cursor.get_val(&batch)),
+            (Some(0), Some(0))
+        );
+        cursor.seek_key(&batch, 4);
+        assert_eq!(cursor.get_key(&batch), Some(4));
+        cursor.step_key(&batch);
+        cursor.step_key(&batch);
+        assert!(!cursor.key_valid(&batch));
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! Invariant: a batch's chunks are non-empty, sorted and consolidated as one sequence (their
 //! concatenation is the batch), and `spills[c]` says truly whether the last key (and the last
-//! `(key, val)`) of chunk `c` continues at the start of chunk `c + 1`. Both are fixed when the
-//! batch is made: batches are immutable.
+//! `(key, val)`) of chunk `c` continues at the start of chunk `c + 1`. The chunks are fixed
+//! when the batch is made (batches are immutable), and so are the flags, but for one case
+//! answered on first need and then kept: a key that continues where a fence val is too wide
+//! to keep resident, so whether the val continues too is read from the bodies.
 //!
 //! Upstream's chunk harness does trace maintenance. A [`PagedBatch`] holds differential's
 //! `ChunkBatch`, its merger ([`PagedMerger`]) drives upstream's `ChunkBatchMerger`, and its
@@ -18,6 +20,8 @@
 //! the last key or `(key, val)` of a chunk.
 
 mod cursor;
+
+use std::cell::Cell;
 
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
@@ -41,9 +45,10 @@ enum Spill {
     Key,
     /// The next chunk starts with the same `(key, val)`.
     Val,
-    /// The next chunk starts with the same key, and whether with the same val is read from the
-    /// bodies when asked: both fence vals are too wide to keep resident.
-    KeyWideVal,
+    /// The next chunk starts with the same key; whether with the same val is not known yet (a
+    /// fence val is too wide to keep resident): read from the bodies when first asked, then
+    /// `Key` or `Val`.
+    KeyMaybeVal,
 }
 
 /// A batch of a paged trace: ordered, non-empty [`PagedChunk`]s, and whether each chunk's
@@ -57,7 +62,7 @@ where
 {
     inner: ChunkBatch<PagedChunk<K, V, T, R>>,
     /// One per chunk: what continues from chunk `c` into chunk `c + 1` (`None` for the last).
-    spills: Vec<Spill>,
+    spills: Vec<Cell<Spill>>,
 }
 
 impl<K, V, T, R> PagedBatch<K, V, T, R>
@@ -77,8 +82,8 @@ where
         let chunks = &inner.chunks;
         let spills = (0..chunks.len())
             .map(|c| match chunks.get(c + 1) {
-                Some(next) => spill(&chunks[c], next),
-                None => Spill::None,
+                Some(next) => Cell::new(spill(&chunks[c], next)),
+                None => Cell::new(Spill::None),
             })
             .collect();
         PagedBatch { inner, spills }
@@ -105,9 +110,8 @@ where
     }
     match (last_val, first_val) {
         (Some(a), Some(b)) if equal::<V>(a.item(), b.item()) => Spill::Val,
-        // A kept val and a val too wide to keep have encodings of different lengths.
-        (Some(_), _) | (_, Some(_)) => Spill::Key,
-        (None, None) => Spill::KeyWideVal,
+        (Some(_), Some(_)) => Spill::Key,
+        _ => Spill::KeyMaybeVal,
     }
 }
 

@@ -356,6 +356,20 @@ where
         }
     }
 
+    /// The val of the chunk's first record (`last` false) or last one (`last` true): its
+    /// fence when kept, else read from the body (see [`PagedChunk::body_val`]).
+    #[inline(always)]
+    pub(crate) fn edge_val(&self, last: bool) -> V::Item<'_> {
+        let ((_, first, _), (_, end, _)) = self.fences();
+        match if last { end } else { first } {
+            Some(v) => v.item(),
+            // When every fence val is kept, the body is out of reach here: nothing but loads,
+            // which the compiler drops where the caller reads only the keys.
+            None if fence_vals_kept::<V>() => unreachable!("fixed-width fence vals are kept"),
+            None => self.body_val(if last { self.len_records() - 1 } else { 0 }),
+        }
+    }
+
     /// How a lookup reads this chunk: rows, a packed body, or a pooled body to pin.
     pub(crate) fn lookup_body(&self) -> LookupBody<'_, K, V, T, R> {
         match &self.0.body {

@@ -46,7 +46,7 @@ use differential_dataflow::trace::Navigable;
 use spillway_pool::PinGuard;
 use timely::progress::Timestamp;
 
-use super::body::{fence_vals_kept, ChunkBody, PagedChunk, Store};
+use super::body::{ChunkBody, PagedChunk, Store};
 use crate::data::{equal, less, PagedData};
 use crate::pager::{Pager, StableBody};
 use crate::records::gallop_index;
@@ -419,12 +419,6 @@ where
         self.val_end(s) == self.len
     }
 
-    /// Moves past the chunk's last key.
-    #[inline]
-    pub(crate) fn step_past_end(&mut self, s: &PagedChunk<K, V, T, R>) {
-        self.at_key_index(s, self.key_count(s));
-    }
-
     /// A cursor past the end of an empty chunk sequence: no key, and no chunk to read.
     pub(crate) fn exhausted() -> Self {
         Self::at_start(0)
@@ -632,20 +626,11 @@ where
         (K::Item<'_>, V::Item<'_>, T::Item<'_>),
         (K::Item<'_>, V::Item<'_>, T::Item<'_>),
     ) {
-        let ((k0, v0, t0), (k1, v1, t1)) = self.fences();
-        // When every fence val is kept, the body is out of reach here: nothing but loads,
-        // which the compiler drops where the caller reads only the keys.
-        let v0 = match v0 {
-            Some(v) => v.item(),
-            None if fence_vals_kept::<V>() => unreachable!("fixed-width fence vals are kept"),
-            None => self.body_val(0),
-        };
-        let v1 = match v1 {
-            Some(v) => v.item(),
-            None if fence_vals_kept::<V>() => unreachable!("fixed-width fence vals are kept"),
-            None => self.body_val(self.len_records() - 1),
-        };
-        ((k0.item(), v0, t0.item()), (k1.item(), v1, t1.item()))
+        let ((k0, _, t0), (k1, _, t1)) = self.fences();
+        (
+            (k0.item(), self.edge_val(false), t0.item()),
+            (k1.item(), self.edge_val(true), t1.item()),
+        )
     }
 }
 
