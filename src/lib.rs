@@ -9,7 +9,8 @@
 //!   [`ChunkHints`], [`PinGuard`], [`PoolStats`], [`LevelStats`], [`ExtentBackend`],
 //!   [`ConfigError`], [`PoolError`], and the size helpers [`parse_size`], [`format_size`].
 //! - Paged arrangements (crate `spillway-trace`, layer 3): [`Paging`], [`PagingPolicy`],
-//!   [`ArrangePaged`], [`ArrangeSelfPaged`], [`PagedSpine`], [`PagedData`] (the trait, and
+//!   [`ArrangePaged`], [`ArrangeSelfPaged`], [`PagedSpine`] (a spine of [`PagedBatch`]es, as
+//!   `batches_through` hands them out), [`PagedData`] (the trait, and
 //!   `#[derive(PagedData)]` for your own structs and enums), [`FixedWidth`], [`Seq`],
 //!   [`StableBytesReport`] (what `String`/`Vec<u8>` cursor reads keep resident),
 //!   vectored lookups ([`get_vectored`], [`for_each_update`], [`LookupStats`]) and the
@@ -64,7 +65,7 @@ pub use spillway_trace::__derive;
 pub use spillway_trace::__derive::PagedData;
 pub use spillway_trace::{
     for_each_update, get_vectored, ArrangePaged, ArrangeSelfPaged, FixedWidth, JoinVectored,
-    LookupStats, PagedSpine, Paging, PagingPolicy, Seq, StableBytesReport,
+    LookupStats, PagedBatch, PagedSpine, Paging, PagingPolicy, Seq, StableBytesReport,
 };
 pub use spillway_trace::{spine_levels, SpineLevel};
 
