@@ -26,6 +26,12 @@ use crate::chunk::{PagedChunk, PagedCursor};
 use crate::data::{equal, less, PagedData};
 use crate::records::gallop_index;
 
+/// Chunks a cursor moving on in order asks the pool to fault in beyond the next one (see
+/// `PagedBatchCursor::goto_next`): with the next, 1 MiB of 256 KiB chunks ahead. Measured
+/// on the 10M join at 32 MiB: the pool's scan 0.29 s against 0.39 s with the next chunk
+/// only (medians of 5 interleaved runs).
+const READ_AHEAD: usize = 3;
+
 /// A cursor over a [`PagedBatch`] (its `Navigable::Cursor`): see the module docs.
 ///
 /// Seeks move forward only, as `OrdValBatch`'s cursor's do: `seek_key` to a key at or below
@@ -72,6 +78,17 @@ where
         self.inner = s.chunks()[c].cursor();
     }
 
+    /// Moves to the start of the next chunk (which exists), reading on in order: asks the
+    /// pool to fault in the [`READ_AHEAD`] chunks after it (the chunk's own cursor asks for
+    /// the one right after on its first read).
+    #[inline]
+    fn goto_next(&mut self, s: &PagedBatch<K, V, T, R>) {
+        self.goto(s, self.chunk + 1);
+        for ahead in s.chunks().iter().skip(self.chunk + 2).take(READ_AHEAD) {
+            ahead.prefetch();
+        }
+    }
+
     #[inline(always)]
     fn current<'a>(&self, s: &'a PagedBatch<K, V, T, R>) -> &'a PagedChunk<K, V, T, R> {
         &s.chunks()[self.chunk]
@@ -102,7 +119,7 @@ where
             && self.inner.key_ends_chunk(chunk)
             && Self::key_spills(s, self.chunk)
         {
-            self.goto(s, self.chunk + 1);
+            self.goto_next(s);
         }
     }
 }
@@ -215,7 +232,7 @@ where
             // Past the chunk's last key: the next chunk starts with the next key, or with
             // more of the one just stepped over (then step over that too).
             let spilled = Self::key_spills(s, self.chunk);
-            self.goto(s, self.chunk + 1);
+            self.goto_next(s);
             if !spilled {
                 break;
             }
@@ -263,7 +280,7 @@ where
         }
         // Over the chunks the current pair continues into, to the last one.
         while self.inner.val_ends_chunk(chunk) && self.val_spills(s, self.chunk) {
-            self.goto(s, self.chunk + 1);
+            self.goto_next(s);
             chunk = self.current(s);
         }
         self.inner.step_val(chunk);

@@ -110,6 +110,19 @@ pub(super) fn fence_val_of<V: PagedData>(bytes: &[u8]) -> Option<V> {
     (bytes.len() <= FENCE_VAL_BYTES).then(|| V::decode(bytes))
 }
 
+/// [`PagedChunk::prefetch`] of a chunk's inner.
+fn prefetch<K, V, T, R>(chunk: &ChunkInner<K, V, T, R>) {
+    if let ChunkBody::Columnar {
+        store: Store::Pool(handle),
+        ..
+    } = &chunk.body
+    {
+        if chunk.stable.get().is_none() {
+            handle.prefetch();
+        }
+    }
+}
+
 /// Where a columnar body's bytes are.
 pub(super) enum Store {
     /// An exact-size heap buffer that lives as long as the chunk (*packed*).
@@ -185,18 +198,15 @@ impl<K, V, T, R> PagedChunk<K, V, T, R> {
 
     /// Asks the pool to fault in the chunk sealed after this one, if it is pooled.
     pub(super) fn prefetch_next(&self) {
-        let Some(next) = self.0.next.get().and_then(Weak::upgrade) else {
-            return;
-        };
-        if let ChunkBody::Columnar {
-            store: Store::Pool(handle),
-            ..
-        } = &next.body
-        {
-            if next.stable.get().is_none() {
-                handle.prefetch();
-            }
+        if let Some(next) = self.0.next.get().and_then(Weak::upgrade) {
+            prefetch(&next);
         }
+    }
+
+    /// Asks the pool to fault this chunk in, if it is pooled (and evicted: else the pool
+    /// ignores the hint) and not read from stable bytes.
+    pub(crate) fn prefetch(&self) {
+        prefetch(&self.0);
     }
 
     /// An empty chunk that pages with `paging` once it is filled and sealed. Chunks made by

@@ -229,6 +229,36 @@ fn finding3_batch_cursor_construction_faults_in_first_chunk() {
     );
 }
 
+/// A batch cursor moving on in order asks the pool for the chunks ahead of the one it enters:
+/// the next one (on the chunk's first read) and three beyond it (on entering it), so a scan
+/// of evicted chunks overlaps their reads with its own work.
+#[test]
+fn a_scan_reads_ahead_of_the_chunk_it_enters() {
+    let pool = pool(64 << 20);
+    let batch = shipped_batch(&pool, 0, 8);
+    let pooled: Vec<C> = batch
+        .chunks()
+        .iter()
+        .filter(|c| c.is_pooled())
+        .cloned()
+        .collect();
+    assert!(pooled.len() >= 6, "{} pooled chunks", pooled.len());
+    let batch = PagedBatch::new(pooled);
+    pool.evict_to(0);
+    pool.quiesce();
+    let before = pool.stats().prefetches;
+    let mut cursor = batch.cursor();
+    // Keys are distinct: one step a record, through chunk 0 and into chunk 1.
+    for _ in 0..Chunk::len(&batch.chunks()[0]) {
+        cursor.key(&batch);
+        cursor.step_key(&batch);
+    }
+    assert_eq!(cursor.key(&batch), Chunk::len(&batch.chunks()[0]) as u64);
+    // Chunk 1 (chunk 0's first read), chunks 3 to 5 (entering chunk 1), chunk 2 (chunk 1's
+    // first read).
+    assert_eq!(pool.stats().prefetches - before, 5);
+}
+
 // ------------------------------------------------------------------------------------------
 // SANITY (question 1): one-chunk-per-input `merge` is a valid `Chunk::merge` — it merges
 // through min(last of the two head chunks) (at or below the deque horizon), consumes at least
