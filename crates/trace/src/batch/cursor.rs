@@ -96,7 +96,7 @@ where
 
     /// Whether the current `(key, val)`, the last of chunk `c`, continues into chunk `c + 1`.
     #[inline(always)]
-    fn val_spills(&self, s: &PagedBatch<K, V, T, R>, c: usize) -> bool {
+    fn val_spills(s: &PagedBatch<K, V, T, R>, c: usize) -> bool {
         match s.spills[c].get() {
             Spill::Val => true,
             Spill::KeyMaybeVal => wide_val_spills(s, c),
@@ -206,7 +206,7 @@ where
         // The pair's times continue at the start of the chunks it spills into (it spills
         // on from one only if it fills it).
         let (mut c, mut ends) = (self.chunk, self.inner.val_ends_chunk(chunk));
-        while ends && self.val_spills(s, c) {
+        while ends && Self::val_spills(s, c) {
             c += 1;
             let next = &s.chunks()[c];
             let mut cursor = next.cursor();
@@ -279,7 +279,7 @@ where
             return;
         }
         // Over the chunks the current pair continues into, to the last one.
-        while self.inner.val_ends_chunk(chunk) && self.val_spills(s, self.chunk) {
+        while self.inner.val_ends_chunk(chunk) && Self::val_spills(s, self.chunk) {
             self.goto_next(s);
             chunk = self.current(s);
         }

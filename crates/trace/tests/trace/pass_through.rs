@@ -58,6 +58,14 @@ fn shipped_batch(pool: &Pool, base: u64, chunks: usize) -> PagedBatch<u64, u64, 
     batch.expect("a batch")
 }
 
+/// The pooled chunks of a batch of `chunks` full chunks shipped by a paged batcher, as a
+/// batch of their own (as spine-merge outputs are: every chunk pooled).
+fn pooled_batch(pool: &Pool, chunks: usize) -> PagedBatch<u64, u64, u64, isize> {
+    let batch = shipped_batch(pool, 0, chunks);
+    let pooled = batch.chunks().iter().filter(|c| c.is_pooled()).cloned();
+    PagedBatch::new(pooled.collect())
+}
+
 fn resident(upds: &[Upd]) -> C {
     let mut c = C::default();
     for u in upds {
@@ -205,16 +213,8 @@ fn finding2_shipped_batch_heads_stay_resident() {
 #[test]
 fn finding3_batch_cursor_construction_faults_in_first_chunk() {
     let pool = pool(64 << 20);
-    let batch = shipped_batch(&pool, 0, 8);
-    // A batch of pooled chunks only (as spine-merge outputs are).
-    let pooled: Vec<C> = batch
-        .chunks()
-        .iter()
-        .filter(|c| c.is_pooled())
-        .cloned()
-        .collect();
-    assert!(pooled.len() >= 2);
-    let batch = PagedBatch::new(pooled);
+    let batch = pooled_batch(&pool, 8);
+    assert!(batch.chunks().len() >= 2);
     pool.evict_to(0);
     pool.quiesce();
     let before = pool.stats();
@@ -235,15 +235,12 @@ fn finding3_batch_cursor_construction_faults_in_first_chunk() {
 #[test]
 fn a_scan_reads_ahead_of_the_chunk_it_enters() {
     let pool = pool(64 << 20);
-    let batch = shipped_batch(&pool, 0, 8);
-    let pooled: Vec<C> = batch
-        .chunks()
-        .iter()
-        .filter(|c| c.is_pooled())
-        .cloned()
-        .collect();
-    assert!(pooled.len() >= 6, "{} pooled chunks", pooled.len());
-    let batch = PagedBatch::new(pooled);
+    let batch = pooled_batch(&pool, 8);
+    assert!(
+        batch.chunks().len() >= 6,
+        "{} pooled chunks",
+        batch.chunks().len()
+    );
     pool.evict_to(0);
     pool.quiesce();
     let before = pool.stats().prefetches;
