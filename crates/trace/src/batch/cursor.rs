@@ -13,7 +13,9 @@
 //! that one (its group runs to the chunk's end, a comparison of two known positions);
 //! elsewhere a step is the chunk cursor's step. Seeks gallop over the chunks' resident last
 //! keys from the current chunk (seeks move forward, as differential's cursors are used), and
-//! read a chunk's body only when the key sought may be in it.
+//! read a chunk's body only when the key sought may be in it. A cursor that moves on to the
+//! next chunk asks the pool to fault in the few after it, so a scan of evicted chunks
+//! overlaps their reads with its own work.
 
 use differential_dataflow::difference::Semigroup;
 use differential_dataflow::lattice::Lattice;
