@@ -115,23 +115,6 @@ where
     }
 }
 
-impl<K, V, T, R> Clone for PagedBatch<K, V, T, R>
-where
-    K: PagedData,
-    V: PagedData,
-    T: PagedData + Lattice + Timestamp,
-    R: PagedData + Semigroup,
-{
-    fn clone(&self) -> Self {
-        PagedBatch {
-            inner: ChunkBatch {
-                chunks: self.inner.chunks.clone(),
-            },
-            spills: self.spills.clone(),
-        }
-    }
-}
-
 impl<K, V, T, R> SpineBatch for PagedBatch<K, V, T, R>
 where
     K: PagedData,

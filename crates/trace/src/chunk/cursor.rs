@@ -615,9 +615,10 @@ where
     T: PagedData + Lattice + Timestamp,
     R: PagedData + Semigroup,
 {
-    /// Resident fences: cheap enough to inline (upstream's batch cursor calls this two or
-    /// three times per `(key, val)` of a scan; ours, once per boundary); only a fence val too
-    /// wide to keep resident is read from the body.
+    /// Resident fences: cheap enough to inline (upstream's `ChunkBatchCursor`, which the
+    /// tests compare ours against, calls this two or three times per `(key, val)` of a
+    /// scan; our batch finds its spill flags from `fences` once); only a fence val too wide
+    /// to keep resident is read from the body.
     #[allow(clippy::type_complexity)]
     #[inline(always)]
     fn bounds(
